@@ -1,0 +1,71 @@
+# Make targets for the churn platform. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+# Bytecode caching makes each Python start-up several times faster (feast, airflow, evidently).
+export PYTHONDONTWRITEBYTECODE :=
+# Airflow, MLflow and BentoML phone home by default; nothing here needs it.
+export DO_NOT_TRACK := 1
+export BENTOML_DO_NOT_TRACK := true
+export MLFLOW_ENABLE_TELEMETRY := false
+
+.PHONY: help venv lock demo test test-fast lint format airflow airflow-stop serve mlflow-ui feast-config clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip -q
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install -q uv==$(UV_VERSION)
+	$(BIN)/uv pip install --python $(BIN)/python -q -r requirements.txt
+	$(BIN)/uv pip install --python $(BIN)/python -q --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv and install the pinned lock (requirements.txt)
+
+lock: ## Re-pin requirements.txt from pyproject.toml with uv pip compile
+	@test -x $(BIN)/uv || (test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)) && $(BIN)/python -m pip install -q uv==$(UV_VERSION)
+	$(BIN)/uv pip compile --python-version 3.11 pyproject.toml --extra dev -o requirements.txt
+
+demo: $(STAMP) ## Run the whole loop through the real DAGs and print a summary
+	$(BIN)/churn demo
+
+test: $(STAMP) ## Run the whole test suite (slow end-to-end tests included)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) ## Run the tests not marked slow
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## ruff format and autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+feast-config: $(STAMP) ## Render feature_repo/feature_store.yaml from settings (for the feast CLI)
+	$(BIN)/churn feast-config
+
+airflow: $(STAMP) ## Start Airflow 3 (UI on 127.0.0.1:8080) with this project's DAGs
+	$(BIN)/churn airflow start
+
+airflow-stop: $(STAMP) ## Stop every Airflow process started by `make airflow`
+	$(BIN)/churn airflow stop
+
+serve: $(STAMP) ## Serve the champion model with BentoML on 127.0.0.1:3000
+	$(BIN)/churn serve
+
+mlflow-ui: $(STAMP) ## Open the MLflow UI on 127.0.0.1:5000 over the project's tracking store
+	$(BIN)/churn mlflow-ui
+
+clean: ## Remove all state (.state/), caches and the virtualenv
+	rm -rf .state .pytest_cache .ruff_cache feature_repo/feature_store.yaml
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
+	rm -rf $(VENV)

@@ -1,0 +1,69 @@
+"""
+### training_pipeline
+
+**training set** (labels joined point-in-time to `customer_features_v1` by Feast) ->
+**train** (scikit-learn, logged to MLflow with metrics, signature, dataset input and
+lineage tags) -> **register** (`customer_churn_model`, alias `challenger`) -> **gate**
+(alias `champion` moves only if the new version beats the champion's F1 on the same
+holdout; the decision and reason are written on the version).
+
+Triggered by `monitoring` when drift is significant, or by hand from the UI.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(
+    dag_id="training_pipeline",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["churn", "training", "mlflow", "feast"],
+    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": timedelta(seconds=30)},
+)
+def training_pipeline():
+    @task
+    def build_training_set(run_id: str | None = None) -> dict:
+        from feature_repo.settings import get_settings
+        from models.training import build_training_set
+
+        return build_training_set(get_settings(), run_name=_safe(run_id))
+
+    @task
+    def train(training_set: dict, run_id: str | None = None) -> dict:
+        from feature_repo.settings import get_settings
+        from models.training import train_and_log
+
+        return train_and_log(training_set, get_settings(), dag_run_id=run_id or "manual")
+
+    @task
+    def register(trained: dict) -> dict:
+        from feature_repo.settings import get_settings
+        from models.registry import register_model
+
+        return register_model(trained, get_settings())
+
+    @task
+    def gate(registered: dict, training_set: dict) -> dict:
+        from feature_repo.settings import get_settings
+        from models.registry import gate
+
+        return gate(registered["version"], training_set["holdout_path"], get_settings())
+
+    training_set = build_training_set()
+    gate(register(train(training_set)), training_set)
+
+
+def _safe(run_id: str | None) -> str:
+    """A folder name from a DAG run id."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in (run_id or "manual"))
+
+
+training_pipeline()

@@ -1,0 +1,447 @@
+"""Validate a raw order-events batch with Great Expectations before it enters the lake.
+
+``validate_raw_orders(batch, settings, batch_name)`` runs the committed suite
+``expectations/suites/raw_orders.json`` through a GX Checkpoint on a file-mode context rooted
+at ``settings.gx_dir`` (validation results and Data Docs live there). A passing batch returns a
+:class:`ValidationReport`; a failing one is written to
+``settings.quarantine_dir/<suite>/<batch_name>-<UTC time>/`` (``batch.parquet`` and
+``report.json``) and :class:`BatchRejected` is raised, whose message names every failing
+expectation and its column.
+
+Design notes:
+
+* "Not in the future" depends on the clock, so the committed suite bounds ``order_timestamp``
+  with the suite parameter ``{"$PARAMETER": "validation_time_utc"}`` and each run passes the
+  validation time through ``checkpoint.run(expectation_parameters=...)``. The stored suite
+  never changes at run time (no per-run copy written to the store, no race between processes)
+  and, unlike ``expect_column_max_to_be_between``, the failure counts and shows every
+  offending row.
+* A structurally broken batch (missing column, wrong dtype) does not crash: GX catches the
+  error of each expectation it cannot evaluate, marks it failed, and the report says why.
+* Great Expectations is imported lazily and the context is created on first use, then kept
+  for the process (``get_context`` and the suite/checkpoint set-up are the slow part); the
+  suite JSON is re-read on every call and re-registered when it changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from great_expectations.checkpoint import Checkpoint
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationValidationResult,
+    )
+    from great_expectations.data_context import AbstractDataContext
+
+    from feature_repo.settings import Settings
+
+SUITES_DIR = Path(__file__).resolve().parent / "suites"
+RAW_ORDERS_SUITE = "raw_orders"
+VALIDATION_TIME_PARAMETER = "validation_time_utc"
+DATA_SOURCE_NAME = "churn_batches"
+BATCH_DEFINITION_NAME = "whole_dataframe"
+SHOWN_VALUES = 5  # unexpected values quoted per failed expectation
+_MAX_CACHED_CONTEXTS = 8
+
+
+# --- reports -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FailedExpectation:
+    """One expectation the batch did not meet (or that could not be evaluated on it)."""
+
+    expectation: str
+    column: str | None
+    details: str
+
+    def line(self) -> str:
+        where = f"column {self.column!r}" if self.column is not None else "table"
+        return f"{self.expectation} on {where}: {self.details}"
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """Outcome of validating one batch against one suite."""
+
+    suite: str
+    batch_name: str
+    success: bool
+    failures: tuple[FailedExpectation, ...]
+    result_path: Path | None
+    data_docs_path: Path | None = None
+    evaluated: int = 0
+    row_count: int | None = None
+    validated_at: datetime | None = None
+
+    def summary(self) -> str:
+        rows = "?" if self.row_count is None else f"{self.row_count:,}"
+        head = f"batch {self.batch_name!r} ({rows} rows) against suite {self.suite!r}"
+        if self.success:
+            lines = [f"PASSED {head}: all {self.evaluated} expectations met."]
+        else:
+            lines = [
+                f"REJECTED {head}: {len(self.failures)} of {self.evaluated} expectations failed:"
+            ]
+            lines += [f"  - {failure.line()}" for failure in self.failures]
+        if self.result_path is not None:
+            lines.append(f"GX validation result: {self.result_path}")
+        if self.data_docs_path is not None:
+            lines.append(f"Data Docs: {self.data_docs_path}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "batch_name": self.batch_name,
+            "success": self.success,
+            "evaluated": self.evaluated,
+            "row_count": self.row_count,
+            "validated_at": self.validated_at.isoformat() if self.validated_at else None,
+            "failures": [
+                {"expectation": f.expectation, "column": f.column, "details": f.details}
+                for f in self.failures
+            ],
+            "result_path": str(self.result_path) if self.result_path else None,
+            "data_docs_path": str(self.data_docs_path) if self.data_docs_path else None,
+        }
+
+
+class BatchRejected(Exception):
+    """The batch failed its suite; it was quarantined at :attr:`quarantine_path`."""
+
+    def __init__(self, report: ValidationReport, quarantine_path: Path) -> None:
+        super().__init__(f"{report.summary()}\nQuarantined in: {quarantine_path}")
+        self.report = report
+        self.quarantine_path = quarantine_path
+
+
+# --- public entry point --------------------------------------------------------------------------
+def validate_raw_orders(
+    batch: pd.DataFrame, settings: Settings, batch_name: str
+) -> ValidationReport:
+    """Validate one raw order-events batch; return the report or raise :class:`BatchRejected`.
+
+    ``batch_name`` names the batch in results, Data Docs and the quarantine folder (characters
+    other than letters, digits, ``.``, ``_`` and ``-`` become ``_`` in paths).
+    """
+    validated_at = datetime.now(UTC)
+    return _validate(
+        batch,
+        settings,
+        suite_name=RAW_ORDERS_SUITE,
+        batch_name=batch_name,
+        validated_at=validated_at,
+        expectation_parameters={VALIDATION_TIME_PARAMETER: validated_at.isoformat()},
+    )
+
+
+def clear_context_cache() -> None:
+    """Forget the Great Expectations contexts kept for this process."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+# --- validation ----------------------------------------------------------------------------------
+def _validate(
+    batch: pd.DataFrame,
+    settings: Settings,
+    *,
+    suite_name: str,
+    batch_name: str,
+    validated_at: datetime,
+    expectation_parameters: dict[str, Any],
+) -> ValidationReport:
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    if not isinstance(batch, pd.DataFrame):
+        raise TypeError(f"batch must be a pandas DataFrame, not {type(batch).__name__}")
+    safe_name = _safe_name(batch_name)
+
+    runtime = _runtime(settings.gx_dir)
+    with runtime.lock:
+        checkpoint = runtime.checkpoint(suite_name)
+        result = checkpoint.run(
+            batch_parameters={"dataframe": batch},
+            expectation_parameters=expectation_parameters,
+            run_id=RunIdentifier(run_name=safe_name, run_time=validated_at),
+        )
+        ((result_id, validation_result),) = result.run_results.items()
+        sites = runtime.context.build_data_docs(resource_identifiers=[result_id])
+        result_path = _result_file(runtime.context, result_id)
+
+    failures = tuple(
+        sorted(
+            (
+                _describe_failure(res, batch.columns)
+                for res in validation_result.results
+                if not res.success
+            ),
+            key=lambda f: (f.column is not None, str(f.column), f.expectation),
+        )
+    )
+    report = ValidationReport(
+        suite=suite_name,
+        batch_name=batch_name,
+        success=bool(validation_result.success) and not failures,
+        failures=failures,
+        result_path=result_path,
+        data_docs_path=_docs_index(sites),
+        evaluated=len(validation_result.results),
+        row_count=len(batch),
+        validated_at=validated_at,
+    )
+    if report.success:
+        return report
+    folder = settings.quarantine_dir / suite_name / f"{safe_name}-{validated_at:%Y%m%dT%H%M%S.%fZ}"
+    _quarantine(batch, report, validation_result.to_json_dict(), folder)
+    raise BatchRejected(report, folder)
+
+
+def _safe_name(batch_name: str) -> str:
+    if not isinstance(batch_name, str) or not batch_name.strip():
+        raise ValueError("batch_name must be a non-empty string")
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", batch_name.strip()).strip("._") or "batch"
+
+
+def _result_file(context: AbstractDataContext, result_id: Any) -> Path | None:
+    backend = context.validation_results_store.store_backend
+    try:
+        url = backend.get_url_for_key(result_id.to_tuple())
+    except Exception:  # a store without files (e.g. in memory) has no path to show
+        return None
+    path = Path(unquote(urlsplit(url).path))
+    return path if path.exists() else None
+
+
+def _docs_index(sites: dict[str, str]) -> Path | None:
+    url = sites.get("local_site") or next(iter(sites.values()), None)
+    if not url:
+        return None
+    path = Path(unquote(urlsplit(url).path))
+    return path if path.exists() else None
+
+
+# --- readable failures ---------------------------------------------------------------------------
+def _describe_failure(
+    res: ExpectationValidationResult, batch_columns: pd.Index
+) -> FailedExpectation:
+    config = res.expectation_config
+    kwargs = dict(config.kwargs) if config is not None else {}
+    name = config.type if config is not None else "unknown expectation"
+    column = kwargs.get("column")
+    errors = _exception_messages(res.exception_info)
+    if errors:
+        if column is not None and column not in batch_columns:
+            observed = f"not evaluated: column {column!r} is not in the batch"
+        else:
+            observed = f"not evaluated: {errors[0]}"
+    else:
+        observed = _observed(name, res.result or {})
+    expected = _expected(name, kwargs)
+    details = f"{expected}; {observed}" if expected else observed
+    return FailedExpectation(expectation=name, column=column, details=details)
+
+
+def _exception_messages(info: Any) -> list[str]:
+    """GX reports errors either flat or keyed by the metric that raised them."""
+    if not isinstance(info, dict) or not info:
+        return []
+    items = [info] if "exception_message" in info or "raised_exception" in info else info.values()
+    messages = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        message = item.get("exception_message")
+        if message or item.get("raised_exception"):
+            text = str(message or "unknown error").strip().splitlines()
+            messages.append(_clip(text[-1] if text else "unknown error", 200))
+    return messages
+
+
+def _expected(name: str, kwargs: dict[str, Any]) -> str:
+    if name == "expect_table_columns_to_match_set":
+        exact = "exactly " if kwargs.get("exact_match", True) else "at least "
+        return f"expected {exact}the columns {sorted(kwargs.get('column_set') or [])}"
+    if name == "expect_table_column_count_to_equal":
+        return f"expected {kwargs.get('value')} columns"
+    if name.endswith("_to_be_between"):
+        bounds = []
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        if low is not None:
+            bounds.append(f"{'>' if kwargs.get('strict_min') else '>='} {low}")
+        if high is not None:
+            bounds.append(f"{'<' if kwargs.get('strict_max') else '<='} {high}")
+        what = name.removeprefix("expect_").split("_to_be_between")[0].replace("_", " ")
+        return f"expected {what} {' and '.join(bounds)}"
+    if name == "expect_column_values_to_be_of_type":
+        return f"expected type {kwargs.get('type_')!r}"
+    if name == "expect_column_values_to_be_in_type_list":
+        return f"expected one of the types {kwargs.get('type_list')}"
+    if name == "expect_column_values_to_be_in_set":
+        return f"expected values in {sorted(kwargs.get('value_set') or [], key=str)}"
+    if name == "expect_column_values_to_not_be_null":
+        return "expected no nulls"
+    if name == "expect_column_values_to_be_unique":
+        return "expected unique values"
+    shown = {k: v for k, v in kwargs.items() if k not in {"column", "batch_id"}}
+    return f"expected {shown}" if shown else ""
+
+
+def _observed(name: str, result: dict[str, Any]) -> str:
+    mismatched = (result.get("details") or {}).get("mismatched")
+    if isinstance(mismatched, dict) and mismatched:
+        parts = [f"{key} {sorted(map(str, value))}" for key, value in mismatched.items() if value]
+        return "; ".join(parts)
+    if "unexpected_count" in result:
+        count, total = result.get("unexpected_count") or 0, result.get("element_count")
+        pct = result.get("unexpected_percent")
+        text = f"{count:,} of {total:,} rows unexpected" if total is not None else f"{count:,}"
+        if pct is not None:
+            text += f" ({pct:.3g}%)"
+        if name == "expect_column_values_to_not_be_null":
+            rows = (result.get("partial_unexpected_index_list") or [])[:SHOWN_VALUES]
+            return text + (f", e.g. rows {rows}" if rows else "")
+        values = (result.get("partial_unexpected_list") or [])[:SHOWN_VALUES]
+        return text + (f", e.g. {_clip(_values(values), 300)}" if values else "")
+    if "observed_value" in result:
+        return f"observed {_clip(repr(result['observed_value']), 300)}"
+    return "failed"
+
+
+def _values(values: list[Any]) -> str:
+    return "[" + ", ".join(repr(v) if isinstance(v, str) else str(v) for v in values) + "]"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- quarantine ----------------------------------------------------------------------------------
+def _quarantine(
+    batch: pd.DataFrame, report: ValidationReport, gx_result: dict[str, Any], folder: Path
+) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    batch_file = folder / "batch.parquet"
+    note = None
+    try:
+        batch.to_parquet(batch_file)
+    except Exception as exc:  # e.g. mixed types in a column or non-string labels
+        note = (
+            f"the batch could not be written as is ({type(exc).__name__}: {_clip(str(exc), 200)}); "
+            "batch.parquet holds every column as strings, labels made unique strings"
+        )
+        _stringified(batch).to_parquet(batch_file)
+    payload = {
+        "summary": report.summary(),
+        "report": report.to_dict(),
+        "quarantine_path": str(folder),
+        "batch": {
+            "file": batch_file.name,
+            "rows": len(batch),
+            "dtypes": {str(col): str(dtype) for col, dtype in batch.dtypes.items()},
+            "note": note,
+        },
+        "gx_validation_result": gx_result,
+    }
+    tmp = folder / "report.json.tmp"
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(tmp, folder / "report.json")
+
+
+def _stringified(batch: pd.DataFrame) -> pd.DataFrame:
+    labels: list[str] = []
+    for label in map(str, batch.columns):
+        unique, n = label, 1
+        while unique in labels:
+            n += 1
+            unique = f"{label}__{n}"
+        labels.append(unique)
+    return pd.DataFrame(
+        {label: batch.iloc[:, i].astype("string") for i, label in enumerate(labels)},
+        index=batch.index,
+    )
+
+
+# --- the Great Expectations context, one per gx_dir per process ---------------------------------
+@dataclass
+class _Runtime:
+    context: AbstractDataContext
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
+    _suite_texts: dict[str, str] = field(default_factory=dict)
+
+    def checkpoint(self, suite_name: str) -> Checkpoint:
+        """The suite's checkpoint, (re-)registered when the committed JSON changed."""
+        text = (SUITES_DIR / f"{suite_name}.json").read_text()
+        if self._suite_texts.get(suite_name) != text:
+            self._checkpoints[suite_name] = _register(self.context, suite_name, json.loads(text))
+            self._suite_texts[suite_name] = text
+        return self._checkpoints[suite_name]
+
+
+_CACHE: OrderedDict[Path, _Runtime] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def _runtime(gx_dir: Path) -> _Runtime:
+    with _CACHE_LOCK:
+        runtime = _CACHE.get(gx_dir)
+        if runtime is None or not (gx_dir / "great_expectations.yml").is_file():
+            runtime = _Runtime(context=_open_context(gx_dir))
+            _CACHE[gx_dir] = runtime
+        _CACHE.move_to_end(gx_dir)
+        while len(_CACHE) > _MAX_CACHED_CONTEXTS:
+            _CACHE.popitem(last=False)
+        return runtime
+
+
+def _open_context(gx_dir: Path) -> AbstractDataContext:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="file", context_root_dir=gx_dir)
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    context.variables.analytics_enabled = False
+    context.variables.save()
+    return context
+
+
+def _register(context: AbstractDataContext, suite_name: str, suite_dict: dict) -> Checkpoint:
+    """Add or update the suite, its dataframe asset, validation definition and checkpoint."""
+    import great_expectations as gx
+
+    suite = context.suites.add_or_update(gx.ExpectationSuite(**suite_dict))
+    if DATA_SOURCE_NAME in context.data_sources.all():
+        source = context.data_sources.get(DATA_SOURCE_NAME)
+    else:  # not add_or_update_pandas: it would drop the assets of other suites
+        source = context.data_sources.add_pandas(DATA_SOURCE_NAME)
+    if suite_name in source.get_asset_names():
+        asset = source.get_asset(suite_name)
+    else:
+        asset = source.add_dataframe_asset(suite_name)
+    if BATCH_DEFINITION_NAME in {bd.name for bd in asset.batch_definitions}:
+        batch_definition = asset.get_batch_definition(BATCH_DEFINITION_NAME)
+    else:
+        batch_definition = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION_NAME)
+    validation = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=suite_name, data=batch_definition, suite=suite)
+    )
+    return context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=suite_name,
+            validation_definitions=[validation],
+            actions=[],  # Data Docs are built by _validate, for this result only
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": SHOWN_VALUES},
+        )
+    )

@@ -1,0 +1,21 @@
+"""Preparing the optional PostgreSQL back end (one database per tool)."""
+
+from __future__ import annotations
+
+from feature_repo.settings import Settings
+
+
+def ensure_postgres_database(settings: Settings, database: str) -> None:
+    """Create ``database`` on the configured PostgreSQL server when it does not exist."""
+    import psycopg2
+    from psycopg2 import sql
+
+    conn = psycopg2.connect(settings.postgres_database_url("postgres"))
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+            if cur.fetchone() is None:
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    finally:
+        conn.close()

@@ -1,0 +1,141 @@
+"""The feature pipeline's steps: validate -> ingest -> compute features -> materialize.
+
+Each function is one Airflow task of ``feature_pipeline`` and is also called by the CLI
+and the tests. They pass plain values (paths, dates, versions), never DataFrames.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from expectations.validation import BatchRejected, validate_raw_orders
+from feature_repo import delta_tables, landing
+from feature_repo.settings import Settings
+from feature_repo.store import apply_feature_definitions, get_feature_store, materialize
+from feature_repo.transforms import (
+    compute_churn_labels,
+    compute_customer_snapshots,
+    snapshot_timestamp,
+)
+
+log = logging.getLogger(__name__)
+LABEL_EVERY_DAYS = 7
+
+
+class BatchesRefused(RuntimeError):
+    """One or more landed batches failed validation; nothing was ingested."""
+
+    def __init__(self, rejections: list[BatchRejected]):
+        self.rejections = rejections
+        text = "\n\n".join(str(r) for r in rejections)
+        super().__init__(f"{len(rejections)} batch(es) refused; nothing ingested.\n{text}")
+
+
+def validate_landed_batches(settings: Settings) -> list[str]:
+    """Validate every landed batch with Great Expectations.
+
+    A refused batch is moved to quarantine with its report (by the validator); if any
+    batch is refused the step fails, so ingestion and everything after it do not run.
+    """
+    accepted: list[str] = []
+    rejections: list[BatchRejected] = []
+    for path in landing.pending_batches(settings):
+        try:
+            validate_raw_orders(landing.read_batch(path), settings, batch_name=path.stem)
+            accepted.append(str(path))
+        except BatchRejected as rejection:
+            path.unlink(missing_ok=True)  # the quarantine holds the copy and its report
+            rejections.append(rejection)
+    if rejections:
+        raise BatchesRefused(rejections)
+    log.info("validated %d landed batch(es)", len(accepted))
+    return accepted
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    days: list[str]
+    rows: int
+    raw_orders_version: int | None
+
+
+def ingest_batches(paths: list[str], settings: Settings) -> dict:
+    """Write validated batches into the raw_orders Delta table, one transaction for all.
+
+    Each day replaces its own ``event_date`` partition, so re-running a day never
+    duplicates it. Ingested files are archived.
+    """
+    files = [Path(p) for p in paths]
+    if not files:
+        version = delta_tables.table_version(settings.raw_orders_path)
+        return asdict(IngestResult([], 0, version))
+    frames = []
+    for file in files:
+        batch = landing.read_batch(file)
+        batch["event_date"] = landing.batch_day(file).isoformat()
+        frames.append(batch)
+    raw = pd.concat(frames, ignore_index=True)
+    version = delta_tables.replace_partitions(settings.raw_orders_path, raw, "event_date")
+    for file in files:
+        landing.archive_batch(file, settings)
+    days = sorted({landing.batch_day(f).isoformat() for f in files})
+    return asdict(IngestResult(days, len(raw), version))
+
+
+def label_days(first: date, last: date) -> list[date]:
+    """Label dates on a fixed weekly grid, so every run samples the same days."""
+    return [
+        first + timedelta(days=i)
+        for i in range((last - first).days + 1)
+        if (first + timedelta(days=i)).toordinal() % LABEL_EVERY_DAYS == 0
+    ]
+
+
+def build_features(changed_days: list[str], settings: Settings) -> dict:
+    """Recompute the snapshots and labels that the changed raw days affect.
+
+    Snapshots from the first changed day on change (windows and lifetime sums include
+    it); labels from ``horizon`` days earlier on change (their future includes it).
+    """
+    if not changed_days:
+        return {"features_version": delta_tables.table_version(settings.customer_features_path)}
+    orders = delta_tables.read_table(settings.raw_orders_path)
+    raw_days = delta_tables.partition_dates(settings.raw_orders_path, "event_date")
+    first = min(date.fromisoformat(d) for d in changed_days)
+    data_end = max(raw_days)
+    snapshot_days = [first + timedelta(days=i) for i in range((data_end - first).days + 1)]
+    snapshots = compute_customer_snapshots(orders, snapshot_days)
+    features_version = delta_tables.replace_from(
+        settings.customer_features_path, snapshots, "snapshot_date", first.isoformat()
+    )
+    horizon = settings.churn_horizon_days
+    label_start = max(first - timedelta(days=horizon), min(raw_days))
+    labels = compute_churn_labels(orders, label_days(label_start, data_end), data_end, horizon)
+    labels_version = delta_tables.table_version(settings.churn_labels_path)
+    if not labels.empty or labels_version is not None:
+        labels_version = delta_tables.replace_from(
+            settings.churn_labels_path, labels, "label_date", label_start.isoformat()
+        )
+    return {
+        "features_version": features_version,
+        "labels_version": labels_version,
+        "snapshot_rows": len(snapshots),
+        "label_rows": len(labels),
+        "window_start": snapshot_timestamp(first).isoformat(),
+        "window_end": snapshot_timestamp(data_end).isoformat(),
+    }
+
+
+def materialize_features(window_start: str, window_end: str, settings: Settings) -> dict:
+    """Apply the feature definitions, then materialize the recomputed window online."""
+    start = datetime.fromisoformat(window_start) - timedelta(seconds=1)
+    end = datetime.fromisoformat(window_end) + timedelta(seconds=1)
+    store = get_feature_store(settings)
+    applied = apply_feature_definitions(store)
+    materialize(store, start, end)
+    return {"applied": applied, "start": start.isoformat(), "end": end.isoformat()}

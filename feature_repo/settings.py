@@ -1,0 +1,197 @@
+"""The one settings object of the platform, read from the environment (prefix ``CHURN_``).
+
+Every entry point (make targets, DAG tasks, the BentoML service, tests) builds its
+configuration from :func:`get_settings`. Defaults need no server: all state lives under
+``CHURN_STATE_DIR`` with embedded back ends (SQLite for the Feast online store and
+registry, MLflow and Airflow; local Delta tables and artifacts). Setting
+``CHURN_REDIS_URL`` moves Feast's online store to Redis; setting ``CHURN_POSTGRES_URL``
+moves MLflow's and Airflow's back ends to PostgreSQL (one database each).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+FEATURE_REPO_DIR = Path(__file__).resolve().parent
+DAGS_DIR = PROJECT_ROOT / "dags"
+
+
+class Settings(BaseSettings):
+    """Typed configuration. Field ``foo`` is read from ``CHURN_FOO``."""
+
+    model_config = SettingsConfigDict(env_prefix="CHURN_", extra="ignore", frozen=True)
+
+    # --- where state lives and which servers back it -----------------------------------
+    state_dir: Path = Field(
+        default=PROJECT_ROOT / ".state",
+        description="Folder holding every piece of runtime state (git-ignored).",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://host:port/db. Set: Feast's online store is Redis; unset: SQLite.",
+    )
+    postgres_url: str | None = Field(
+        default=None,
+        description=(
+            "postgresql://user:pass@host:port. Set: MLflow and Airflow keep their metadata in "
+            "PostgreSQL databases named by mlflow_database and airflow_database; unset: SQLite."
+        ),
+    )
+    mlflow_database: str = "churn_mlflow"
+    airflow_database: str = "churn_airflow"
+    mlflow_server_uri: str | None = Field(
+        default=None,
+        description="A remote MLflow tracking server (http://...). Wins over the back ends.",
+    )
+
+    # --- the model and its features ------------------------------------------------------
+    feast_project: str = "churn"
+    feature_service: str = "customer_features_v1"
+    feature_ttl_days: int = 90
+    model_name: str = "customer_churn_model"
+    experiment_name: str = "customer_churn"
+    min_f1: float = Field(0.35, description="F1 the first model must reach to become champion.")
+    churn_horizon_days: int = Field(30, description="No order within this many days = churned.")
+    holdout_days: int = Field(28, description="The last label dates kept for the holdout.")
+    random_seed: int = 7
+
+    # --- simulation -----------------------------------------------------------------------
+    sim_customers: int = 3000
+    sim_days: int = 150
+    sim_start_date: str = "2026-01-01"
+
+    # --- monitoring -----------------------------------------------------------------------
+    psi_moderate: float = 0.1
+    psi_significant: float = 0.25
+    drift_min_rows: int = Field(200, description="Fewer logged predictions: no drift verdict.")
+    drift_window_hours: int = Field(24, description="First monitoring run: look this far back.")
+
+    # --- serving --------------------------------------------------------------------------
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 3000
+    batch_limit: int = Field(1000, description="Most customers in one /predict/batch call.")
+
+    # --- airflow --------------------------------------------------------------------------
+    airflow_host: str = "127.0.0.1"
+    airflow_port: int = 8080
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute_state_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> Settings:
+        if not 0 < self.psi_moderate < self.psi_significant:
+            raise ValueError("need 0 < CHURN_PSI_MODERATE < CHURN_PSI_SIGNIFICANT")
+        return self
+
+    # --- derived paths (pure: nothing is created here) --------------------------------------
+    @property
+    def delta_dir(self) -> Path:
+        return self.state_dir / "delta"
+
+    @property
+    def raw_orders_path(self) -> Path:
+        return self.delta_dir / "raw_orders"
+
+    @property
+    def customer_features_path(self) -> Path:
+        return self.delta_dir / "customer_features"
+
+    @property
+    def churn_labels_path(self) -> Path:
+        return self.delta_dir / "churn_labels"
+
+    @property
+    def landing_dir(self) -> Path:
+        """Where raw daily batches land before validation (one file per day)."""
+        return self.state_dir / "landing"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.state_dir / "quarantine"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.state_dir / "feast"
+
+    @property
+    def gx_dir(self) -> Path:
+        """Great Expectations' run-time folder (validation results, Data Docs)."""
+        return self.state_dir / "gx"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.state_dir / "mlflow"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.state_dir / "airflow"
+
+    @property
+    def prediction_log_path(self) -> Path:
+        return self.state_dir / "serving" / "predictions.db"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.state_dir / "reports"
+
+    @property
+    def demo_summary_path(self) -> Path:
+        return self.reports_dir / "demo_summary.json"
+
+    @property
+    def feature_store_yaml(self) -> Path:
+        return FEATURE_REPO_DIR / "feature_store.yaml"
+
+    # --- derived back-end addresses -----------------------------------------------------------
+    def postgres_database_url(self, database: str, driver: str = "postgresql") -> str:
+        """The PostgreSQL URL with its path replaced by ``database``."""
+        if not self.postgres_url:
+            raise ValueError("CHURN_POSTGRES_URL is not set")
+        parts = urlsplit(self.postgres_url)
+        scheme = driver if parts.scheme.startswith("postgres") else parts.scheme
+        return urlunsplit((scheme, parts.netloc, f"/{database}", parts.query, ""))
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        if self.mlflow_server_uri:
+            return self.mlflow_server_uri
+        if self.postgres_url:
+            return self.postgres_database_url(self.mlflow_database)
+        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_location(self) -> str:
+        return (self.mlflow_dir / "artifacts").as_uri()
+
+    @property
+    def airflow_sql_alchemy_conn(self) -> str:
+        if self.postgres_url:
+            return self.postgres_database_url(self.airflow_database, driver="postgresql+psycopg2")
+        return f"sqlite:///{self.airflow_home / 'airflow.db'}"
+
+    def airflow_env(self) -> dict[str, str]:
+        """Environment that points Airflow at this project's DAGs and metadata database."""
+        return {
+            "AIRFLOW_HOME": str(self.airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.airflow_sql_alchemy_conn,
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__API__HOST": self.airflow_host,
+            "AIRFLOW__API__PORT": str(self.airflow_port),
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        }
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment; keyword overrides win (used by tests)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

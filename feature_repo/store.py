@@ -1,0 +1,172 @@
+"""Feast operations: configuration from settings, apply, materialize, retrieval.
+
+``feature_repo/feature_store.yaml`` is rendered from the settings (so the Feast CLI and
+this code read one configuration); the Delta tables are read by Feast's DuckDB offline
+store, which honours the Delta log and keeps one output row per entity row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pandas as pd
+import yaml
+from feast import FeatureStore
+from feast.repo_operations import parse_repo
+
+from feature_repo.settings import FEATURE_REPO_DIR, Settings
+
+YAML_HEADER = (
+    "# Rendered from the CHURN_* settings by feature_repo.store.write_feature_store_yaml\n"
+    "# (`make feast-config`). Change the environment, not this file.\n"
+)
+
+
+def feast_redis_connection_string(redis_url: str) -> str:
+    """Turn ``redis://[:password@]host:port/db`` into Feast's ``host:port,db=N`` form."""
+    parts = urlsplit(redis_url)
+    if parts.scheme not in {"redis", "rediss"}:
+        raise ValueError(f"CHURN_REDIS_URL must start with redis:// or rediss://: {redis_url!r}")
+    host = parts.hostname or "localhost"
+    pieces = [f"{host}:{parts.port or 6379}"]
+    db = parts.path.lstrip("/")
+    if db:
+        pieces.append(f"db={int(db)}")
+    if parts.password:
+        pieces.append(f"password={parts.password}")
+    if parts.username:
+        pieces.append(f"username={parts.username}")
+    if parts.scheme == "rediss":
+        pieces.append("ssl=true")
+    return ",".join(pieces)
+
+
+def feature_store_config(settings: Settings) -> dict:
+    """The feature_store.yaml content for these settings."""
+    if settings.redis_url:
+        online = {
+            "type": "redis",
+            "connection_string": feast_redis_connection_string(settings.redis_url),
+        }
+    else:
+        online = {"type": "sqlite", "path": str(settings.feast_dir / "online.db")}
+    return {
+        "project": settings.feast_project,
+        "provider": "local",
+        "registry": {
+            "registry_type": "sql",
+            "path": f"sqlite:///{settings.feast_dir / 'registry.db'}",
+            "cache_ttl_seconds": 60,
+        },
+        "online_store": online,
+        "offline_store": {"type": "duckdb"},
+        "entity_key_serialization_version": 3,
+    }
+
+
+def write_feature_store_yaml(settings: Settings) -> Path:
+    """Render feature_store.yaml from the settings (rewritten only when it changes)."""
+    text = YAML_HEADER + yaml.safe_dump(feature_store_config(settings), sort_keys=False)
+    path = settings.feature_store_yaml
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def ensure_duckdb_delta_extension() -> None:
+    """Install DuckDB's Delta extension from the ``duckdb-ext-delta`` wheel, offline.
+
+    DuckDB would otherwise download it on first use of ``read_delta``. Installing it from
+    the wheel's local repository puts it where every DuckDB connection (this code's and
+    the Feast CLI's) autoloads it.
+    """
+    import duckdb
+
+    with duckdb.connect() as con:
+        installed = con.execute(
+            "SELECT installed FROM duckdb_extensions() WHERE extension_name = 'delta'"
+        ).fetchone()
+        if installed and installed[0]:
+            return
+        wheel = importlib.metadata.distribution("duckdb-ext-delta")
+        repository = Path(str(wheel.locate_file("duckdb_ext/extensions")))
+        con.execute(f"INSTALL delta FROM '{repository}'")
+
+
+def get_feature_store(settings: Settings) -> FeatureStore:
+    """A FeatureStore over ``feature_repo/`` configured by the settings."""
+    write_feature_store_yaml(settings)
+    ensure_duckdb_delta_extension()
+    return FeatureStore(repo_path=str(FEATURE_REPO_DIR))
+
+
+@contextlib.contextmanager
+def _inside_feature_repo() -> Iterator[None]:
+    """Import the definition files the way the Feast CLI does (cwd and sys.path = repo)."""
+    added = str(FEATURE_REPO_DIR) not in sys.path
+    if added:
+        sys.path.insert(0, str(FEATURE_REPO_DIR))
+    try:
+        with contextlib.chdir(FEATURE_REPO_DIR):
+            yield
+    finally:
+        if added:
+            sys.path.remove(str(FEATURE_REPO_DIR))
+
+
+def apply_feature_definitions(store: FeatureStore) -> list[str]:
+    """``feast apply`` in-process: register every object declared in ``feature_repo/``."""
+    with _inside_feature_repo():
+        repo = parse_repo(FEATURE_REPO_DIR)
+    objects = [
+        *repo.entities,
+        *repo.data_sources,
+        *repo.feature_views,
+        *repo.feature_services,
+    ]
+    store.apply(objects)
+    return sorted(obj.name for obj in objects)
+
+
+def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
+    """Load the latest feature row per customer within ``[start, end]`` into the online store."""
+    store.materialize(start_date=start, end_date=end)
+
+
+def get_training_frame(
+    store: FeatureStore, entity_rows: pd.DataFrame, feature_service: str
+) -> pd.DataFrame:
+    """Point-in-time join of the feature service onto ``entity_rows``.
+
+    ``entity_rows`` needs ``customer_id`` and ``event_timestamp``; any other column (such as
+    the label) is carried through. Output rows keep the input order, one per input row.
+    """
+    rows = entity_rows.reset_index(drop=True).copy()
+    rows["_row"] = range(len(rows))
+    job = store.get_historical_features(
+        entity_df=rows, features=store.get_feature_service(feature_service)
+    )
+    frame = job.to_df().sort_values("_row").drop(columns="_row").reset_index(drop=True)
+    if len(frame) != len(rows):
+        raise RuntimeError(
+            f"historical retrieval returned {len(frame)} rows for {len(rows)} entity rows"
+        )
+    return frame
+
+
+def get_online_features(
+    store: FeatureStore, customer_ids: Sequence[int], feature_service: str
+) -> pd.DataFrame:
+    """The online feature vectors of ``customer_ids`` (all-null rows for unknown customers)."""
+    response = store.get_online_features(
+        features=store.get_feature_service(feature_service),
+        entity_rows=[{"customer_id": int(c)} for c in customer_ids],
+    )
+    return pd.DataFrame(response.to_dict())

@@ -1,0 +1,180 @@
+"""Pure transforms from raw order events to customer feature snapshots and churn labels.
+
+A snapshot for day ``d`` describes a customer at the end of that day (orders on ``d``
+included) and is stamped ``d 23:59:59 UTC``. Labels use the same stamp: a customer active
+at ``d`` (an order in the trailing horizon) is labelled churned when they place no order
+in the ``horizon`` days after ``d``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+FEATURE_COLUMNS = (
+    "total_orders_30d",
+    "total_spend_30d",
+    "avg_order_value",
+    "days_since_last_order",
+    "customer_segment",
+    "lifetime_value",
+)
+NUMERIC_FEATURES = tuple(c for c in FEATURE_COLUMNS if c != "customer_segment")
+CATEGORICAL_FEATURES = ("customer_segment",)
+WINDOW_DAYS = 30
+
+
+def snapshot_timestamp(day: date) -> pd.Timestamp:
+    """The event timestamp of a snapshot taken at the end of ``day``."""
+    return pd.Timestamp(datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC))
+
+
+def _day_grid(orders: pd.DataFrame, first_day: date, last_day: date):
+    """Per-customer, per-day order counts and spend as dense matrices (customers x days)."""
+    customers = np.sort(orders["customer_id"].unique())
+    n_days = (last_day - first_day).days + 1
+    order_days = (
+        orders["order_timestamp"].dt.tz_convert("UTC").dt.normalize().dt.tz_localize(None)
+        - pd.Timestamp(first_day)
+    ).dt.days.to_numpy()
+    rows = np.searchsorted(customers, orders["customer_id"].to_numpy())
+    keep = (order_days >= 0) & (order_days < n_days)
+    counts = np.zeros((len(customers), n_days), dtype=np.int64)
+    spend = np.zeros((len(customers), n_days), dtype=np.float64)
+    np.add.at(counts, (rows[keep], order_days[keep]), 1)
+    np.add.at(spend, (rows[keep], order_days[keep]), orders["amount"].to_numpy()[keep])
+    return customers, counts, spend
+
+
+def _latest_segment(orders: pd.DataFrame) -> pd.Series:
+    ordered = orders.sort_values("order_timestamp")
+    return ordered.groupby("customer_id")["customer_segment"].last()
+
+
+def compute_customer_snapshots(
+    orders: pd.DataFrame, snapshot_days: Sequence[date], created_at: datetime | None = None
+) -> pd.DataFrame:
+    """Feature snapshots of every customer seen by each day in ``snapshot_days``.
+
+    Windows are ``(d - 30 days, d]``; ``avg_order_value`` and ``lifetime_value`` cover the
+    customer's whole history up to ``d``. Customers with no order yet have no row.
+    """
+    if orders.empty or not snapshot_days:
+        return _empty_snapshots()
+    created_at = created_at or datetime.now(UTC)
+    first_day = orders["order_timestamp"].min().date()
+    last_day = max(snapshot_days)
+    customers, counts, spend = _day_grid(orders, first_day, last_day)
+    orders_cum = np.cumsum(counts, axis=1)
+    spend_cum = np.cumsum(spend, axis=1)
+    # Index of the latest day with an order, carried forward (-1: none yet).
+    day_index = np.arange(counts.shape[1])
+    last_order = np.maximum.accumulate(np.where(counts > 0, day_index, -1), axis=1)
+    segments = _latest_segment(orders).reindex(customers).to_numpy()
+
+    frames = []
+    for day in sorted(set(snapshot_days)):
+        d = (day - first_day).days
+        if d < 0:
+            continue
+        seen = last_order[:, d] >= 0
+        lookback = d - WINDOW_DAYS
+        orders_30d = orders_cum[:, d] - (orders_cum[:, lookback] if lookback >= 0 else 0)
+        spend_30d = spend_cum[:, d] - (spend_cum[:, lookback] if lookback >= 0 else 0)
+        lifetime_orders = orders_cum[:, d]
+        lifetime_value = spend_cum[:, d]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            avg_value = np.where(lifetime_orders > 0, lifetime_value / lifetime_orders, 0.0)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "customer_id": customers[seen],
+                    "event_timestamp": snapshot_timestamp(day),
+                    "snapshot_date": day.isoformat(),
+                    "total_orders_30d": orders_30d[seen].astype("int64"),
+                    "total_spend_30d": np.round(spend_30d[seen], 2),
+                    "avg_order_value": np.round(avg_value[seen], 2),
+                    "days_since_last_order": (d - last_order[seen, d]).astype("int64"),
+                    "customer_segment": segments[seen],
+                    "lifetime_value": np.round(lifetime_value[seen], 2),
+                }
+            )
+        )
+    if not frames:
+        return _empty_snapshots()
+    snapshots = pd.concat(frames, ignore_index=True)
+    snapshots["created_timestamp"] = pd.Timestamp(created_at).tz_convert("UTC")
+    return snapshots[list(SNAPSHOT_COLUMNS)]
+
+
+SNAPSHOT_COLUMNS = (
+    "customer_id",
+    "event_timestamp",
+    "created_timestamp",
+    "snapshot_date",
+    *FEATURE_COLUMNS,
+)
+
+
+def _empty_snapshots() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": pd.Series(dtype="int64"),
+            "event_timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
+            "created_timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
+            "snapshot_date": pd.Series(dtype="object"),
+            "total_orders_30d": pd.Series(dtype="int64"),
+            "total_spend_30d": pd.Series(dtype="float64"),
+            "avg_order_value": pd.Series(dtype="float64"),
+            "days_since_last_order": pd.Series(dtype="int64"),
+            "customer_segment": pd.Series(dtype="object"),
+            "lifetime_value": pd.Series(dtype="float64"),
+        }
+    )
+
+
+def compute_churn_labels(
+    orders: pd.DataFrame, label_days: Sequence[date], data_end: date, horizon_days: int
+) -> pd.DataFrame:
+    """Churn labels for customers active at each day (an order within the trailing horizon).
+
+    Only days whose whole horizon lies inside the observed data (``d + horizon <= data_end``)
+    get labels: a shorter future cannot say that a customer stopped.
+    """
+    columns = {
+        "customer_id": pd.Series(dtype="int64"),
+        "event_timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
+        "label_date": pd.Series(dtype="object"),
+        "churned": pd.Series(dtype="int64"),
+    }
+    days = sorted(d for d in set(label_days) if d + timedelta(days=horizon_days) <= data_end)
+    if orders.empty or not days:
+        return pd.DataFrame(columns)
+    first_day = orders["order_timestamp"].min().date()
+    customers, counts, _ = _day_grid(orders, first_day, data_end)
+    orders_cum = np.cumsum(counts, axis=1)
+    frames = []
+    for day in days:
+        d = (day - first_day).days
+        if d < 0:
+            continue
+        past_start = d - horizon_days
+        recent = orders_cum[:, d] - (orders_cum[:, past_start] if past_start >= 0 else 0)
+        future = orders_cum[:, d + horizon_days] - orders_cum[:, d]
+        active = recent > 0
+        frames.append(
+            pd.DataFrame(
+                {
+                    "customer_id": customers[active],
+                    "event_timestamp": snapshot_timestamp(day),
+                    "label_date": day.isoformat(),
+                    "churned": (future[active] == 0).astype("int64"),
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame(columns)
+    return pd.concat(frames, ignore_index=True)

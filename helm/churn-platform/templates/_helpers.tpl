@@ -1,0 +1,344 @@
+{{/* ---------------------------------------------------------------------------------
+Names and labels
+--------------------------------------------------------------------------------- */}}
+
+{{- define "churn.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Fully qualified release name (at most 63 characters: a DNS label). */}}
+{{- define "churn.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Name of a component's objects. Call: include "churn.componentName" (list $ "serving") */}}
+{{- define "churn.componentName" -}}
+{{- $root := index . 0 -}}
+{{- printf "%s-%s" (include "churn.fullname" $root) (index . 1) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "churn.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels of every object. Call: include "churn.labels" (list $ "serving") ("" = none) */}}
+{{- define "churn.labels" -}}
+{{- $root := index . 0 -}}
+helm.sh/chart: {{ include "churn.chart" $root }}
+{{ include "churn.selectorLabels" . }}
+app.kubernetes.io/version: {{ $root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ $root.Release.Service }}
+app.kubernetes.io/part-of: churn-platform
+{{- with $root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Selector labels. Call: include "churn.selectorLabels" (list $ "serving") */}}
+{{- define "churn.selectorLabels" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: {{ include "churn.name" $root }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+{{- with index . 1 }}
+app.kubernetes.io/component: {{ . }}
+{{- end }}
+{{- end }}
+
+{{- define "churn.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "churn.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "churn.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag | toString) }}
+{{- end }}
+{{- end }}
+
+{{/* ---------------------------------------------------------------------------------
+Addresses
+--------------------------------------------------------------------------------- */}}
+
+{{- define "churn.secretName" -}}
+{{- default (include "churn.fullname" .) .Values.existingSecret }}
+{{- end }}
+
+{{- define "churn.configMapName" -}}
+{{- include "churn.fullname" . }}
+{{- end }}
+
+{{- define "churn.stateClaimName" -}}
+{{- default (include "churn.componentName" (list . "state")) .Values.state.persistence.existingClaim }}
+{{- end }}
+
+{{- define "churn.mlflowUrl" -}}
+{{- printf "http://%s:%v" (include "churn.componentName" (list . "mlflow")) .Values.mlflow.service.port }}
+{{- end }}
+
+{{- define "churn.airflowApiUrl" -}}
+{{- printf "http://%s:%v" (include "churn.componentName" (list . "airflow-api-server")) .Values.airflow.apiServer.service.port }}
+{{- end }}
+
+{{- define "churn.inChartRedisUrl" -}}
+{{- printf "redis://%s:%v/0" (include "churn.componentName" (list . "redis")) .Values.redis.port }}
+{{- end }}
+
+{{/* The required secret values, each with the one message that names it. */}}
+{{- define "churn.postgresUrl" -}}
+{{- required "postgresql.url is required: the PostgreSQL server for MLflow and Airflow, postgresql://user:password@host:5432/postgres (or set existingSecret)" .Values.postgresql.url }}
+{{- end }}
+
+{{- define "churn.jwtSecret" -}}
+{{- required "airflow.jwtSecret is required: a long random string shared by the Airflow components (or set existingSecret)" .Values.airflow.jwtSecret }}
+{{- end }}
+
+{{/*
+A database URL on the PostgreSQL server of postgresql.url: the path replaced by the
+database name and, for postgres* schemes, the scheme by the driver; mirrors
+Settings.postgres_database_url in feature_repo/settings.py.
+Call: include "churn.postgresDatabaseUrl" (list $ "churn_mlflow" "postgresql")
+*/}}
+{{- define "churn.postgresDatabaseUrl" -}}
+{{- $root := index . 0 -}}
+{{- $url := include "churn.postgresUrl" $root }}
+{{- $parts := urlParse $url }}
+{{- $scheme := $parts.scheme }}
+{{- if hasPrefix "postgres" $scheme }}
+{{- $scheme = index . 2 }}
+{{- end }}
+{{- urlJoin (dict "scheme" $scheme "userinfo" $parts.userinfo "host" $parts.host "path" (printf "/%s" (index . 1)) "query" $parts.query "opaque" "" "fragment" "") }}
+{{- end }}
+
+{{/* The chart-managed Airflow api-server session key: airflow.apiSecretKey or derived. */}}
+{{- define "churn.airflowApiSecretKey" -}}
+{{- if .Values.airflow.apiSecretKey }}
+{{- .Values.airflow.apiSecretKey }}
+{{- else }}
+{{- printf "churn-platform/airflow-api-secret-key/%s" .Values.airflow.jwtSecret | sha256sum }}
+{{- end }}
+{{- end }}
+
+{{/* ---------------------------------------------------------------------------------
+Checks run by every rendering (included from configmap.yaml)
+--------------------------------------------------------------------------------- */}}
+{{- define "churn.validate" -}}
+{{- if not .Values.existingSecret }}
+{{- $_ := include "churn.postgresUrl" . }}
+{{- if not (or .Values.redis.enabled .Values.externalRedis.url) }}
+{{- fail "externalRedis.url is required: Feast's online store, redis://[:password@]host:6379/0 (or set redis.enabled=true, or existingSecret)" }}
+{{- end }}
+{{- $_ := include "churn.jwtSecret" . }}
+{{- end }}
+{{- $reserved := dict
+  "state_dir" "state.mountPath"
+  "serve_host" "the chart (0.0.0.0)"
+  "serve_port" "serving.port"
+  "airflow_host" "the chart (0.0.0.0)"
+  "airflow_port" "airflow.apiServer.port"
+  "mlflow_database" "postgresql.mlflowDatabase"
+  "airflow_database" "postgresql.airflowDatabase"
+  "postgres_url" "postgresql.url (it is secret: it goes to the Secret)"
+  "redis_url" "externalRedis.url (it is secret: it goes to the Secret)" }}
+{{- range $key, $_ := .Values.settings }}
+{{- if hasKey $reserved $key }}
+{{- fail (printf "settings.%s is set by the chart: use %s" $key (get $reserved $key)) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.mlflow.enabled (hasKey .Values.settings "mlflow_server_uri") }}
+{{- fail "settings.mlflow_server_uri is set by the chart while mlflow.enabled=true (the in-chart server); set mlflow.enabled=false to use another server" }}
+{{- end }}
+{{- if and (not .Values.mlflow.enabled) (not (get .Values.settings "mlflow_server_uri")) }}
+{{- fail "settings.mlflow_server_uri is required when mlflow.enabled=false: the MLflow tracking server to use (http://...)" }}
+{{- end }}
+{{- range $key, $_ := .Values.airflow.config }}
+{{- if has $key (list "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" "AIRFLOW__API_AUTH__JWT_SECRET" "AIRFLOW__API__SECRET_KEY" "AIRFLOW__CORE__FERNET_KEY") }}
+{{- fail (printf "airflow.config.%s is secret: it belongs in the Secret (airflow.* values or existingSecret), not in the ConfigMap" $key) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.serving.podDisruptionBudget.enabled (eq (kindIs "invalid" .Values.serving.podDisruptionBudget.minAvailable) (kindIs "invalid" .Values.serving.podDisruptionBudget.maxUnavailable)) }}
+{{- fail "serving.podDisruptionBudget: set exactly one of minAvailable and maxUnavailable (the other null)" }}
+{{- end }}
+{{- if and .Values.ingress.enabled (not (or .Values.ingress.serving.host .Values.ingress.mlflow.host .Values.ingress.airflow.host)) }}
+{{- fail "ingress.enabled=true needs at least one of ingress.serving.host, ingress.mlflow.host, ingress.airflow.host" }}
+{{- end }}
+{{- end }}
+
+{{/* ---------------------------------------------------------------------------------
+Pieces of the project pods
+--------------------------------------------------------------------------------- */}}
+
+{{/* Container security context: the global one with a component's overrides merged in.
+Call: include "churn.securityContext" (list $ .Values.serving.securityContext) */}}
+{{- define "churn.securityContext" -}}
+{{- $root := index . 0 -}}
+{{- toYaml (mergeOverwrite (deepCopy $root.Values.securityContext) (deepCopy (default dict (index . 1)))) }}
+{{- end }}
+
+{{/* Environment of every project container: the ConfigMap, the Secret, then overrides. */}}
+{{- define "churn.envFrom" -}}
+- configMapRef:
+    name: {{ include "churn.configMapName" . }}
+- secretRef:
+    name: {{ include "churn.secretName" . }}
+{{- end }}
+
+{{/* Explicit env (wins over envFrom). Call: include "churn.env" (list $ .Values.serving.extraEnv) */}}
+{{- define "churn.env" -}}
+{{- $root := index . 0 -}}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+{{- if $root.Values.redis.enabled }}
+- name: CHURN_REDIS_URL
+  value: {{ include "churn.inChartRedisUrl" $root | quote }}
+{{- end }}
+{{- with $root.Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- with index . 1 }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "churn.volumeMounts" -}}
+- name: state
+  mountPath: {{ .Values.state.mountPath }}
+- name: tmp
+  mountPath: /tmp
+- name: home
+  mountPath: /home/churn
+{{- end }}
+
+{{- define "churn.volumes" -}}
+- name: state
+{{- if .Values.state.persistence.enabled }}
+  persistentVolumeClaim:
+    claimName: {{ include "churn.stateClaimName" . }}
+{{- else }}
+  emptyDir: {}
+{{- end }}
+- name: tmp
+  emptyDir: {}
+- name: home
+  emptyDir: {}
+{{- end }}
+
+{{/* Pod annotations that roll the pods when their configuration changes. */}}
+{{- define "churn.configChecksums" -}}
+checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
+{{- if not .Values.existingSecret }}
+checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256sum }}
+{{- end }}
+{{- end }}
+
+{{/*
+A Deployment running the project image. Call with a dict:
+  root       the top context ($)
+  component  component name (serving, mlflow, airflow-scheduler, ...)
+  cfg        the component's values (replicas, resources, probes, scheduling, ...)
+  command    the container command (list)
+  ports      list of (dict "name" .. "containerPort" ..)
+*/}}
+{{- define "churn.deployment" -}}
+{{- $root := .root }}
+{{- $cfg := .cfg }}
+{{- $component := .component }}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "churn.componentName" (list $root $component) }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "churn.labels" (list $root $component) | nindent 4 }}
+spec:
+  {{- if not (and $cfg.autoscaling $cfg.autoscaling.enabled) }}
+  replicas: {{ $cfg.replicas }}
+  {{- end }}
+  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+      {{- include "churn.selectorLabels" (list $root $component) | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "churn.labels" (list $root $component) | nindent 8 }}
+        {{- with $cfg.podLabels }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      annotations:
+        {{- include "churn.configChecksums" $root | nindent 8 }}
+        {{- with $cfg.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    spec:
+      serviceAccountName: {{ include "churn.serviceAccountName" $root }}
+      automountServiceAccountToken: {{ $root.Values.serviceAccount.automountServiceAccountToken }}
+      {{- with $root.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      securityContext:
+        {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
+      terminationGracePeriodSeconds: {{ $cfg.terminationGracePeriodSeconds | default 30 }}
+      containers:
+        - name: {{ $component }}
+          image: {{ include "churn.image" $root | quote }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          command:
+            {{- toYaml .command | nindent 12 }}
+          {{- with .ports }}
+          ports:
+            {{- range . }}
+            - name: {{ .name }}
+              containerPort: {{ .containerPort }}
+              protocol: TCP
+            {{- end }}
+          {{- end }}
+          envFrom:
+            {{- include "churn.envFrom" $root | nindent 12 }}
+          env:
+            {{- include "churn.env" (list $root $cfg.extraEnv) | nindent 12 }}
+          {{- with $cfg.startupProbe }}
+          startupProbe:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          livenessProbe:
+            {{- toYaml (required (printf "%s: livenessProbe is required" $component) $cfg.livenessProbe) | nindent 12 }}
+          readinessProbe:
+            {{- toYaml (required (printf "%s: readinessProbe is required" $component) $cfg.readinessProbe) | nindent 12 }}
+          resources:
+            {{- toYaml $cfg.resources | nindent 12 }}
+          securityContext:
+            {{- include "churn.securityContext" (list $root $cfg.securityContext) | nindent 12 }}
+          volumeMounts:
+            {{- include "churn.volumeMounts" $root | nindent 12 }}
+      volumes:
+        {{- include "churn.volumes" $root | nindent 8 }}
+      {{- with (default $root.Values.nodeSelector $cfg.nodeSelector) }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with (default $root.Values.tolerations $cfg.tolerations) }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with (default $root.Values.affinity $cfg.affinity) }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- end }}

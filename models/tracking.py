@@ -1,0 +1,27 @@
+"""Pointing MLflow at the project's tracking store and model registry."""
+
+from __future__ import annotations
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from feature_repo.backends import ensure_postgres_database
+from feature_repo.settings import Settings
+
+
+def configure_mlflow(settings: Settings) -> MlflowClient:
+    """Set the tracking/registry URI and the experiment (created with our artifact root)."""
+    if settings.postgres_url and not settings.mlflow_server_uri:
+        ensure_postgres_database(settings, settings.mlflow_database)
+    elif not settings.mlflow_server_uri:
+        settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    client = MlflowClient()
+    if client.get_experiment_by_name(settings.experiment_name) is None:
+        artifact_location = (
+            None if settings.mlflow_server_uri else settings.mlflow_artifact_location
+        )
+        client.create_experiment(settings.experiment_name, artifact_location=artifact_location)
+    mlflow.set_experiment(settings.experiment_name)
+    return client

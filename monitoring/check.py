@@ -1,0 +1,79 @@
+"""The monitoring job: logged live traffic vs the champion's training reference.
+
+Each run compares the predictions logged since the previous run (the first run: the
+last ``drift_window_hours``) with the reference the champion was trained and evaluated
+on, and says whether the drift is significant enough to retrain.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+from mlflow.artifacts import download_artifacts
+
+from feature_repo.settings import Settings
+from models.registry import CHAMPION
+from models.tracking import configure_mlflow
+from monitoring.drift import build_drift_report
+from serving.prediction_log import read_prediction_log
+
+REFERENCE_ARTIFACT = "monitoring/reference.parquet"
+
+
+def load_reference(settings: Settings, alias: str = CHAMPION) -> tuple[int, pd.DataFrame]:
+    """The reference frame logged with the run of the version behind ``alias``."""
+    client = configure_mlflow(settings)
+    version = client.get_model_version_by_alias(settings.model_name, alias)
+    path = download_artifacts(run_id=version.run_id, artifact_path=REFERENCE_ARTIFACT)
+    return int(version.version), pd.read_parquet(path)
+
+
+def _state_path(settings: Settings) -> Path:
+    return settings.reports_dir / "drift" / "last_check.json"
+
+
+def current_window_start(settings: Settings, now: datetime) -> datetime:
+    """Where this run's window starts: the end of the previous run's window."""
+    path = _state_path(settings)
+    if path.exists():
+        return datetime.fromisoformat(json.loads(path.read_text())["window_end"])
+    return now - timedelta(hours=settings.drift_window_hours)
+
+
+def run_drift_check(settings: Settings) -> dict:
+    """Build the drift report for the current window; say whether to retrain."""
+    now = datetime.now(UTC)
+    since = current_window_start(settings, now)
+    current = read_prediction_log(settings.prediction_log_path, since=since)
+    current = current[current["logged_at"] < now]
+    result: dict = {
+        "window_start": since.isoformat(),
+        "window_end": now.isoformat(),
+        "current_rows": len(current),
+        "significant": False,
+    }
+    if len(current) < settings.drift_min_rows:
+        result["reason"] = (
+            f"only {len(current)} predictions logged since {since:%Y-%m-%d %H:%M} UTC "
+            f"(need {settings.drift_min_rows}): no verdict, window kept open"
+        )
+        return result
+    champion_version, reference = load_reference(settings)
+    summary = build_drift_report(reference, current, settings)
+    result.update(summary.to_dict())
+    result["reference_model_version"] = champion_version
+    result["reason"] = (
+        "significant drift in "
+        + ", ".join(c.column for c in summary.top_drifted() if c.level == "significant")
+        if summary.significant
+        else "no feature reached the significant PSI threshold"
+    )
+    path = _state_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps({"window_end": now.isoformat(), "summary": str(summary.summary_path)})
+    )
+    return result

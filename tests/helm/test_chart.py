@@ -1,0 +1,847 @@
+"""The Helm chart (helm/churn-platform), checked offline without a cluster or a helm binary.
+
+The chart is rendered and linted by Helm's own Go SDK (``helm_python``, Helm v4 in a
+wheel) and every rendered manifest is validated against the Kubernetes OpenAPI schemas
+of ``kubernetes_validate`` in strict mode (unknown fields are errors), for the oldest
+Kubernetes the chart supports and the newest the validator knows. On top of that the
+tests check what a schema cannot: probes and resources everywhere, nothing secret in the
+ConfigMap, Services that reach their containers, and that the environment the chart sets
+builds the project's own Settings to the right addresses.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+
+from feature_repo.settings import Settings, get_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART_DIR = ROOT / "helm" / "churn-platform"
+PRODUCTION_VALUES = ROOT / "helm" / "examples" / "values-production.yaml"
+DOCKERFILE = ROOT / "helm" / "image" / "Dockerfile"
+
+RELEASE = "churn"
+NAMESPACE = "ml"
+FULLNAME = "churn-churn-platform"
+
+# The chart's Chart.yaml kubeVersion floor, and the newest schema the validator ships.
+KUBE_VERSIONS = ["1.27.0", kubernetes_validate.latest_version()]
+
+# Secret test values: none of them may show up outside a Secret.
+PG_PASSWORD = "p%40ss%3Aw%2Frd"  # percent-encoded "p@ss:w/rd"
+REDIS_PASSWORD = "r3d1s-pw"
+JWT_SECRET = "jwt-secret-for-tests-0123456789"
+SECRET_STRINGS = [PG_PASSWORD, "p@ss:w/rd", REDIS_PASSWORD, JWT_SECRET]
+
+# "Default" values: the chart's defaults plus only what it requires.
+REQUIRED_VALUES: dict[str, Any] = {
+    "postgresql": {"url": f"postgresql://churn:{PG_PASSWORD}@db.example.com:5432/postgres"},
+    "externalRedis": {"url": f"redis://:{REDIS_PASSWORD}@redis.example.com:6379/0"},
+    "airflow": {"jwtSecret": JWT_SECRET},
+}
+VARIANTS = ["default", "production"]
+
+# Keys that are secret wherever they appear.
+SECRET_KEYS = {
+    "CHURN_POSTGRES_URL",
+    "CHURN_REDIS_URL",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__API__SECRET_KEY",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "MLFLOW_BACKEND_STORE_URI",
+}
+CREDENTIALS_IN_URL = re.compile(r"://[^/@\s]*:[^/@\s]*@")
+
+# Deployment component -> the container port its Service targets.
+APP_COMPONENTS = {
+    "serving": 3000,
+    "mlflow": 5000,
+    "airflow-api-server": 8080,
+    "airflow-scheduler": None,
+    "airflow-dag-processor": None,
+    "airflow-triggerer": None,
+}
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def production_values() -> dict[str, Any]:
+    return yaml.safe_load(PRODUCTION_VALUES.read_text())
+
+
+def values_for(variant: str) -> dict[str, Any]:
+    return copy.deepcopy(REQUIRED_VALUES) if variant == "default" else production_values()
+
+
+def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def render(chart: helm.Chart, values: dict[str, Any], release: str = RELEASE) -> list[dict]:
+    """Every manifest the chart renders (hooks included), parsed."""
+    manifests = chart.render(values, name=release, namespace=NAMESPACE)
+    docs: list[dict] = []
+    for path, text in sorted(manifests.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        docs.extend(doc for doc in yaml.safe_load_all(text) if doc)
+    return docs
+
+
+_VALIDATED: set[tuple[str, str]] = set()
+
+
+def validate_k8s(doc: dict, kube_version: str) -> None:
+    """kubernetes_validate in strict mode; a document already found valid is not redone."""
+    key = (kube_version, json.dumps(doc, sort_keys=True))
+    if key not in _VALIDATED:
+        kubernetes_validate.validate(doc, kube_version, strict=True)
+        _VALIDATED.add(key)
+
+
+def find(docs: list[dict], kind: str, name: str) -> dict:
+    matches = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind}/{name}, found {len(matches)}"
+    return matches[0]
+
+
+def of_kind(docs: list[dict], kind: str) -> list[dict]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def pod_specs(docs: list[dict]) -> Iterator[tuple[str, dict]]:
+    for doc in docs:
+        if doc["kind"] in {"Deployment", "Job"}:
+            yield doc["metadata"]["name"], doc["spec"]["template"]["spec"]
+
+
+def component(doc: dict) -> str:
+    return doc["metadata"]["labels"].get("app.kubernetes.io/component", "")
+
+
+# --- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chart() -> Iterator[helm.Chart]:
+    with helm.Chart.load(CHART_DIR) as loaded:
+        yield loaded
+
+
+@pytest.fixture(scope="module")
+def rendered(chart: helm.Chart) -> dict[str, list[dict]]:
+    return {variant: render(chart, values_for(variant)) for variant in VARIANTS}
+
+
+# --- the chart as a package ---------------------------------------------------------------
+
+
+def test_chart_metadata_and_no_downloads(chart: helm.Chart) -> None:
+    meta = chart.metadata
+    assert meta["apiVersion"] == "v2"
+    assert meta["name"] == "churn-platform"
+    assert meta["type"] == "application"
+    # Installing needs nothing from a chart repository.
+    assert not meta.get("dependencies")
+    assert chart.dependencies == []
+    assert chart.schema is not None
+    assert {t["name"] for t in chart.templates} >= {
+        "templates/_helpers.tpl",
+        "templates/NOTES.txt",
+        "templates/configmap.yaml",
+        "templates/secret.yaml",
+    }
+
+
+def test_default_values_hold_no_secret(chart: helm.Chart) -> None:
+    values = chart.values
+    assert values["existingSecret"] == ""
+    assert values["postgresql"]["url"] == ""
+    assert values["externalRedis"]["url"] == ""
+    assert values["extraSecretEnv"] == {}
+    for key in ("jwtSecret", "apiSecretKey", "fernetKey"):
+        assert values["airflow"][key] == ""
+    # Nothing secret-looking is hard-coded in the templates either (the error messages'
+    # placeholders "postgresql://user:password@host" and "redis://[:password@]host" aside).
+    for template in chart.templates:
+        found = set(CREDENTIALS_IN_URL.findall(template["data"])) - {
+            "://user:password@",
+            "://[:password@",
+        }
+        assert not found, template["name"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_lint_is_clean(variant: str) -> None:
+    report = helm.lint(
+        CHART_DIR, values_for(variant), strict=True, kube_version=f"v{KUBE_VERSIONS[-1]}"
+    )
+    assert report["errors"] == []
+    # Severity 2 = warning, 3 = error; "icon is recommended" (1 = info) is allowed.
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+def test_lint_without_values_names_what_is_required(capfd: pytest.CaptureFixture[str]) -> None:
+    # Helm's lint tolerates `required` (charts with required values must lint), but says
+    # which values are missing; installing without them fails (test_missing_... below).
+    report = helm.lint(CHART_DIR)
+    assert report["errors"] == []
+    stderr = capfd.readouterr().err
+    assert "postgresql.url is required" in stderr
+    assert "airflow.jwtSecret is required" in stderr
+
+
+# --- Kubernetes schemas -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_manifest_is_valid_kubernetes(
+    rendered: dict[str, list[dict]], variant: str, kube_version: str
+) -> None:
+    docs = rendered[variant]
+    assert len(docs) > 10
+    for doc in docs:
+        try:
+            validate_k8s(doc, kube_version)
+        except kubernetes_validate.ValidationError as exc:  # pragma: no cover - on failure
+            path = "/".join(str(p) for p in exc.path)
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} at {path}: {exc.message}")
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"state": {"persistence": {"enabled": False}}},
+        {"state": {"persistence": {"existingClaim": "churn-state", "storageClass": "-"}}},
+        {"serviceAccount": {"create": False, "name": "churn-runner"}},
+        {"image": {"digest": "sha256:" + "a" * 64, "pullPolicy": "Always"}},
+        {"imagePullSecrets": [{"name": "registry"}], "nodeSelector": {"pool": "ml"}},
+        {"mlflow": {"enabled": False}, "settings": {"mlflow_server_uri": "http://mlflow:80"}},
+        {"airflow": {"migrations": {"enabled": False}, "fernetKey": "A" * 43 + "="}},
+        {"ingress": {"enabled": True, "airflow": {"host": "airflow.local"}}},
+    ],
+    ids=[
+        "no-persistence",
+        "existing-claim",
+        "existing-service-account",
+        "image-digest",
+        "pull-secrets-node-selector",
+        "external-mlflow",
+        "no-migrations-fernet",
+        "ingress-one-host",
+    ],
+)
+def test_optional_settings_render_valid_manifests(
+    chart: helm.Chart, override: dict[str, Any]
+) -> None:
+    docs = render(chart, merged(REQUIRED_VALUES, override))
+    for doc in docs:
+        validate_k8s(doc, KUBE_VERSIONS[-1])
+    deployments = {component(d): d for d in of_kind(docs, "Deployment")}
+    serving = deployments["serving"]["spec"]["template"]["spec"]
+    if "digest" in override.get("image", {}):
+        assert serving["containers"][0]["image"].endswith("@sha256:" + "a" * 64)
+    if override.get("serviceAccount", {}).get("create") is False:
+        assert not of_kind(docs, "ServiceAccount")
+        assert serving["serviceAccountName"] == "churn-runner"
+        job = find(docs, "Job", f"{FULLNAME}-migrations")
+        assert job["spec"]["template"]["spec"]["serviceAccountName"] == "churn-runner"
+    persistence = override.get("state", {}).get("persistence", {})
+    if persistence:
+        assert not of_kind(docs, "PersistentVolumeClaim")
+        state = next(v for v in serving["volumes"] if v["name"] == "state")
+        if persistence.get("existingClaim"):
+            assert state["persistentVolumeClaim"]["claimName"] == "churn-state"
+        else:
+            assert state == {"name": "state", "emptyDir": {}}
+    if override.get("airflow", {}).get("migrations") == {"enabled": False}:
+        assert not of_kind(docs, "Job")
+        secret = find(docs, "Secret", FULLNAME)["stringData"]
+        assert secret["AIRFLOW__CORE__FERNET_KEY"] == "A" * 43 + "="
+
+
+def test_strict_validation_catches_unknown_fields(rendered: dict[str, list[dict]]) -> None:
+    deployment = copy.deepcopy(find(rendered["default"], "Deployment", f"{FULLNAME}-serving"))
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessprobe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBE_VERSIONS[-1], strict=True)
+
+
+# --- what gets deployed -------------------------------------------------------------------
+
+
+def test_default_objects(rendered: dict[str, list[dict]]) -> None:
+    docs = rendered["default"]
+    deployments = {d["metadata"]["name"] for d in of_kind(docs, "Deployment")}
+    assert deployments == {f"{FULLNAME}-{c}" for c in APP_COMPONENTS}
+    services = {d["metadata"]["name"] for d in of_kind(docs, "Service")}
+    assert services == {f"{FULLNAME}-{c}" for c, port in APP_COMPONENTS.items() if port}
+    secrets = {d["metadata"]["name"] for d in of_kind(docs, "Secret")}
+    assert secrets == {FULLNAME, f"{FULLNAME}-migrations"}
+    find(docs, "ConfigMap", FULLNAME)
+    find(docs, "ServiceAccount", FULLNAME)
+    find(docs, "PersistentVolumeClaim", f"{FULLNAME}-state")
+    find(docs, "PodDisruptionBudget", f"{FULLNAME}-serving")
+    find(docs, "Job", f"{FULLNAME}-migrations")
+    # Off by default.
+    assert not of_kind(docs, "HorizontalPodAutoscaler")
+    assert not of_kind(docs, "Ingress")
+    assert f"{FULLNAME}-redis" not in deployments
+
+
+def test_production_objects(rendered: dict[str, list[dict]]) -> None:
+    docs = rendered["production"]
+    existing = production_values()["existingSecret"]
+    # existingSecret: the chart creates no Secret at all, hook included.
+    assert not of_kind(docs, "Secret")
+    redis = find(docs, "Deployment", f"{FULLNAME}-redis")
+    assert redis["spec"]["replicas"] == 1
+    redis_service = find(docs, "Service", f"{FULLNAME}-redis")
+    assert redis_service["spec"]["ports"][0]["port"] == 6379
+
+    serving = find(docs, "Deployment", f"{FULLNAME}-serving")
+    assert "replicas" not in serving["spec"], "the HPA owns the replica count"
+    hpa = find(docs, "HorizontalPodAutoscaler", f"{FULLNAME}-serving")
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": f"{FULLNAME}-serving",
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 8)
+    pdb = find(docs, "PodDisruptionBudget", f"{FULLNAME}-serving")
+    assert pdb["spec"]["minAvailable"] == 1
+    pod_labels = serving["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+
+    # Every pod of the project reads the existing Secret, and the in-chart Redis wins
+    # over any CHURN_REDIS_URL in it (explicit env beats envFrom).
+    for name, spec in pod_specs(docs):
+        if name.endswith(("-redis", "-migrations")):
+            continue
+        container = spec["containers"][0]
+        assert {"secretRef": {"name": existing}} in container["envFrom"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["CHURN_REDIS_URL"] == f"redis://{FULLNAME}-redis:6379/0"
+
+
+def test_ingress_routes_to_existing_services(rendered: dict[str, list[dict]]) -> None:
+    docs = rendered["production"]
+    ingress = find(docs, "Ingress", FULLNAME)
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    routes = {}
+    for rule in ingress["spec"]["rules"]:
+        backend = rule["http"]["paths"][0]["backend"]["service"]
+        routes[rule["host"]] = (backend["name"], backend["port"]["number"])
+    assert routes == {
+        "churn.example.com": (f"{FULLNAME}-serving", 3000),
+        "mlflow.churn.example.com": (f"{FULLNAME}-mlflow", 5000),
+        "airflow.churn.example.com": (f"{FULLNAME}-airflow-api-server", 8080),
+    }
+    for service, port in routes.values():
+        ports = [p["port"] for p in find(docs, "Service", service)["spec"]["ports"]]
+        assert port in ports
+    assert set(ingress["spec"]["tls"][0]["hosts"]) == set(routes)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_deployment_has_resources_and_probes(
+    rendered: dict[str, list[dict]], variant: str
+) -> None:
+    deployments = of_kind(rendered[variant], "Deployment")
+    assert deployments
+    for deployment in deployments:
+        name = deployment["metadata"]["name"]
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            resources = container.get("resources", {})
+            for part in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(part, {})), (name, part)
+            for probe in ("livenessProbe", "readinessProbe"):
+                assert container.get(probe), (name, probe)
+    for job in of_kind(rendered[variant], "Job"):
+        for container in job["spec"]["template"]["spec"]["containers"]:
+            assert container["resources"]["limits"], job["metadata"]["name"]
+
+
+def test_probes_hit_the_health_endpoints(rendered: dict[str, list[dict]]) -> None:
+    docs = rendered["default"]
+
+    def container(name: str) -> dict:
+        return find(docs, "Deployment", f"{FULLNAME}-{name}")["spec"]["template"]["spec"][
+            "containers"
+        ][0]
+
+    serving = container("serving")
+    assert serving["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    assert serving["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    api = container("airflow-api-server")
+    assert api["readinessProbe"]["httpGet"]["path"] == "/api/v2/monitor/health"
+    assert container("mlflow")["livenessProbe"]["httpGet"]["path"] == "/health"
+    scheduler = container("airflow-scheduler")
+    assert scheduler["livenessProbe"]["httpGet"] == {"path": "/health", "port": "health"}
+    assert {"name": "health", "containerPort": 8974, "protocol": "TCP"} in scheduler["ports"]
+    for name, job_type in (
+        ("airflow-dag-processor", "DagProcessorJob"),
+        ("airflow-triggerer", "TriggererJob"),
+    ):
+        command = container(name)["livenessProbe"]["exec"]["command"]
+        assert command == ["airflow", "jobs", "check", "--job-type", job_type, "--local"]
+
+
+def test_component_commands(rendered: dict[str, list[dict]]) -> None:
+    docs = rendered["default"]
+    commands = {
+        component(d): d["spec"]["template"]["spec"]["containers"][0]["command"]
+        for d in of_kind(docs, "Deployment")
+    }
+    assert commands["serving"] == [
+        "bentoml",
+        "serve",
+        "serving.service:ChurnPredictor",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "3000",
+    ]
+    assert commands["airflow-scheduler"] == ["airflow", "scheduler"]
+    assert commands["airflow-dag-processor"] == ["airflow", "dag-processor"]
+    assert commands["airflow-triggerer"] == ["airflow", "triggerer"]
+    assert commands["airflow-api-server"][:6] == [
+        "airflow",
+        "api-server",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8080",
+    ]
+    mlflow = commands["mlflow"]
+    assert mlflow[:2] == ["mlflow", "server"]
+    options = dict(zip(mlflow[2::2], mlflow[3::2], strict=True))
+    # The database URL comes from the Secret through Kubernetes' $(VAR) expansion.
+    assert options["--backend-store-uri"] == "$(MLFLOW_BACKEND_STORE_URI)"
+    assert options["--artifacts-destination"] == "file:///state/mlflow/artifacts"
+    assert (options["--host"], options["--port"]) == ("0.0.0.0", "5000")
+    # MLflow rejects unknown Host headers: in-cluster clients use the Service name.
+    allowed = options["--allowed-hosts"].split(",")
+    assert f"{FULLNAME}-mlflow:*" in allowed
+    assert f"{FULLNAME}-mlflow.{NAMESPACE}.svc.cluster.local:*" in allowed
+
+
+def test_production_mlflow_accepts_its_ingress_host(rendered: dict[str, list[dict]]) -> None:
+    mlflow = find(rendered["production"], "Deployment", f"{FULLNAME}-mlflow")
+    command = mlflow["spec"]["template"]["spec"]["containers"][0]["command"]
+    options = dict(zip(command[2::2], command[3::2], strict=True))
+    assert "mlflow.churn.example.com" in options["--allowed-hosts"].split(",")
+    assert options["--artifacts-destination"] == "s3://example-ml-artifacts/churn"
+
+
+@pytest.mark.parametrize(("name", "port"), [(c, p) for c, p in APP_COMPONENTS.items() if p])
+def test_services_reach_their_containers(
+    rendered: dict[str, list[dict]], name: str, port: int
+) -> None:
+    docs = rendered["default"]
+    service = find(docs, "Service", f"{FULLNAME}-{name}")
+    deployment = find(docs, "Deployment", f"{FULLNAME}-{name}")
+    pod = deployment["spec"]["template"]
+    # The Service selects exactly this component's pods...
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    for other in of_kind(docs, "Deployment"):
+        if other is not deployment:
+            labels = other["spec"]["template"]["metadata"]["labels"]
+            assert not service["spec"]["selector"].items() <= labels.items()
+    # ...and its port lands on the container port the process listens on.
+    (service_port,) = service["spec"]["ports"]
+    assert service_port["port"] == port
+    container_ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
+    assert container_ports[service_port["targetPort"]] == port
+
+
+# --- configuration and secrets ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_configmap_holds_no_secret(rendered: dict[str, list[dict]], variant: str) -> None:
+    for configmap in of_kind(rendered[variant], "ConfigMap"):
+        data = configmap["data"]
+        assert not SECRET_KEYS & set(data)
+        for key, value in data.items():
+            assert not CREDENTIALS_IN_URL.search(value), key
+            for secret in SECRET_STRINGS:
+                assert secret not in value, key
+
+
+def test_secret_values_stay_in_secrets(rendered: dict[str, list[dict]]) -> None:
+    docs = rendered["default"]
+    for doc in docs:
+        if doc["kind"] == "Secret":
+            continue
+        text = yaml.safe_dump(doc)
+        for secret in SECRET_STRINGS:
+            assert secret not in text, (doc["kind"], doc["metadata"]["name"])
+    secret = find(docs, "Secret", FULLNAME)
+    assert set(secret["stringData"]) == SECRET_KEYS - {"AIRFLOW__CORE__FERNET_KEY"}
+
+
+def test_configmap_env(rendered: dict[str, list[dict]]) -> None:
+    data = find(rendered["default"], "ConfigMap", FULLNAME)["data"]
+    assert data["CHURN_STATE_DIR"] == "/state"
+    assert data["AIRFLOW__CORE__DAGS_FOLDER"] == "/app/dags"
+    assert data["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert data["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+    assert data["AIRFLOW_HOME"] == "/state/airflow"
+    assert data["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
+        f"http://{FULLNAME}-airflow-api-server:8080/execution/"
+    )
+    # Every CHURN_* variable is a field of the project's settings (no typos).
+    fields = set(Settings.model_fields)
+    churn_keys = [key for key in data if key.startswith("CHURN_")]
+    assert churn_keys
+    for key in churn_keys:
+        assert key.removeprefix("CHURN_").lower() in fields, key
+
+
+def test_production_settings_reach_the_configmap(rendered: dict[str, list[dict]]) -> None:
+    data = find(rendered["production"], "ConfigMap", FULLNAME)["data"]
+    assert data["CHURN_MIN_F1"] == "0.55"
+    assert data["CHURN_BATCH_LIMIT"] == "2000"
+    assert data["AIRFLOW__CORE__PARALLELISM"] == "8"
+
+
+def test_chart_env_builds_the_project_settings(
+    rendered: dict[str, list[dict]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pods' environment (ConfigMap + Secret) read by feature_repo.settings."""
+    docs = rendered["default"]
+    configmap = find(docs, "ConfigMap", FULLNAME)["data"]
+    secret = find(docs, "Secret", FULLNAME)["stringData"]
+    for key in list(os.environ):
+        if key.startswith("CHURN_"):
+            monkeypatch.delenv(key)
+    for key, value in {**configmap, **secret}.items():
+        monkeypatch.setenv(key, value)
+
+    settings = get_settings()
+    assert settings.state_dir == Path("/state")
+    assert settings.serve_port == 3000
+    assert settings.airflow_port == 8080
+    assert settings.redis_url == REQUIRED_VALUES["externalRedis"]["url"]
+    assert settings.mlflow_tracking_uri == f"http://{FULLNAME}-mlflow:5000"
+    # The URLs the chart derives in Go templates equal the ones settings.py derives.
+    assert settings.airflow_sql_alchemy_conn == secret["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert settings.airflow_sql_alchemy_conn == (
+        f"postgresql+psycopg2://churn:{PG_PASSWORD}@db.example.com:5432/churn_airflow"
+    )
+    assert (
+        settings.postgres_database_url(settings.mlflow_database)
+        == secret["MLFLOW_BACKEND_STORE_URI"]
+    )
+    # The migration hook's own Secret carries the same URLs.
+    hook = find(docs, "Secret", f"{FULLNAME}-migrations")["stringData"]
+    assert hook == {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": secret["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
+        "MLFLOW_BACKEND_STORE_URI": secret["MLFLOW_BACKEND_STORE_URI"],
+    }
+
+
+def test_derived_urls_keep_query_and_custom_databases(chart: helm.Chart) -> None:
+    values = merged(
+        REQUIRED_VALUES,
+        {
+            "postgresql": {
+                "url": "postgresql://u:pw@pg:6543/admin?sslmode=require",
+                "mlflowDatabase": "ml_tracking",
+                "airflowDatabase": "orchestration",
+            }
+        },
+    )
+    secret = find(render(chart, values), "Secret", FULLNAME)["stringData"]
+    settings = get_settings(
+        postgres_url=values["postgresql"]["url"],
+        mlflow_database="ml_tracking",
+        airflow_database="orchestration",
+    )
+    assert secret["MLFLOW_BACKEND_STORE_URI"] == (
+        "postgresql://u:pw@pg:6543/ml_tracking?sslmode=require"
+    )
+    assert secret["MLFLOW_BACKEND_STORE_URI"] == settings.postgres_database_url("ml_tracking")
+    assert secret["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == settings.airflow_sql_alchemy_conn
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_env_sources_exist(rendered: dict[str, list[dict]], variant: str) -> None:
+    docs = rendered[variant]
+    existing_secret = values_for(variant).get("existingSecret")
+    secrets = {d["metadata"]["name"] for d in of_kind(docs, "Secret")} | {existing_secret}
+    configmaps = {d["metadata"]["name"] for d in of_kind(docs, "ConfigMap")}
+    claims = {d["metadata"]["name"] for d in of_kind(docs, "PersistentVolumeClaim")}
+    for name, spec in pod_specs(docs):
+        for container in spec["containers"]:
+            for source in container.get("envFrom", []):
+                if "configMapRef" in source:
+                    assert source["configMapRef"]["name"] in configmaps, name
+                if "secretRef" in source:
+                    assert source["secretRef"]["name"] in secrets, name
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["name"] in secrets, name
+        for volume in spec.get("volumes", []):
+            if "persistentVolumeClaim" in volume:
+                assert volume["persistentVolumeClaim"]["claimName"] in claims, name
+
+
+# --- state, security, hooks ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_state_volume_is_shared_by_every_project_pod(
+    rendered: dict[str, list[dict]], variant: str
+) -> None:
+    docs = rendered[variant]
+    claim = find(docs, "PersistentVolumeClaim", f"{FULLNAME}-state")
+    for deployment in of_kind(docs, "Deployment"):
+        if component(deployment) == "redis":
+            continue
+        spec = deployment["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert volumes["state"]["persistentVolumeClaim"]["claimName"] == (claim["metadata"]["name"])
+        mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+        assert mounts["state"] == "/state"
+        # Writable scratch places under the read-only root filesystem.
+        assert mounts["tmp"] == "/tmp"
+        assert "emptyDir" in volumes["tmp"]
+
+
+def test_state_claim_storage_values(rendered: dict[str, list[dict]]) -> None:
+    default = find(rendered["default"], "PersistentVolumeClaim", f"{FULLNAME}-state")["spec"]
+    assert "storageClassName" not in default  # the cluster's default class
+    assert default["resources"]["requests"]["storage"] == "20Gi"
+    prod = find(rendered["production"], "PersistentVolumeClaim", f"{FULLNAME}-state")["spec"]
+    assert prod["storageClassName"] == "nfs-client"
+    assert prod["accessModes"] == ["ReadWriteMany"]
+    assert prod["resources"]["requests"]["storage"] == "100Gi"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_pods_run_as_non_root_on_read_only_root(
+    rendered: dict[str, list[dict]], variant: str
+) -> None:
+    specs = list(pod_specs(rendered[variant]))
+    assert specs
+    for name, spec in specs:
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["runAsUser"] > 0, name
+        assert spec["automountServiceAccountToken"] is False, name
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert context["capabilities"]["drop"] == ["ALL"], name
+
+
+def test_migrations_run_as_a_hook_before_install_and_upgrade(
+    rendered: dict[str, list[dict]],
+) -> None:
+    docs = rendered["default"]
+    job = find(docs, "Job", f"{FULLNAME}-migrations")
+    hook_secret = find(docs, "Secret", f"{FULLNAME}-migrations")
+    for hook in (job, hook_secret):
+        assert hook["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    weight = int(job["metadata"]["annotations"]["helm.sh/hook-weight"])
+    assert int(hook_secret["metadata"]["annotations"]["helm.sh/hook-weight"]) < weight
+    spec = job["spec"]["template"]["spec"]
+    commands = {c["name"]: c["command"] for c in spec["containers"]}
+    assert commands["airflow-db-migrate"] == ["airflow", "db", "migrate"]
+    assert commands["mlflow-db-upgrade"] == [
+        "mlflow",
+        "db",
+        "upgrade",
+        "$(MLFLOW_BACKEND_STORE_URI)",
+    ]
+    # A pre-install hook runs before the release's own objects exist: it may use none.
+    assert "serviceAccountName" not in spec
+    assert all("persistentVolumeClaim" not in v for v in spec["volumes"])
+    for container in spec["containers"]:
+        assert "envFrom" not in container
+        for env in container["env"]:
+            ref = env.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                assert ref["name"] == hook_secret["metadata"]["name"]
+
+
+def test_pods_roll_when_config_changes(chart: helm.Chart) -> None:
+    def checksums(values: dict[str, Any]) -> dict[str, str]:
+        serving = find(render(chart, values), "Deployment", f"{FULLNAME}-serving")
+        return serving["spec"]["template"]["metadata"]["annotations"]
+
+    before = checksums(REQUIRED_VALUES)
+    after = checksums(merged(REQUIRED_VALUES, {"settings": {"min_f1": 0.6}}))
+    assert before["checksum/config"] != after["checksum/config"]
+    assert before["checksum/secret"] == after["checksum/secret"]
+
+
+def test_long_release_names_give_valid_object_names(chart: helm.Chart) -> None:
+    release = "a-very-long-release-name-for-the-churn-platform-x"
+    helm.validate_release_name(release)
+    docs = render(chart, REQUIRED_VALUES, release=release)
+    dns_label = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    seen = set()
+    for doc in docs:
+        name = doc["metadata"]["name"]
+        assert len(name) <= 63 and dns_label.match(name), name
+        assert (doc["kind"], name) not in seen
+        seen.add((doc["kind"], name))
+
+
+def test_mlflow_can_be_external(chart: helm.Chart) -> None:
+    values = merged(
+        REQUIRED_VALUES,
+        {"mlflow": {"enabled": False}, "settings": {"mlflow_server_uri": "http://mlflow.ml:80"}},
+    )
+    docs = render(chart, values)
+    assert all(component(d) != "mlflow" for d in docs)
+    assert "MLFLOW_BACKEND_STORE_URI" not in find(docs, "Secret", FULLNAME)["stringData"]
+    configmap = find(docs, "ConfigMap", FULLNAME)["data"]
+    assert configmap["CHURN_MLFLOW_SERVER_URI"] == "http://mlflow.ml:80"
+    job = find(docs, "Job", f"{FULLNAME}-migrations")
+    assert [c["name"] for c in job["spec"]["template"]["spec"]["containers"]] == [
+        "airflow-db-migrate"
+    ]
+
+
+# --- values that must be refused ----------------------------------------------------------
+
+
+def without(path: str) -> dict[str, Any]:
+    values = copy.deepcopy(REQUIRED_VALUES)
+    section, key = path.split(".")
+    del values[section][key]
+    return values
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({}, "postgresql.url is required"),
+        (without("postgresql.url"), "postgresql.url is required"),
+        (without("externalRedis.url"), "externalRedis.url is required"),
+        (without("airflow.jwtSecret"), "airflow.jwtSecret is required"),
+        (
+            merged(REQUIRED_VALUES, {"settings": {"postgres_url": "postgresql://x:y@h/db"}}),
+            "settings.postgres_url is set by the chart",
+        ),
+        (
+            merged(REQUIRED_VALUES, {"settings": {"state_dir": "/elsewhere"}}),
+            "settings.state_dir is set by the chart: use state.mountPath",
+        ),
+        (
+            merged(
+                REQUIRED_VALUES,
+                {"airflow": {"config": {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sqlite://"}}},
+            ),
+            "airflow.config.AIRFLOW__DATABASE__SQL_ALCHEMY_CONN is secret",
+        ),
+        (
+            merged(REQUIRED_VALUES, {"mlflow": {"enabled": False}}),
+            "settings.mlflow_server_uri is required when mlflow.enabled=false",
+        ),
+        (
+            merged(REQUIRED_VALUES, {"ingress": {"enabled": True}}),
+            "ingress.enabled=true needs at least one",
+        ),
+        (
+            merged(REQUIRED_VALUES, {"serving": {"podDisruptionBudget": {"minAvailable": 1}}}),
+            "set exactly one of minAvailable and maxUnavailable",
+        ),
+    ],
+)
+def test_rendering_refuses_incomplete_or_misplaced_values(
+    chart: helm.Chart, values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(helm.HelmRenderError, match=re.escape(message)):
+        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+
+
+def test_existing_secret_replaces_every_secret_value(chart: helm.Chart) -> None:
+    docs = render(chart, {"existingSecret": "my-env", "redis": {"enabled": True}})
+    assert not of_kind(docs, "Secret")
+    job = find(docs, "Job", f"{FULLNAME}-migrations")
+    refs = {
+        env["valueFrom"]["secretKeyRef"]["name"]
+        for container in job["spec"]["template"]["spec"]["containers"]
+        for env in container["env"]
+        if "valueFrom" in env
+    }
+    assert refs == {"my-env"}
+
+
+@pytest.mark.parametrize(
+    ("values", "where"),
+    [
+        ({"serving": {"replicas": "two"}}, "/serving/replicas"),
+        ({"unknownKey": True}, "unknownKey"),
+        ({"postgresql": {"url": "mysql://u:p@h/db"}}, "/postgresql/url"),
+        ({"settings": {"MinF1": 0.4}}, "'MinF1' does not match pattern"),
+        # null removes a default (as with --set key=null): limits need cpu and memory.
+        ({"serving": {"resources": {"limits": {"memory": None}}}}, "/serving/resources/limits"),
+        ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+    ],
+)
+def test_schema_rejects_bad_values(chart: helm.Chart, values: dict[str, Any], where: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=re.escape(where)):
+        chart.validate_schema(merged(REQUIRED_VALUES, values))
+    # Rendering (what `helm install` does) applies the same schema.
+    with pytest.raises(helm.HelmValuesError):
+        chart.render(merged(REQUIRED_VALUES, values), name=RELEASE, namespace=NAMESPACE)
+
+
+def test_schema_accepts_the_shipped_values(chart: helm.Chart) -> None:
+    chart.validate_schema(REQUIRED_VALUES)
+    chart.validate_schema(production_values())
+
+
+# --- the image ----------------------------------------------------------------------------
+
+
+def test_dockerfile_builds_the_project_image() -> None:
+    text = DOCKERFILE.read_text()
+    instructions = [
+        line.split(None, 1) for line in text.splitlines() if line and not line.startswith("#")
+    ]
+    froms = [rest for op, *rest in instructions if op == "FROM"]
+    assert all(rest[0].startswith("${PYTHON_IMAGE}") for rest in froms)
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in text
+    install_lock = text.index("pip install -r requirements.txt")
+    install_project = text.index("pip install --no-deps .")
+    assert install_lock < install_project
+    assert (ROOT / "requirements.txt").is_file()
+    # The runtime user is the uid the chart's pods run as.
+    user = next(rest[0] for op, *rest in reversed(instructions) if op == "USER")
+    assert user == "${UID}:${GID}"
+    assert "ARG UID=10001" in text
+    assert (
+        yaml.safe_load((CHART_DIR / "values.yaml").read_text())["podSecurityContext"]["runAsUser"]
+        == 10001
+    )
+    # The console script the image's CMD runs is declared by the project.
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'^churn = "dags\.cli:main"$', pyproject, re.MULTILINE)
