@@ -53,6 +53,7 @@ VALIDATION_TIME_PARAMETER = "validation_time_utc"
 DATA_SOURCE_NAME = "churn_batches"
 BATCH_DEFINITION_NAME = "whole_dataframe"
 SHOWN_VALUES = 5  # unexpected values quoted per failed expectation
+DATA_DOCS_INDEX_LIMIT = 30  # validation results listed on the Data Docs index (latest first)
 _MAX_CACHED_CONTEXTS = 8
 
 
@@ -411,9 +412,17 @@ def _open_context(gx_dir: Path) -> AbstractDataContext:
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="file", context_root_dir=gx_dir)
-    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    context.variables.analytics_enabled = False
-    context.variables.save()
+    variables = context.variables
+    variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    variables.analytics_enabled = False
+    # The index page reads every stored result: cap it so validation does not slow down as
+    # results pile up (older result pages stay on disk, they just leave the index).
+    sites = dict(variables.data_docs_sites or {})
+    for site in sites.values():
+        index = site.setdefault("site_index_builder", {"class_name": "DefaultSiteIndexBuilder"})
+        index["validation_results_limit"] = DATA_DOCS_INDEX_LIMIT
+    variables.data_docs_sites = sites
+    variables.save()
     return context
 
 

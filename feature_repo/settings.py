@@ -42,6 +42,14 @@ class Settings(BaseSettings):
             "PostgreSQL databases named by mlflow_database and airflow_database; unset: SQLite."
         ),
     )
+    feature_store_yaml: Path = Field(
+        default=FEATURE_REPO_DIR / "feature_store.yaml",
+        description=(
+            "Where the Feast configuration rendered from these settings is written. The "
+            "default is where the feast CLI looks; a container with a read-only source tree "
+            "points it under the state folder."
+        ),
+    )
     mlflow_database: str = "churn_mlflow"
     airflow_database: str = "churn_airflow"
     mlflow_server_uri: str | None = Field(
@@ -145,10 +153,6 @@ class Settings(BaseSettings):
     @property
     def demo_summary_path(self) -> Path:
         return self.reports_dir / "demo_summary.json"
-
-    @property
-    def feature_store_yaml(self) -> Path:
-        return FEATURE_REPO_DIR / "feature_store.yaml"
 
     # --- derived back-end addresses -----------------------------------------------------------
     def postgres_database_url(self, database: str, driver: str = "postgresql") -> str:

@@ -30,7 +30,7 @@ class Drift:
     """Changes applied to every day on or after ``start``."""
 
     start: date
-    spend_factor: float = 1.8
+    spend_factor: float = 2.0
     # Multiplies each segment's order rate, which shifts the segment mix of orders.
     segment_rate_factor: dict[str, float] = field(
         default_factory=lambda: {"budget": 0.6, "regular": 1.0, "premium": 2.0}

@@ -75,6 +75,7 @@ def write_feature_store_yaml(settings: Settings) -> Path:
     text = YAML_HEADER + yaml.safe_dump(feature_store_config(settings), sort_keys=False)
     path = settings.feature_store_yaml
     if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
     return path
@@ -104,12 +105,20 @@ def get_feature_store(settings: Settings) -> FeatureStore:
     """A FeatureStore over ``feature_repo/`` configured by the settings."""
     write_feature_store_yaml(settings)
     ensure_duckdb_delta_extension()
-    return FeatureStore(repo_path=str(FEATURE_REPO_DIR))
+    return FeatureStore(repo_path=str(FEATURE_REPO_DIR), fs_yaml_file=settings.feature_store_yaml)
 
 
 @contextlib.contextmanager
 def _inside_feature_repo() -> Iterator[None]:
-    """Import the definition files the way the Feast CLI does (cwd and sys.path = repo)."""
+    """Import the definition files the way the Feast CLI does (cwd and sys.path = repo).
+
+    They are imported afresh each time: data_sources.py reads the table location from the
+    environment, which may have changed since an earlier import in this process.
+    """
+    for name, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None) or ""
+        if "." not in name and origin.startswith(str(FEATURE_REPO_DIR)):
+            del sys.modules[name]
     added = str(FEATURE_REPO_DIR) not in sys.path
     if added:
         sys.path.insert(0, str(FEATURE_REPO_DIR))

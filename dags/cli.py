@@ -1,0 +1,95 @@
+"""``churn``: the command line behind the make targets."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+from feature_repo.settings import get_settings
+
+
+def _demo(args: argparse.Namespace) -> None:
+    # The libraries' deprecation chatter would bury the demo's own report.
+    warnings.simplefilter("ignore")
+    from dags.demo import run_demo
+
+    run_demo(get_settings(), customers=args.customers, days=args.days, requests=args.requests)
+
+
+def _feast_config(_: argparse.Namespace) -> None:
+    from feature_repo.store import ensure_duckdb_delta_extension, write_feature_store_yaml
+
+    path = write_feature_store_yaml(get_settings())
+    ensure_duckdb_delta_extension()
+    print(f"wrote {path}; now e.g. `cd feature_repo && feast apply`")
+
+
+def _airflow(args: argparse.Namespace) -> None:
+    from dags import airflow_runner
+
+    settings = get_settings()
+    if args.action == "stop":
+        stopped = airflow_runner.stop_airflow(settings)
+        print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+        return
+    url = airflow_runner.start_airflow(settings)
+    password = airflow_runner.airflow_password(settings)
+    print(f"Airflow UI: {url}  (user: admin, password: {password})")
+    print(f"Logs: {settings.airflow_home / 'logs'}; stop with `make airflow-stop`.")
+
+
+def _serve(_: argparse.Namespace) -> None:
+    from serving.server import serve_command
+
+    settings = get_settings()
+    command = serve_command(settings)
+    os.execv(command[0], command)
+
+
+def _mlflow_ui(_: argparse.Namespace) -> None:
+    from models.tracking import configure_mlflow
+
+    settings = get_settings()
+    configure_mlflow(settings)
+    mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    command = [
+        mlflow, "ui", "--backend-store-uri", settings.mlflow_tracking_uri,
+        "--default-artifact-root", settings.mlflow_artifact_location,
+        "--host", "127.0.0.1", "--port", "5000",
+    ]  # fmt: skip
+    os.execv(mlflow, command)
+
+
+def _rollback(_: argparse.Namespace) -> None:
+    from models.registry import rollback_champion
+
+    print(rollback_champion(get_settings()))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="churn", description=__doc__)
+    commands = parser.add_subparsers(required=True)
+    demo = commands.add_parser("demo", help="run the whole loop and print a summary")
+    demo.add_argument("--customers", type=int, default=None)
+    demo.add_argument("--days", type=int, default=None)
+    demo.add_argument("--requests", type=int, default=400)
+    demo.set_defaults(func=_demo)
+    commands.add_parser("feast-config", help="render feature_store.yaml").set_defaults(
+        func=_feast_config
+    )
+    airflow = commands.add_parser("airflow", help="start or stop Airflow (UI on :8080)")
+    airflow.add_argument("action", choices=["start", "stop"])
+    airflow.set_defaults(func=_airflow)
+    commands.add_parser("serve", help="serve the champion with BentoML").set_defaults(func=_serve)
+    commands.add_parser("mlflow-ui", help="MLflow UI on :5000").set_defaults(func=_mlflow_ui)
+    commands.add_parser("rollback", help="move champion back to the previous one").set_defaults(
+        func=_rollback
+    )
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""``make demo``: the closed loop end to end, through the real DAGs, on one machine.
+
+simulate months of orders -> feature_pipeline -> training_pipeline (v1) -> BentoML server
+-> live predictions -> monitoring (no drift) -> drifted days and traffic ->
+feature_pipeline -> monitoring (significant drift, triggers training) -> training_pipeline
+(v2, gated) -> summary (printed and written as JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import numpy as np
+
+from dags import airflow_runner
+from feature_repo import delta_tables, landing
+from feature_repo.settings import Settings
+from feature_repo.simulate import Drift, SimulationConfig, simulate_days
+
+STATE_PARTS = (
+    "delta", "feast", "mlflow", "serving", "landing", "quarantine", "reports", "gx",
+    "training_sets", "tmp", "airflow",
+)  # fmt: skip
+
+
+def reset_state(settings: Settings) -> None:
+    """Remove the state the demo writes, so every demo starts from nothing."""
+    for part in STATE_PARTS:
+        shutil.rmtree(settings.state_dir / part, ignore_errors=True)
+
+
+def land_days(config: SimulationConfig, days: list[date], settings: Settings) -> int:
+    rows = 0
+    for day, batch in simulate_days(config, days):
+        landing.land_batch(batch, day, settings)
+        rows += len(batch)
+    return rows
+
+
+def active_customers(settings: Settings, window_days: int = 30) -> np.ndarray:
+    """Customers with an order in the last ``window_days`` of ingested data."""
+    last = max(delta_tables.partition_dates(settings.raw_orders_path, "event_date"))
+    first = (last - timedelta(days=window_days - 1)).isoformat()
+    recent = delta_tables.read_table(
+        settings.raw_orders_path, columns=["customer_id"], filters=[("event_date", ">=", first)]
+    )
+    return np.sort(recent["customer_id"].unique())
+
+
+def send_predictions(url: str, customers: np.ndarray, requests: int, seed: int) -> dict[str, Any]:
+    """Real HTTP traffic: mostly single predictions, every 50th a batch of 20."""
+    rng = np.random.default_rng(seed)
+    latencies, statuses = [], {}
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for i in range(requests):
+            if i % 50 == 49:
+                ids = [int(c) for c in rng.choice(customers, size=20, replace=False)]
+                body, path = {"customer_ids": ids}, "/predict/batch"
+            else:
+                body, path = {"customer_id": int(rng.choice(customers))}, "/predict"
+            started = time.perf_counter()
+            response = client.post(path, json=body)
+            latencies.append((time.perf_counter() - started) * 1000)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+    return {
+        "requests": requests,
+        "status_codes": statuses,
+        "latency_ms_p50": round(statistics.median(latencies), 2),
+        "latency_ms_p99": round(float(np.percentile(latencies, 99)), 2),
+    }
+
+
+def _step(title: str) -> float:
+    print(f"\n==> {title}", flush=True)
+    return time.monotonic()
+
+
+def _check(result: airflow_runner.DagRunResult) -> airflow_runner.DagRunResult:
+    print(f"    {result.dag_id}: {result.state} {result.task_states}", flush=True)
+    if not result.succeeded:
+        raise RuntimeError(f"{result.dag_id} run {result.run_id} ended {result.state}")
+    return result
+
+
+def run_demo(
+    settings: Settings,
+    customers: int | None = None,
+    days: int | None = None,
+    drift_days: int = 28,
+    requests: int = 400,
+) -> dict[str, Any]:
+    """Run the loop; return (and write) the summary."""
+    from serving.server import BentoServer
+
+    started = time.monotonic()
+    customers = customers or settings.sim_customers
+    days = days or settings.sim_days
+    today = datetime.now(UTC).date()
+    start = today - timedelta(days=days + drift_days)
+    config = SimulationConfig(
+        customers=customers,
+        start_date=start,
+        days=days + drift_days,
+        seed=settings.random_seed,
+        drift=Drift(start=start + timedelta(days=days)),
+    )
+    history = [start + timedelta(days=i) for i in range(days)]
+    drifted = [start + timedelta(days=days + i) for i in range(drift_days)]
+    timings: dict[str, float] = {}
+
+    t = _step(f"Reset state in {settings.state_dir}; simulate {days} days, {customers} customers")
+    reset_state(settings)
+    rows = land_days(config, history, settings)
+    print(f"    landed {len(history)} daily batches, {rows} order events")
+    airflow_runner.migrate_airflow_db(settings)
+    timings["simulate"] = time.monotonic() - t
+
+    t = _step("feature_pipeline: validate -> ingest -> features -> materialize")
+    _check(airflow_runner.run_dag("feature_pipeline", settings))
+    timings["feature_pipeline"] = time.monotonic() - t
+
+    t = _step("training_pipeline: training set -> train -> register -> gate")
+    first_training = _check(airflow_runner.run_dag("training_pipeline", settings))
+    print(f"    gate: {first_training.returns['gate']['reason']}")
+    timings["training_pipeline"] = time.monotonic() - t
+
+    t = _step("Start the BentoML server and send live predictions")
+    with BentoServer(settings) as url:
+        timings["server_start"] = time.monotonic() - t
+        baseline_traffic = send_predictions(url, active_customers(settings), requests, seed=1)
+        print(f"    {baseline_traffic}")
+
+        t = _step("monitoring on normal traffic")
+        calm = _check(airflow_runner.run_dag("monitoring", settings))
+        calm_report = calm.returns["drift_report"]
+        print(f"    significant drift: {calm_report['significant']} ({calm_report['reason']})")
+        retrain_queued = airflow_runner.queued_runs("training_pipeline", settings)
+        if calm_report["significant"] or retrain_queued:
+            raise RuntimeError("normal traffic was judged drifted: the demo's premise is broken")
+        timings["monitoring_calm"] = time.monotonic() - t
+
+        t = _step(f"Simulate {drift_days} drifted days (spend x2, segment mix) and traffic")
+        land_days(config, drifted, settings)
+        _check(airflow_runner.run_dag("feature_pipeline", settings))
+        drift_traffic = send_predictions(url, active_customers(settings), requests, seed=2)
+        print(f"    {drift_traffic}")
+        timings["drift_days"] = time.monotonic() - t
+
+        t = _step("monitoring on drifted traffic")
+        drifted_run = _check(airflow_runner.run_dag("monitoring", settings))
+        drift_report = drifted_run.returns["drift_report"]
+        print(f"    significant drift: {drift_report['significant']} ({drift_report['reason']})")
+        timings["monitoring_drift"] = time.monotonic() - t
+
+    t = _step("training_pipeline, triggered by monitoring")
+    triggered = airflow_runner.queued_runs("training_pipeline", settings)
+    if not triggered:
+        raise RuntimeError("monitoring did not trigger training_pipeline")
+    retrain = [_check(r) for r in airflow_runner.run_queued("training_pipeline", settings)]
+    second_gate = retrain[-1].returns["gate"]
+    print(f"    gate: {second_gate['reason']}")
+    timings["retraining"] = time.monotonic() - t
+
+    summary = build_summary(
+        settings,
+        gates=[first_training.returns["gate"], second_gate],
+        metrics=[
+            first_training.returns["train"]["metrics"],
+            retrain[-1].returns["train"]["metrics"],
+        ],
+        calm=calm_report,
+        drift=drift_report,
+        traffic={"baseline": baseline_traffic, "drifted": drift_traffic},
+        triggered_run=triggered[0]["run_id"],
+        timings={k: round(v, 1) for k, v in timings.items()},
+        total_seconds=round(time.monotonic() - started, 1),
+    )
+    settings.demo_summary_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.demo_summary_path.write_text(json.dumps(summary, indent=2, default=str))
+    print_summary(summary)
+    return summary
+
+
+def build_summary(settings: Settings, **parts: Any) -> dict[str, Any]:
+    from models.registry import CHAMPION, alias_version
+
+    gates, metrics, drift = parts["gates"], parts["metrics"], parts["drift"]
+    champion = alias_version(settings, CHAMPION)
+    champion_gate = next((g for g in reversed(gates) if g["version"] == champion), None)
+    return {
+        "model_name": settings.model_name,
+        "versions": [
+            {
+                "version": g["version"],
+                "promoted": g["promoted"],
+                "gate_reason": g["reason"],
+                "holdout_f1": round(g["f1"], 4),
+                "metrics": {k: round(v, 4) for k, v in m.items()},
+            }
+            for g, m in zip(gates, metrics, strict=True)
+        ],
+        "champion": {
+            "version": champion,
+            "reason": champion_gate["reason"] if champion_gate else None,
+        },
+        "drift": {
+            "significant": drift["significant"],
+            "reason": drift["reason"],
+            "psi_binning": drift.get("psi_binning"),
+            "features": drift.get("features"),
+            "prediction": drift.get("prediction"),
+            "top_drifted": [
+                f for f in sorted(drift.get("features", []), key=lambda f: -f["psi"])[:3]
+            ],
+            "html_report": drift.get("html_path"),
+            "json_report": drift.get("json_path"),
+            "triggered_training_run": parts["triggered_run"],
+        },
+        "calm_check": {
+            "significant": parts["calm"]["significant"],
+            "max_feature_psi": max(
+                (f["psi"] for f in parts["calm"].get("features", [])), default=None
+            ),
+        },
+        "traffic": parts["traffic"],
+        "timings_seconds": parts["timings"],
+        "total_seconds": parts["total_seconds"],
+        "summary_path": str(settings.demo_summary_path),
+        "how_to": {
+            "mlflow_ui": "make mlflow-ui  # then open http://127.0.0.1:5000",
+            "airflow_ui": "make airflow  # then open http://127.0.0.1:8080 (login printed)",
+            "serve": 'make serve  # then POST http://127.0.0.1:3000/predict {"customer_id": 42}',
+        },
+    }
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    print("\n" + "=" * 72)
+    print(f"Demo finished in {summary['total_seconds']} s")
+    for v in summary["versions"]:
+        verdict = "promoted" if v["promoted"] else "not promoted"
+        print(f"  {summary['model_name']} v{v['version']}: holdout F1 {v['holdout_f1']}, {verdict}")
+        print(f"      gate: {v['gate_reason']}")
+    champion = summary["champion"]
+    print(f"  champion: v{champion['version']} ({champion['reason']})")
+    drift = summary["drift"]
+    print(f"  drift: significant={drift['significant']}; top drifted features (PSI):")
+    for f in drift["top_drifted"]:
+        print(f"      {f['column']:<24} {f['psi']:.3f}  {f['level']}")
+    print(f"  drift report: {drift['html_report']}")
+    print(f"  summary JSON: {summary['summary_path']}")
+    for name, how in summary["how_to"].items():
+        print(f"  {name}: {how}")
+    print("=" * 72)

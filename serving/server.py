@@ -1,0 +1,80 @@
+"""Starting and stopping the BentoML server as a real process (demo, tests, benchmarks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from feature_repo.settings import PROJECT_ROOT, Settings
+
+
+def serve_command(settings: Settings, port: int | None = None) -> list[str]:
+    bentoml = str(Path(sys.executable).with_name("bentoml"))
+    return [
+        bentoml, "serve", "serving.service:ChurnPredictor",
+        "--host", settings.serve_host, "--port", str(port or settings.serve_port),
+    ]  # fmt: skip
+
+
+class BentoServer:
+    """``with BentoServer(settings) as url:`` runs ``bentoml serve`` until the block ends."""
+
+    def __init__(self, settings: Settings, port: int | None = None, ready_timeout: float = 180):
+        self.settings = settings
+        self.port = port or settings.serve_port
+        self.ready_timeout = ready_timeout
+        self.url = f"http://{settings.serve_host}:{self.port}"
+        self.log_path = settings.state_dir / "serving" / f"server-{self.port}.log"
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> str:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "CHURN_STATE_DIR": str(self.settings.state_dir)}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                serve_command(self.settings, self.port), cwd=PROJECT_ROOT, env=env,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its workers share the group, stopped together
+            )  # fmt: skip
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(
+                    f"bentoml serve exited with {self.process.returncode}; see {self.log_path}"
+                )
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"server not ready within {self.ready_timeout}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
