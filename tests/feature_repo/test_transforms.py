@@ -1,0 +1,75 @@
+"""Feature and label transforms against answers computed by hand."""
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from feature_repo.transforms import compute_churn_labels, compute_customer_snapshots
+
+
+def orders(*rows: tuple[int, str, float, str]) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        rows, columns=["customer_id", "order_timestamp", "amount", "customer_segment"]
+    )
+    frame["order_timestamp"] = pd.to_datetime(frame["order_timestamp"], utc=True)
+    frame["order_id"] = [f"o-{i}" for i in range(len(frame))]
+    return frame
+
+
+HISTORY = orders(
+    (1, "2026-01-01 10:00", 10.0, "budget"),
+    (1, "2026-01-20 10:00", 30.0, "budget"),
+    (1, "2026-02-15 09:00", 20.0, "regular"),  # segment changes with the latest order
+    (2, "2026-02-01 12:00", 100.0, "premium"),
+)
+
+
+def test_snapshot_values_match_hand_computation():
+    snaps = compute_customer_snapshots(HISTORY, [date(2026, 1, 20), date(2026, 2, 15)])
+    by_key = snaps.set_index(["customer_id", "snapshot_date"])
+
+    c1_jan20 = by_key.loc[(1, "2026-01-20")]
+    assert c1_jan20["total_orders_30d"] == 2  # Jan 1 and Jan 20 are within (Dec 21, Jan 20]
+    assert c1_jan20["total_spend_30d"] == pytest.approx(40.0)
+    assert c1_jan20["avg_order_value"] == pytest.approx(20.0)
+    assert c1_jan20["days_since_last_order"] == 0
+    assert c1_jan20["lifetime_value"] == pytest.approx(40.0)
+    assert c1_jan20["customer_segment"] == "regular"  # latest known segment
+
+    c1_feb15 = by_key.loc[(1, "2026-02-15")]
+    assert c1_feb15["total_orders_30d"] == 2  # Jan 20 and Feb 15; Jan 1 fell out of the window
+    assert c1_feb15["total_spend_30d"] == pytest.approx(50.0)
+    assert c1_feb15["avg_order_value"] == pytest.approx(20.0)
+    assert c1_feb15["lifetime_value"] == pytest.approx(60.0)
+
+    c2_feb15 = by_key.loc[(2, "2026-02-15")]
+    assert c2_feb15["days_since_last_order"] == 14
+    assert c2_feb15["total_orders_30d"] == 1
+    # Customer 2 had not ordered by Jan 20: no snapshot row then.
+    assert (2, "2026-01-20") not in by_key.index
+
+
+def test_snapshot_timestamp_is_end_of_day_utc():
+    snaps = compute_customer_snapshots(HISTORY, [date(2026, 2, 1)])
+    assert set(snaps["event_timestamp"]) == {pd.Timestamp("2026-02-01 23:59:59", tz="UTC")}
+    assert snaps["created_timestamp"].notna().all()
+
+
+def test_labels_need_a_full_horizon_and_an_active_customer():
+    labels = compute_churn_labels(
+        HISTORY,
+        [date(2026, 1, 1), date(2026, 1, 20), date(2026, 2, 1), date(2026, 2, 10)],
+        data_end=date(2026, 3, 5),
+        horizon_days=30,
+    )
+    got = {(r.customer_id, r.label_date): r.churned for r in labels.itertuples()}
+    assert got == {
+        (1, "2026-01-01"): 0,  # orders again on Jan 20
+        (1, "2026-01-20"): 0,  # orders again on Feb 15 (26 days later)
+        (1, "2026-02-01"): 0,  # orders again on Feb 15
+        (2, "2026-02-01"): 1,  # no order in (Feb 1, Mar 3]
+        # Customer 2 had no order before Feb 1, so is not "active" on Jan 1 or Jan 20.
+    }
+    # Feb 10 + 30 days is after data_end: too early to know, no labels.
+    assert "2026-02-10" not in set(labels["label_date"])
