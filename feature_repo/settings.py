@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     batch_limit: int = Field(1000, description="Most customers in one /predict/batch call.")
 
     # --- airflow --------------------------------------------------------------------------
+    airflow_home_dir: Path | None = Field(
+        default=None,
+        description="AIRFLOW_HOME for this project; default: <state_dir>/airflow.",
+    )
     airflow_host: str = "127.0.0.1"
     airflow_port: int = 8080
 
@@ -140,7 +144,7 @@ class Settings(BaseSettings):
 
     @property
     def airflow_home(self) -> Path:
-        return self.state_dir / "airflow"
+        return self.airflow_home_dir or self.state_dir / "airflow"
 
     @property
     def prediction_log_path(self) -> Path:
@@ -168,7 +172,8 @@ class Settings(BaseSettings):
         if self.mlflow_server_uri:
             return self.mlflow_server_uri
         if self.postgres_url:
-            return self.postgres_database_url(self.mlflow_database)
+            # SQLAlchemy 2.1 defaults postgresql:// to psycopg 3; the driver here is psycopg2.
+            return self.postgres_database_url(self.mlflow_database, driver="postgresql+psycopg2")
         return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
 
     @property

@@ -8,7 +8,9 @@ Redis and PostgreSQL are the machine's own servers when they answer on 127.0.0.1
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -18,22 +20,17 @@ import pytest
 
 from feature_repo.settings import Settings, get_settings
 
-# Airflow reads its configuration once per process, at first import: give this test
-# process its own throwaway Airflow home before anything imports airflow.
-_AIRFLOW_HOME = Path(
-    os.environ.get("PYTEST_AIRFLOW_HOME", f"/tmp/churn-tests-airflow-{os.getpid()}")
-)
+# Airflow reads its configuration once per process, at first import: every test in this
+# process shares one throwaway Airflow home (and metadata database), whatever its state dir.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="churn-tests-airflow-")
+os.environ["CHURN_AIRFLOW_HOME_DIR"] = _AIRFLOW_HOME
 os.environ.update(
-    {
-        "AIRFLOW_HOME": str(_AIRFLOW_HOME),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(Path(__file__).resolve().parent.parent / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
-        "DO_NOT_TRACK": "1",
-        "BENTOML_DO_NOT_TRACK": "true",
-        "MLFLOW_ENABLE_TELEMETRY": "false",
-    }
+    {"DO_NOT_TRACK": "1", "BENTOML_DO_NOT_TRACK": "true", "MLFLOW_ENABLE_TELEMETRY": "false"}
 )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
 def _answers(host: str, port: int) -> bool:

@@ -37,7 +37,7 @@ def test_server_urls_switch_the_back_ends(monkeypatch):
         "type": "redis",
         "connection_string": "cache:6379,db=1",
     }
-    assert settings.mlflow_tracking_uri == "postgresql://u:p@db:5432/churn_mlflow"
+    assert settings.mlflow_tracking_uri == "postgresql+psycopg2://u:p@db:5432/churn_mlflow"
     assert settings.airflow_sql_alchemy_conn == "postgresql+psycopg2://u:p@db:5432/churn_airflow"
     assert (
         settings.airflow_env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]

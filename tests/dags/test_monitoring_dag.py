@@ -1,0 +1,56 @@
+"""The monitoring DAG, run for real: no drift -> no retraining; drift -> training triggered."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from dags.airflow_runner import migrate_airflow_db, queued_runs, run_dag
+from feature_repo.transforms import FEATURE_COLUMNS
+from monitoring.check import load_reference
+from serving.prediction_log import PredictionLog, PredictionRecord
+
+pytestmark = pytest.mark.slow
+
+
+def log_traffic(settings, frame, version: int) -> None:
+    now = datetime.now(UTC)
+    records = [
+        PredictionRecord(
+            now, 1000 + i, version, "champion",
+            {c: getattr(row, c) for c in FEATURE_COLUMNS},
+            float(row.probability), int(row.prediction),
+        )
+        for i, row in enumerate(frame.itertuples())
+    ]  # fmt: skip
+    log = PredictionLog(settings.prediction_log_path)
+    log.append(records)
+    log.close()
+
+
+def test_monitoring_retrains_only_on_significant_drift(world):
+    settings = world.settings
+    migrate_airflow_db(settings)
+    version, reference = load_reference(settings)
+
+    log_traffic(settings, reference.sample(400, replace=True, random_state=1), version)
+    calm = run_dag("monitoring", settings)
+    assert calm.succeeded
+    assert calm.returns["drift_report"]["significant"] is False
+    assert calm.task_states["retrain"] == "skipped"
+    assert queued_runs("training_pipeline", settings) == []
+
+    drifted = reference.sample(400, replace=True, random_state=2)
+    shifted = {"total_spend_30d", "lifetime_value", "avg_order_value"}
+    for column in shifted:
+        drifted[column] = drifted[column] * 2.2
+    log_traffic(settings, drifted, version)
+    alarm = run_dag("monitoring", settings)
+    assert alarm.succeeded
+    report = alarm.returns["drift_report"]
+    assert report["significant"] is True
+    assert report["current_rows"] == 400, "only traffic since the previous check counts"
+    significant = {f["column"] for f in report["features"] if f["level"] == "significant"}
+    assert significant and significant <= shifted, "only the shifted columns drift"
+    assert alarm.task_states["retrain"] == "success"
+    triggered = queued_runs("training_pipeline", settings)
+    assert len(triggered) == 1 and triggered[0]["conf"]["reason"] == "significant drift"

@@ -1,0 +1,68 @@
+"""CHURN_POSTGRES_URL moves MLflow and Airflow to a real PostgreSQL server, no code changes."""
+
+import os
+import subprocess
+import sys
+
+import mlflow
+import psycopg2
+import pytest
+from conftest import unique_database
+from mlflow.tracking import MlflowClient
+from sklearn.dummy import DummyClassifier
+
+from feature_repo.settings import get_settings
+from models.tracking import configure_mlflow
+
+pytestmark = pytest.mark.slow
+
+
+def query(settings, database: str, sql: str) -> list[tuple]:
+    with psycopg2.connect(settings.postgres_database_url(database)) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def test_mlflow_tracks_and_registers_in_postgres(state, postgres_url, monkeypatch):
+    monkeypatch.setenv("CHURN_POSTGRES_URL", postgres_url)
+    monkeypatch.setenv("CHURN_MLFLOW_DATABASE", unique_database("churn_mlflow_test"))
+    settings = get_settings()
+    assert settings.mlflow_tracking_uri.startswith("postgresql+psycopg2://")
+    client = configure_mlflow(settings)
+    with mlflow.start_run() as run:
+        mlflow.log_metric("f1", 0.5)
+        model = DummyClassifier().fit([[0], [1]], [0, 1])
+        info = mlflow.sklearn.log_model(model, name="model", pip_requirements=[])
+    version = mlflow.register_model(info.model_uri, settings.model_name).version
+    client.set_registered_model_alias(settings.model_name, "champion", version)
+    assert MlflowClient().get_run(run.info.run_id).data.metrics["f1"] == 0.5
+    rows = query(
+        settings, settings.mlflow_database, "SELECT alias, version FROM registered_model_aliases"
+    )
+    assert rows == [("champion", int(version))]
+
+
+def test_airflow_runs_a_dag_on_postgres(state, postgres_url, tmp_path):
+    database = unique_database("churn_airflow_test")
+    env = {
+        **os.environ,
+        "CHURN_POSTGRES_URL": postgres_url,
+        "CHURN_AIRFLOW_DATABASE": database,
+        "CHURN_AIRFLOW_HOME_DIR": str(tmp_path / "airflow"),
+        "PYTHONWARNINGS": "ignore",
+    }
+    # A separate process: Airflow binds to one metadata database per process.
+    code = (
+        "from dags.airflow_runner import migrate_airflow_db, run_dag\n"
+        "from feature_repo.settings import get_settings\n"
+        "s = get_settings(); migrate_airflow_db(s)\n"
+        "print('STATE', run_dag('monitoring', s).state)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "STATE success" in done.stdout
+    settings = get_settings(postgres_url=postgres_url)
+    rows = query(settings, database, "SELECT dag_id, state FROM dag_run")
+    assert rows == [("monitoring", "success")]
