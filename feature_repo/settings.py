@@ -71,7 +71,6 @@ class Settings(BaseSettings):
     # --- simulation -----------------------------------------------------------------------
     sim_customers: int = 3000
     sim_days: int = 150
-    sim_start_date: str = "2026-01-01"
 
     # --- monitoring -----------------------------------------------------------------------
     psi_moderate: float = 0.1
