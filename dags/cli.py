@@ -62,6 +62,15 @@ def _mlflow_ui(_: argparse.Namespace) -> None:
     os.execv(mlflow, command)
 
 
+def _parity(args: argparse.Namespace) -> None:
+    from feature_repo.parity import check_parity
+
+    report = check_parity(get_settings(), sample=args.sample)
+    print(report.summary())
+    if not report.ok:
+        sys.exit(1)
+
+
 def _rollback(_: argparse.Namespace) -> None:
     from models.registry import rollback_champion
 
@@ -84,6 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     airflow.set_defaults(func=_airflow)
     commands.add_parser("serve", help="serve the champion with BentoML").set_defaults(func=_serve)
     commands.add_parser("mlflow-ui", help="MLflow UI on :5000").set_defaults(func=_mlflow_ui)
+    parity = commands.add_parser("parity", help="compare online and offline feature vectors")
+    parity.add_argument("--sample", type=int, default=200)
+    parity.set_defaults(func=_parity)
     commands.add_parser("rollback", help="move champion back to the previous one").set_defaults(
         func=_rollback
     )

@@ -26,8 +26,10 @@ Design notes:
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import shutil
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 RAW_ORDERS_SUITE = "raw_orders"
+TRAINING_SET_SUITE = "training_set"
 VALIDATION_TIME_PARAMETER = "validation_time_utc"
 DATA_SOURCE_NAME = "churn_batches"
 BATCH_DEFINITION_NAME = "whole_dataframe"
@@ -129,22 +132,76 @@ class BatchRejected(Exception):
 
 # --- public entry point --------------------------------------------------------------------------
 def validate_raw_orders(
-    batch: pd.DataFrame, settings: Settings, batch_name: str
+    batch: pd.DataFrame, settings: Settings, batch_name: str, usual_rows: float | None = None
 ) -> ValidationReport:
     """Validate one raw order-events batch; return the report or raise :class:`BatchRejected`.
 
     ``batch_name`` names the batch in results, Data Docs and the quarantine folder (characters
-    other than letters, digits, ``.``, ``_`` and ``-`` become ``_`` in paths).
+    other than letters, digits, ``.``, ``_`` and ``-`` become ``_`` in paths). ``usual_rows``
+    (the median size of recent batches) bounds the row count: a batch 10x smaller or larger
+    is refused. Without it, any non-empty batch passes that check.
     """
     validated_at = datetime.now(UTC)
+    min_rows, max_rows = row_count_bounds(usual_rows)
     return _validate(
         batch,
         settings,
         suite_name=RAW_ORDERS_SUITE,
         batch_name=batch_name,
         validated_at=validated_at,
-        expectation_parameters={VALIDATION_TIME_PARAMETER: validated_at.isoformat()},
+        expectation_parameters={
+            VALIDATION_TIME_PARAMETER: validated_at.isoformat(),
+            "min_rows": min_rows,
+            "max_rows": max_rows,
+        },
     )
+
+
+def row_count_bounds(usual_rows: float | None, factor: float = 10.0) -> tuple[int, int | None]:
+    """Row counts strictly within ``factor`` of the usual size (at least one row)."""
+    if usual_rows is None or usual_rows <= 0:
+        return 1, None
+    return max(1, math.floor(usual_rows / factor) + 1), math.ceil(usual_rows * factor) - 1
+
+
+def validate_training_set(frame: pd.DataFrame, settings: Settings, name: str) -> ValidationReport:
+    """Validate a training set before a model is fitted on it (raises :class:`BatchRejected`)."""
+    return _validate(
+        frame,
+        settings,
+        suite_name=TRAINING_SET_SUITE,
+        batch_name=name,
+        validated_at=datetime.now(UTC),
+        expectation_parameters={},
+    )
+
+
+def reject_unreadable(path: Path, error: Exception, settings: Settings) -> BatchRejected:
+    """Quarantine a landed file that cannot be parsed; return the rejection to raise."""
+    validated_at = datetime.now(UTC)
+    report = ValidationReport(
+        suite=RAW_ORDERS_SUITE,
+        batch_name=path.stem,
+        success=False,
+        failures=(
+            FailedExpectation(
+                expectation="file is readable as Parquet",
+                column=None,
+                details=f"{type(error).__name__}: {_clip(str(error), 300)}",
+            ),
+        ),
+        result_path=None,
+        validated_at=validated_at,
+    )
+    folder = (
+        settings.quarantine_dir
+        / RAW_ORDERS_SUITE
+        / f"{_safe_name(path.stem)}-{validated_at:%Y%m%dT%H%M%S.%fZ}"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.move(path, folder / path.name)
+    (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    return BatchRejected(report, folder)
 
 
 def clear_context_cache() -> None:

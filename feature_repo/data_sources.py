@@ -1,6 +1,6 @@
-"""Feast data sources: the Delta tables written by the feature pipeline."""
+"""Feast data sources: the Delta table written by the feature pipeline, and its push source."""
 
-from feast import FileSource
+from feast import FileSource, PushSource
 from feast.data_format import DeltaFormat
 
 from feature_repo.settings import get_settings
@@ -13,4 +13,10 @@ customer_snapshots_source = FileSource(
     timestamp_field="event_timestamp",
     created_timestamp_column="created_timestamp",
     description="Daily customer snapshots computed from raw orders (Delta, by snapshot_date).",
+)
+
+customer_snapshots_push = PushSource(
+    name="customer_snapshots_push",
+    batch_source=customer_snapshots_source,
+    description="Fresh snapshots pushed online when an order arrives between batch runs.",
 )

@@ -82,3 +82,14 @@ def partition_values(path: Path, partition_column: str) -> list[str]:
 
 def partition_dates(path: Path, partition_column: str) -> list[date]:
     return [date.fromisoformat(v) for v in partition_values(path, partition_column)]
+
+
+def median_partition_rows(path: Path, partition_column: str, last: int) -> float | None:
+    """Median row count of the latest ``last`` partitions, from the Delta log (no data scan)."""
+    if table_version(path) is None:
+        return None
+    actions = pa.table(DeltaTable(str(path)).get_add_actions(flatten=True)).to_pandas()
+    if actions.empty:
+        return None
+    counts = actions.groupby(f"partition.{partition_column}")["num_records"].sum().sort_index()
+    return float(counts.tail(last).median())

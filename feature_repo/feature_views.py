@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from data_sources import customer_snapshots_source
+from data_sources import customer_snapshots_push
 from entities import customer
 from feast import FeatureView, Field
 from feast.types import Float64, Int64, String
@@ -22,6 +22,6 @@ customer_features = FeatureView(
         Field(name="lifetime_value", dtype=Float64, description="Lifetime spend."),
     ],
     online=True,
-    source=customer_snapshots_source,
+    source=customer_snapshots_push,
     tags={"team": "churn", "owner": "ml-platform"},
 )

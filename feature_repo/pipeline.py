@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from expectations.validation import BatchRejected, validate_raw_orders
+from expectations.validation import BatchRejected, reject_unreadable, validate_raw_orders
 from feature_repo import delta_tables, landing
 from feature_repo.settings import Settings
 from feature_repo.store import apply_feature_definitions, get_feature_store, materialize
@@ -25,6 +25,8 @@ from feature_repo.transforms import (
 
 log = logging.getLogger(__name__)
 LABEL_EVERY_DAYS = 7
+# The row-count check compares a batch with the median size of this many recent days.
+RECENT_BATCHES = 14
 
 
 class BatchesRefused(RuntimeError):
@@ -44,9 +46,17 @@ def validate_landed_batches(settings: Settings) -> list[str]:
     """
     accepted: list[str] = []
     rejections: list[BatchRejected] = []
+    usual_rows = delta_tables.median_partition_rows(
+        settings.raw_orders_path, "event_date", last=RECENT_BATCHES
+    )
     for path in landing.pending_batches(settings):
         try:
-            validate_raw_orders(landing.read_batch(path), settings, batch_name=path.stem)
+            batch = landing.read_batch(path)
+        except (OSError, ValueError) as unreadable:  # pyarrow raises ArrowInvalid (ValueError)
+            rejections.append(reject_unreadable(path, unreadable, settings))
+            continue
+        try:
+            validate_raw_orders(batch, settings, batch_name=path.stem, usual_rows=usual_rows)
             accepted.append(str(path))
         except BatchRejected as rejection:
             path.unlink(missing_ok=True)  # the quarantine holds the copy and its report

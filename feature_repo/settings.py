@@ -11,9 +11,10 @@ moves MLflow's and Airflow's back ends to PostgreSQL (one database each).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -90,6 +91,37 @@ class Settings(BaseSettings):
     )
     airflow_host: str = "127.0.0.1"
     airflow_port: int = 8080
+
+    # --- serving (issue 4) -------------------------------------------------------------------
+    serve_api_key: SecretStr | None = Field(
+        default=None,
+        description="Set: /predict* need `Authorization: Bearer <key>`; unset: no auth.",
+    )
+    serve_max_body_bytes: int = Field(
+        65536, ge=256, description="Larger request bodies get 413 before they are parsed."
+    )
+    serve_online_timeout_seconds: float = Field(
+        0.5, gt=0, description="Redis socket timeout of the online lookup (then 503)."
+    )
+    serve_retry_after_seconds: int = Field(
+        1, ge=1, description="Retry-After sent with a 503 (online store or model unavailable)."
+    )
+    model_refresh_seconds: float = Field(
+        10.0, gt=0, description="How often serving re-reads the registry aliases (model swap)."
+    )
+    ab_mode: Literal["off", "split", "shadow"] = Field(
+        "off",
+        description=(
+            "off: champion only; split: ab_challenger_weight of customers get the challenger; "
+            "shadow: the challenger scores every request, the champion answers."
+        ),
+    )
+    ab_challenger_weight: float = Field(
+        0.1, ge=0.0, le=1.0, description="Share of customers routed to the challenger (split)."
+    )
+    ab_salt: str = Field(
+        "churn-ab-1", description="Salt of the sticky customer hash; change it to reshuffle."
+    )
 
     @field_validator("state_dir")
     @classmethod

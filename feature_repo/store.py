@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -141,7 +142,30 @@ def apply_feature_definitions(store: FeatureStore) -> list[str]:
         *repo.feature_services,
     ]
     store.apply(objects)
+    keep_newer_online_rows(store)
     return sorted(obj.name for obj in objects)
+
+
+def keep_newer_online_rows(store: FeatureStore) -> None:
+    """Make the SQLite online store ignore writes older than the row they would replace.
+
+    Feast's SQLite store upserts whatever it is given, so materializing an older window
+    after a newer one would put old values back online (Redis compares event times and
+    keeps the newer). A trigger on each online table gives SQLite the same rule.
+    """
+    config = store.config
+    if config.online_store.type != "sqlite":
+        return
+    path = Path(config.online_store.path)
+    if not path.is_absolute():
+        path = Path(config.repo_path or FEATURE_REPO_DIR) / path
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        for view in store.list_feature_views():
+            table = f"{config.project}_{view.name}"
+            conn.execute(
+                f'CREATE TRIGGER IF NOT EXISTS "{table}_keep_newer" BEFORE UPDATE ON "{table}" '
+                "WHEN NEW.event_ts < OLD.event_ts BEGIN SELECT RAISE(IGNORE); END"
+            )
 
 
 def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
@@ -171,11 +195,21 @@ def get_training_frame(
 
 
 def get_online_features(
-    store: FeatureStore, customer_ids: Sequence[int], feature_service: str
+    store: FeatureStore,
+    customer_ids: Sequence[int],
+    feature_service: str,
+    include_event_timestamps: bool = False,
 ) -> pd.DataFrame:
     """The online feature vectors of ``customer_ids`` (all-null rows for unknown customers)."""
     response = store.get_online_features(
         features=store.get_feature_service(feature_service),
         entity_rows=[{"customer_id": int(c)} for c in customer_ids],
     )
-    return pd.DataFrame(response.to_dict())
+    return pd.DataFrame(response.to_dict(include_event_timestamps=include_event_timestamps))
+
+
+def unknown_customers(online: pd.DataFrame) -> list[int]:
+    """Customers for which the online store holds no feature at all."""
+    features = [c for c in online.columns if c != "customer_id" and not c.endswith("__ts")]
+    missing = online[features].isna().all(axis=1)
+    return [int(c) for c in online.loc[missing, "customer_id"]]

@@ -23,6 +23,7 @@ from sklearn.model_selection import TunedThresholdClassifierCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from expectations.validation import validate_training_set
 from feature_repo import delta_tables
 from feature_repo.settings import PROJECT_ROOT, Settings
 from feature_repo.store import get_feature_store, get_training_frame
@@ -80,6 +81,7 @@ def build_training_set(settings: Settings, run_name: str) -> dict:
         store, labels[["customer_id", "event_timestamp", LABEL]], settings.feature_service
     )
     frame = frame.dropna(subset=list(FEATURE_COLUMNS))
+    validate_training_set(frame, settings, name=f"training_set-{run_name}")
     last_label = frame["event_timestamp"].max().date()
     holdout_start = last_label - timedelta(days=settings.holdout_days - 1)
     is_holdout = frame["event_timestamp"].dt.date >= holdout_start

@@ -13,6 +13,7 @@ def test_defaults_keep_all_state_in_one_folder_with_embedded_back_ends(monkeypat
         "CHURN_REDIS_URL",
         "CHURN_POSTGRES_URL",
         "CHURN_MLFLOW_SERVER_URI",
+        "CHURN_AIRFLOW_HOME_DIR",
     ):
         monkeypatch.delenv(name, raising=False)
     settings = get_settings()

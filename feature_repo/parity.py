@@ -1,0 +1,113 @@
+"""Train/serve parity: the online vector of a customer must equal the offline one.
+
+For a sample of customers of the latest snapshot, the feature vector served online is
+compared, feature by feature, with the point-in-time vector Feast builds offline for the
+same time. Customers whose online row is newer than the snapshot (pushed since) are
+reported apart: they are fresher, not wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from feature_repo import delta_tables
+from feature_repo.settings import Settings
+from feature_repo.store import get_feature_store, get_online_features, get_training_frame
+from feature_repo.transforms import FEATURE_COLUMNS, snapshot_timestamp
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    customer_id: int
+    feature: str
+    online: object
+    offline: object
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    as_of: str
+    customers: tuple[int, ...]
+    mismatches: tuple[Mismatch, ...]
+    missing_online: tuple[int, ...]
+    pushed_since: tuple[int, ...] = field(default=())
+
+    @property
+    def checked(self) -> int:
+        return len(self.customers)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches and not self.missing_online
+
+    def summary(self) -> str:
+        lines = [
+            f"parity as of {self.as_of}: {self.checked} customers x {len(FEATURE_COLUMNS)} "
+            f"features, {len(self.mismatches)} mismatches, {len(self.missing_online)} missing "
+            f"online, {len(self.pushed_since)} pushed since (skipped)"
+        ]
+        lines += [
+            f"  customer {m.customer_id} {m.feature}: online={m.online!r} offline={m.offline!r}"
+            for m in self.mismatches[:50]
+        ]
+        if self.missing_online:
+            lines.append(f"  missing online: {list(self.missing_online[:50])}")
+        return "\n".join(lines)
+
+
+def _same(online: object, offline: object) -> bool:
+    if isinstance(offline, str) or isinstance(online, str):
+        return online == offline
+    if online is None or offline is None or pd.isna(online) or pd.isna(offline):
+        return (online is None or pd.isna(online)) and (offline is None or pd.isna(offline))
+    return math.isclose(float(online), float(offline), rel_tol=1e-9, abs_tol=1e-9)
+
+
+def check_parity(settings: Settings, sample: int = 200, seed: int = 0) -> ParityReport:
+    """Compare online and offline feature vectors for ``sample`` customers."""
+    days = delta_tables.partition_values(settings.customer_features_path, "snapshot_date")
+    if not days:
+        raise RuntimeError("no customer snapshots yet: run feature_pipeline first")
+    last = days[-1]
+    customers = delta_tables.read_table(
+        settings.customer_features_path,
+        columns=["customer_id"],
+        filters=[("snapshot_date", "=", last)],
+    )["customer_id"].to_numpy()
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(customers, size=min(sample, len(customers)), replace=False))
+    as_of = snapshot_timestamp(pd.Timestamp(last).date())
+    store = get_feature_store(settings)
+    entity_rows = pd.DataFrame({"customer_id": chosen, "event_timestamp": as_of})
+    offline = get_training_frame(store, entity_rows, settings.feature_service)
+    online = get_online_features(
+        store, chosen.tolist(), settings.feature_service, include_event_timestamps=True
+    )
+    mismatches, missing, pushed = [], [], []
+    for (_, off), (_, on) in zip(offline.iterrows(), online.iterrows(), strict=True):
+        customer = int(off["customer_id"])
+        if all(on[c] is None or pd.isna(on[c]) for c in FEATURE_COLUMNS):
+            missing.append(customer)
+            continue
+        online_at = pd.Timestamp(on[f"{FEATURE_COLUMNS[0]}__ts"])
+        if online_at.tzinfo is None:
+            online_at = online_at.tz_localize("UTC")
+        if online_at > as_of:
+            pushed.append(customer)
+            continue
+        mismatches += [
+            Mismatch(customer, c, on[c], off[c])
+            for c in FEATURE_COLUMNS
+            if not _same(on[c], off[c])
+        ]
+    return ParityReport(
+        as_of.isoformat(),
+        tuple(int(c) for c in chosen),
+        tuple(mismatches),
+        tuple(missing),
+        tuple(pushed),
+    )

@@ -1,0 +1,152 @@
+"""Each class of bad raw batch is refused by name, and nothing downstream changes."""
+
+import hashlib
+import math
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+
+from feature_repo import delta_tables, landing, pipeline
+from feature_repo.settings import get_settings
+from feature_repo.simulate import SimulationConfig, simulate_days
+from feature_repo.store import get_feature_store, get_online_features
+
+CONFIG = SimulationConfig(customers=300, start_date=date(2026, 3, 1), days=40, seed=5)
+NEXT_DAY = CONFIG.start_date + timedelta(days=CONFIG.days)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """40 good days through the whole feature pipeline."""
+    root = tmp_path_factory.mktemp("gate")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CHURN_STATE_DIR", str(root / "state"))
+        mp.setenv("CHURN_FEATURE_STORE_YAML", str(root / "state" / "feature_store.yaml"))
+        mp.delenv("CHURN_REDIS_URL", raising=False)
+        settings = get_settings()
+        for day, batch in simulate_days(CONFIG):
+            landing.land_batch(batch, day, settings)
+        ingested = pipeline.ingest_batches(pipeline.validate_landed_batches(settings), settings)
+        window = pipeline.build_features(ingested["days"], settings)
+        pipeline.materialize_features(window["window_start"], window["window_end"], settings)
+        yield settings
+
+
+def good_batch() -> pd.DataFrame:
+    return dict(simulate_days(CONFIG, [NEXT_DAY]))[NEXT_DAY]
+
+
+def downstream(settings) -> dict:
+    """Everything a refused batch must leave alone: table versions, registry, online values."""
+    store = get_feature_store(settings)
+    return {
+        "versions": [
+            delta_tables.table_version(p)
+            for p in (
+                settings.raw_orders_path,
+                settings.customer_features_path,
+                settings.churn_labels_path,
+            )
+        ],
+        "registry": hashlib.sha256((settings.feast_dir / "registry.db").read_bytes()).hexdigest(),
+        "online": get_online_features(
+            store, list(range(1, 40)), settings.feature_service
+        ).to_json(),
+    }
+
+
+def _future(batch):
+    batch.loc[3, "order_timestamp"] = pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=2)
+    return batch
+
+
+def _usual_rows() -> float:
+    return delta_tables.median_partition_rows(
+        get_settings().raw_orders_path, "event_date", last=pipeline.RECENT_BATCHES
+    )
+
+
+def _ten_times(batch):
+    """Ten times the usual (median) batch size, made of distinct orders."""
+    copies = math.ceil(10 * _usual_rows() / len(batch))
+    frame = pd.concat(
+        [batch.assign(order_id=batch["order_id"] + f"-{i}") for i in range(copies)],
+        ignore_index=True,
+    )
+    return frame.iloc[: math.ceil(10 * _usual_rows())]
+
+
+def _tenth(batch):
+    return batch.iloc[: math.floor(_usual_rows() / 10)]
+
+
+BAD_BATCHES = {
+    # name: (make the bad batch, words the refusal must contain)
+    "missing column": (
+        lambda b: b.drop(columns=["amount"]),
+        ["expect_table_columns_to_match_set", "amount"],
+    ),
+    "extra column": (
+        lambda b: b.assign(coupon="x"),
+        ["expect_table_columns_to_match_set", "coupon"],
+    ),
+    "wrong dtype": (lambda b: b.assign(amount=b["amount"].astype(str)), ["of_type", "amount"]),
+    "nulls in keys": (
+        lambda b: b.assign(customer_id=b["customer_id"].astype("Int64").mask(b.index == 2)),
+        ["not_be_null", "customer_id"],
+    ),
+    "negative amount": (
+        lambda b: b.assign(amount=b["amount"].where(b.index != 1, -3.0)),
+        ["between", "amount"],
+    ),
+    "unknown segment": (
+        lambda b: b.assign(customer_segment=b["customer_segment"].where(b.index != 0, "vip")),
+        ["in_set", "customer_segment", "vip"],
+    ),
+    "duplicate order ids": (
+        lambda b: b.assign(order_id=b["order_id"].where(b.index != 1, b["order_id"].iloc[0])),
+        ["unique", "order_id"],
+    ),
+    "future timestamps": (_future, ["between", "order_timestamp"]),
+    "empty batch": (lambda b: b.iloc[0:0], ["row_count"]),
+    "10x larger than usual": (_ten_times, ["row_count"]),
+    "10x smaller than usual": (_tenth, ["row_count"]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_BATCHES))
+def test_bad_batch_is_refused_and_changes_nothing(built, kind, monkeypatch):
+    monkeypatch.setenv("CHURN_STATE_DIR", str(built.state_dir))
+    monkeypatch.setenv("CHURN_FEATURE_STORE_YAML", str(built.feature_store_yaml))
+    make_bad, words = BAD_BATCHES[kind]
+    before = downstream(built)
+    landing.land_batch(make_bad(good_batch()), NEXT_DAY, built)
+    with pytest.raises(pipeline.BatchesRefused) as refused:
+        pipeline.validate_landed_batches(built)
+    message = str(refused.value)
+    for word in words:
+        assert word in message, f"{kind}: {word!r} not in\n{message}"
+    assert downstream(built) == before
+    assert landing.pending_batches(built) == []
+    quarantined = refused.value.rejections[0].quarantine_path
+    assert (quarantined / "report.json").exists()
+
+
+def test_unparseable_file_is_refused_and_kept(built, monkeypatch):
+    monkeypatch.setenv("CHURN_STATE_DIR", str(built.state_dir))
+    before = downstream(built)
+    path = landing.landed_path(built, NEXT_DAY)
+    path.write_bytes(b"this is not parquet")
+    with pytest.raises(pipeline.BatchesRefused) as refused:
+        pipeline.validate_landed_batches(built)
+    assert "file is readable as Parquet" in str(refused.value)
+    assert downstream(built) == before
+    kept = refused.value.rejections[0].quarantine_path / path.name
+    assert kept.read_bytes() == b"this is not parquet"
+
+
+def test_a_normal_next_day_passes(built):
+    landing.land_batch(good_batch(), NEXT_DAY, built)
+    assert len(pipeline.validate_landed_batches(built)) == 1
+    landing.landed_path(built, NEXT_DAY).unlink()
