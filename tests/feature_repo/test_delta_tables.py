@@ -49,3 +49,42 @@ def test_a_failed_write_leaves_the_previous_version(tmp_path):
         delta_tables.replace_partitions(path, bad, "event_date")
     assert delta_tables.table_version(path) == before
     assert delta_tables.read_table(path)["value"].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_a_write_killed_midway_leaves_the_previous_version_and_reruns(tmp_path):
+    """SIGKILL during a large write: the table stays at its version; the re-run completes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "t"
+    delta_tables.replace_partitions(path, frame("2026-01-01", 3, 1.0), "event_date")
+    before = delta_tables.table_version(path)
+    files_before = set(path.rglob("*.parquet"))
+    code = (
+        "import sys, pandas as pd\n"
+        "from pathlib import Path\n"
+        "from feature_repo import delta_tables\n"
+        # Many partitions: many files, so there is time between the first file and the commit.
+        "days = pd.date_range('2026-01-01', periods=300).strftime('%Y-%m-%d')\n"
+        "big = pd.DataFrame({'event_date': days.repeat(10_000), 'id': range(3_000_000)})\n"
+        "big['value'] = 2.0\n"
+        "print('writing', flush=True)\n"
+        "delta_tables.replace_partitions(Path(sys.argv[1]), big, 'event_date')\n"
+    )
+    writer = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert writer.stdout.readline().strip() == "writing"
+    deadline = time.monotonic() + 60
+    while not (set(path.rglob("*.parquet")) - files_before) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    assert writer.returncode == -signal.SIGKILL, "the writer finished before it could be killed"
+    assert delta_tables.table_version(path) == before
+    assert delta_tables.read_table(path)["value"].tolist() == [1.0, 1.0, 1.0]
+    # The re-run completes and replaces the day exactly once.
+    delta_tables.replace_partitions(path, frame("2026-01-01", 5, 2.0), "event_date")
+    assert delta_tables.read_table(path)["value"].tolist() == [2.0] * 5

@@ -97,3 +97,24 @@ def test_feast_cli_applies_and_materializes_the_repo(state, tmp_path):
     assert materialized.returncode == 0, materialized.stderr[-2000:]
     online = get_online_features(get_feature_store(state), [7], state.feature_service)
     assert online["lifetime_value"].tolist() == [70.0]
+
+
+def test_sqlite_online_store_keeps_newer_values_against_an_older_window(state):
+    path = state.customer_features_path
+    delta_tables.replace_from(
+        path, snapshots({1: 10.0}, "2026-01-01 23:59:59"), "snapshot_date", "2026-01-01"
+    )
+    delta_tables.replace_partitions(
+        path, snapshots({1: 15.0}, "2026-01-02 23:59:59"), "snapshot_date"
+    )
+    store = get_feature_store(state)
+    apply_feature_definitions(store)
+    materialize(store, datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 3, tzinfo=UTC))
+    assert get_online_features(store, [1], state.feature_service)["total_spend_30d"].tolist() == [
+        15.0
+    ]
+    # Feast's SQLite store would write the Jan 1 value back; the platform's guard refuses it.
+    materialize(store, datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
+    assert get_online_features(store, [1], state.feature_service)["total_spend_30d"].tolist() == [
+        15.0
+    ]
