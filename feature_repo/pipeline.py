@@ -56,8 +56,11 @@ def validate_landed_batches(settings: Settings) -> list[str]:
             rejections.append(reject_unreadable(path, unreadable, settings))
             continue
         try:
-            validate_raw_orders(batch, settings, batch_name=path.stem, usual_rows=usual_rows)
+            report = validate_raw_orders(
+                batch, settings, batch_name=path.stem, usual_rows=usual_rows
+            )
             accepted.append(str(path))
+            log.info("%s valid; Data Docs: %s", path.name, report.data_docs_path)
         except BatchRejected as rejection:
             path.unlink(missing_ok=True)  # the quarantine holds the copy and its report
             rejections.append(rejection)

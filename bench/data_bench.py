@@ -1,0 +1,298 @@
+"""Data-path benchmarks (`make bench-data`): materialization, retrieval, validation, push.
+
+Each figure is measured here, in one run, next to its baseline: Feast's materialization into
+Redis against a raw pipelined redis-py write of the same rows (the ceiling). Each case runs
+in its own process so its peak memory (max RSS) is its own. Results are printed and written
+to ``bench/results/data.json``.
+
+    python bench/data_bench.py [--customers 100000] [--entity-rows 1000000] [--redis-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DAY = date(2026, 3, 1)
+
+
+def snapshot_frame(customers: int, days: int, seed: int = 0) -> pd.DataFrame:
+    """Synthetic customer snapshots in the feature table's schema."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for d in range(days):
+        day = DAY + timedelta(days=d)
+        ts = pd.Timestamp(datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "customer_id": np.arange(1, customers + 1, dtype="int64"),
+                    "event_timestamp": ts,
+                    "created_timestamp": ts,
+                    "snapshot_date": day.isoformat(),
+                    "total_orders_30d": rng.integers(0, 12, customers),
+                    "total_spend_30d": rng.gamma(2, 60, customers).round(2),
+                    "avg_order_value": rng.gamma(3, 20, customers).round(2),
+                    "days_since_last_order": rng.integers(0, 60, customers),
+                    "customer_segment": rng.choice(["budget", "regular", "premium"], customers),
+                    "lifetime_value": rng.gamma(2, 600, customers).round(2),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _settings(state: Path, redis_url: str | None):
+    os.environ["CHURN_STATE_DIR"] = str(state)
+    os.environ["CHURN_FEATURE_STORE_YAML"] = str(state / "feature_store.yaml")
+    if redis_url:
+        os.environ["CHURN_REDIS_URL"] = redis_url
+    else:
+        os.environ.pop("CHURN_REDIS_URL", None)
+    from feature_repo.settings import get_settings
+
+    return get_settings()
+
+
+def case_materialize(state: Path, customers: int, redis_url: str | None) -> dict:
+    from feature_repo import delta_tables
+    from feature_repo.store import apply_feature_definitions, get_feature_store, materialize
+
+    settings = _settings(state, redis_url)
+    frame = snapshot_frame(customers, 1)
+    delta_tables.replace_from(
+        settings.customer_features_path, frame, "snapshot_date", DAY.isoformat()
+    )
+    store = get_feature_store(settings)
+    apply_feature_definitions(store)
+    start = datetime(2026, 2, 1, tzinfo=UTC)
+    end = datetime(2026, 3, 3, tzinfo=UTC)
+    began = time.perf_counter()
+    materialize(store, start, end)
+    seconds = time.perf_counter() - began
+    return {"rows": customers, "seconds": seconds, "rows_per_second": customers / seconds}
+
+
+def case_raw_redis(customers: int, redis_url: str) -> dict:
+    """The ceiling: the same rows as hashes, written with pipelined HSET (no Feast)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    frame = snapshot_frame(customers, 1)
+    records = frame.drop(columns=["snapshot_date"]).astype(str).to_dict("records")
+    began = time.perf_counter()
+    pipe = client.pipeline(transaction=False)
+    for i, record in enumerate(records):
+        pipe.hset(f"bench:customer:{record.pop('customer_id')}", mapping=record)
+        if i % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+    seconds = time.perf_counter() - began
+    client.delete(*[f"bench:customer:{i}" for i in range(1, customers + 1)])
+    return {"rows": customers, "seconds": seconds, "rows_per_second": customers / seconds}
+
+
+def case_historical(state: Path, customers: int, entity_rows: int) -> dict:
+    from feature_repo import delta_tables
+    from feature_repo.store import apply_feature_definitions, get_feature_store, get_training_frame
+
+    settings = _settings(state, None)
+    days = 30
+    frame = snapshot_frame(customers, days)
+    delta_tables.replace_from(
+        settings.customer_features_path, frame, "snapshot_date", DAY.isoformat()
+    )
+    store = get_feature_store(settings)
+    apply_feature_definitions(store)
+    rng = np.random.default_rng(1)
+    offsets = rng.integers(0, days * 86_400, entity_rows)
+    entities = pd.DataFrame(
+        {
+            "customer_id": rng.integers(1, customers + 1, entity_rows),
+            "event_timestamp": pd.Timestamp(DAY, tz="UTC") + pd.to_timedelta(offsets, unit="s"),
+        }
+    )
+    began = time.perf_counter()
+    result = get_training_frame(store, entities, settings.feature_service)
+    seconds = time.perf_counter() - began
+    return {
+        "feature_rows": len(frame),
+        "entity_rows": entity_rows,
+        "output_rows": len(result),
+        "seconds": seconds,
+        "entity_rows_per_second": entity_rows / seconds,
+    }
+
+
+def case_validation(state: Path, rows: int) -> dict:
+    from expectations.validation import validate_raw_orders
+
+    settings = _settings(state, None)
+    rng = np.random.default_rng(2)
+    batch = pd.DataFrame(
+        {
+            "order_id": [f"o-{i:08d}" for i in range(rows)],
+            "customer_id": rng.integers(1, 100_000, rows),
+            "order_timestamp": pd.Timestamp("2026-03-01", tz="UTC")
+            + pd.to_timedelta(rng.integers(0, 86_400, rows), unit="s"),
+            "amount": rng.gamma(2, 30, rows).round(2) + 0.5,
+            "customer_segment": rng.choice(["budget", "regular", "premium"], rows),
+        }
+    )
+    validate_raw_orders(batch.head(100), settings, batch_name="warm-up")  # GX import + context
+    began = time.perf_counter()
+    report = validate_raw_orders(batch, settings, batch_name="bench-1m")
+    seconds = time.perf_counter() - began
+    return {"rows": rows, "seconds": seconds, "success": report.success}
+
+
+def case_push(state: Path, redis_url: str | None, pushes: int = 300) -> dict:
+    from feature_repo import delta_tables
+    from feature_repo.freshness import push_order
+    from feature_repo.store import (
+        apply_feature_definitions,
+        get_feature_store,
+        get_online_features,
+        materialize,
+    )
+
+    settings = _settings(state, redis_url)
+    delta_tables.replace_from(
+        settings.customer_features_path, snapshot_frame(1000, 1), "snapshot_date", DAY.isoformat()
+    )
+    store = get_feature_store(settings)
+    apply_feature_definitions(store)
+    materialize(store, datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC))
+    latencies = []
+    for i in range(pushes):
+        customer = 1 + i % 1000
+        order = {
+            "customer_id": customer,
+            "order_timestamp": datetime.now(UTC),
+            "amount": 10.0 + i,
+            "customer_segment": "regular",
+        }
+        began = time.perf_counter()
+        push_order(store, order, settings.feature_service)
+        seen = get_online_features(store, [customer], settings.feature_service)
+        latencies.append((time.perf_counter() - began) * 1000)
+        assert seen["days_since_last_order"].iloc[0] == 0
+    return {
+        "pushes": pushes,
+        "push_to_visible_ms_p50": float(np.percentile(latencies, 50)),
+        "push_to_visible_ms_p99": float(np.percentile(latencies, 99)),
+        "push_to_visible_ms_max": float(np.max(latencies)),
+    }
+
+
+def run_case(name: str, *args: str) -> dict:
+    """Run one case in a fresh process; add its wall time and peak memory."""
+    began = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, __file__, "--case", name, *args],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"case {name} failed:\n{done.stderr[-4000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["process_seconds"] = time.perf_counter() - began
+    return result
+
+
+def _case_main(args: argparse.Namespace) -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    state = Path(tempfile.mkdtemp(prefix=f"bench-{args.case}-"))
+    if args.case == "materialize_sqlite":
+        result = case_materialize(state, args.customers, None)
+    elif args.case == "materialize_redis":
+        result = case_materialize(state, args.customers, args.redis_url)
+    elif args.case == "raw_redis":
+        result = case_raw_redis(args.customers, args.redis_url)
+    elif args.case == "historical":
+        result = case_historical(state, args.customers, args.entity_rows)
+    elif args.case == "validation":
+        result = case_validation(state, args.validation_rows)
+    elif args.case == "push_redis":
+        result = case_push(state, args.redis_url)
+    else:
+        raise SystemExit(f"unknown case {args.case}")
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--entity-rows", type=int, default=1_000_000)
+    parser.add_argument("--validation-rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+    )
+    parser.add_argument("--case", default=None)
+    args = parser.parse_args()
+    if args.case:
+        _case_main(args)
+        return
+    shared = ["--customers", str(args.customers), "--redis-url", args.redis_url]
+    results: dict[str, dict] = {}
+    for name, extra in [
+        ("raw_redis", []),
+        ("materialize_redis", []),
+        ("materialize_sqlite", []),
+        ("push_redis", []),
+        ("validation", ["--validation-rows", str(args.validation_rows)]),
+        ("historical", ["--entity-rows", str(args.entity_rows)]),
+    ]:
+        print(f"running {name} ...", flush=True)
+        results[name] = run_case(name, *shared, *extra)
+        print(f"  {json.dumps(results[name])}", flush=True)
+    ceiling = results["raw_redis"]["rows_per_second"]
+    results["ratios"] = {
+        "materialize_redis_vs_raw_pipelined_write": results["materialize_redis"]["rows_per_second"]
+        / ceiling,
+        "materialize_sqlite_vs_raw_pipelined_write": results["materialize_sqlite"][
+            "rows_per_second"
+        ]
+        / ceiling,
+    }
+    results["machine"] = {"cpus": os.cpu_count(), "when": datetime.now(UTC).isoformat()}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "data.json").write_text(json.dumps(results, indent=2))
+    print("\nsummary")
+    for name in ("materialize_redis", "materialize_sqlite", "raw_redis"):
+        r = results[name]
+        rate = r["rows_per_second"]
+        print(f"  {name:<20} {r['rows']:>8} rows  {r['seconds']:7.2f} s  {rate:>10.0f} rows/s")
+    for name, ratio in results["ratios"].items():
+        print(f"  {name}: {ratio:.3f}")
+    h = results["historical"]
+    print(
+        f"  historical retrieval: {h['entity_rows']} entity rows in {h['seconds']:.2f} s, "
+        f"peak RSS {h['peak_rss_mb']:.0f} MB"
+    )
+    v = results["validation"]
+    print(f"  validation: {v['rows']} rows in {v['seconds']:.2f} s")
+    p = results["push_redis"]
+    print(
+        f"  push -> visible online: p50 {p['push_to_visible_ms_p50']:.1f} ms, "
+        f"p99 {p['push_to_visible_ms_p99']:.1f} ms"
+    )
+    print(f"written to {RESULTS / 'data.json'}")
+
+
+if __name__ == "__main__":
+    main()
