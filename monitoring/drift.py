@@ -30,26 +30,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from feature_repo.settings import Settings
+from feature_repo.transforms import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
 
 if TYPE_CHECKING:
     import pandas as pd
 
-NUMERICAL_FEATURES: tuple[str, ...] = (
-    "total_orders_30d",
-    "total_spend_30d",
-    "avg_order_value",
-    "days_since_last_order",
-    "lifetime_value",
-)
-CATEGORICAL_FEATURES: tuple[str, ...] = ("customer_segment",)
-FEATURE_COLUMNS: tuple[str, ...] = (
-    "total_orders_30d",
-    "total_spend_30d",
-    "avg_order_value",
-    "days_since_last_order",
-    "customer_segment",
-    "lifetime_value",
-)
+# The model's features, as the feature pipeline defines them.
+NUMERICAL_FEATURES: tuple[str, ...] = NUMERIC_FEATURES
 PREDICTION_COLUMNS: tuple[str, ...] = ("probability", "prediction")
 # How Evidently should type the model outputs: the churn probability is numerical,
 # the 0/1 label categorical.
