@@ -227,6 +227,9 @@ class Settings(BaseSettings):
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__API__HOST": self.airflow_host,
             "AIRFLOW__API__PORT": str(self.airflow_port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": (
+                f"http://{self.airflow_host}:{self.airflow_port}/execution/"
+            ),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         }
