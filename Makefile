@@ -14,7 +14,7 @@ export DO_NOT_TRACK := 1
 export BENTOML_DO_NOT_TRACK := true
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: help venv lock demo test test-fast lint format parity bench-data airflow airflow-stop serve mlflow-ui feast-config clean
+.PHONY: help venv lock demo test test-fast lint format parity bench-data bench-serving rollback airflow airflow-stop serve mlflow-ui feast-config clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -55,6 +55,12 @@ feast-config: $(STAMP) ## Render feature_repo/feature_store.yaml from settings (
 
 bench-data: $(STAMP) ## Data-path benchmarks (materialize, retrieval, validation, push) -> bench/results/data.json
 	$(BIN)/python bench/data_bench.py
+
+bench-serving: $(STAMP) ## Serving benchmark vs naive baselines, same run (~10 min) -> bench/results/serving.json
+	$(BIN)/python -m bench.serving
+
+rollback: $(STAMP) ## Move the champion alias back to the previous champion (serving follows)
+	$(BIN)/churn rollback
 
 parity: $(STAMP) ## Check train/serve parity: online vs point-in-time offline features
 	$(BIN)/churn parity

@@ -1,11 +1,21 @@
 """Durable log of every served prediction, read by monitoring.
 
-One SQLite database (WAL mode) under the state folder. A record is committed before the
-response is sent, so an acknowledged prediction survives a crash or restart.
+One SQLite database (WAL mode) under the state folder. Durability rule: a record is
+committed before the response is sent, so an acknowledged prediction survives a crash or
+restart of the service. With ``synchronous=NORMAL`` in WAL mode a commit is an append to
+the WAL file (no fsync): it survives a process crash; an OS crash or power loss can lose
+the last commits since the previous checkpoint. The checkpoint (which fsyncs and copies the
+WAL into the database) is taken off the request path: automatic checkpoints are off on the
+writing connection and :meth:`PredictionLog.checkpoint` runs from a background thread of the
+service (SQLite runs a PASSIVE checkpoint concurrently with writers).
+
+Shadow scores (A/B shadow mode) go to their own table, ``shadow_predictions``, so the
+monitoring window (:func:`read_prediction_log`) holds only the answers clients received.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -17,8 +27,8 @@ import pandas as pd
 
 from feature_repo.transforms import FEATURE_COLUMNS
 
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS predictions (
+_TABLE = f"""
+CREATE TABLE IF NOT EXISTS {{table}} (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     logged_at TEXT NOT NULL,
     customer_id INTEGER NOT NULL,
@@ -29,6 +39,8 @@ CREATE TABLE IF NOT EXISTS predictions (
     prediction INTEGER NOT NULL
 )
 """
+PREDICTIONS = "predictions"
+SHADOW_PREDICTIONS = "shadow_predictions"
 _COLUMNS = (
     "logged_at",
     "customer_id",
@@ -63,35 +75,66 @@ class PredictionRecord:
 
 
 class PredictionLog:
-    """Append-only prediction log in SQLite."""
+    """Append-only prediction log in SQLite; :meth:`append` returns once committed."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, auto_checkpoint: bool = True):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a committed record survives a process crash.
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute(_SCHEMA)
-
-    def append(self, records: Sequence[PredictionRecord]) -> None:
+        if not auto_checkpoint:  # the owner calls checkpoint() off the request path
+            self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        for table in (PREDICTIONS, SHADOW_PREDICTIONS):
+            self._conn.execute(_TABLE.format(table=table))
         placeholders = ", ".join("?" for _ in _COLUMNS)
+        self._inserts = {
+            table: f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES ({placeholders})"
+            for table in (PREDICTIONS, SHADOW_PREDICTIONS)
+        }
+
+    def append(self, records: Sequence[PredictionRecord], shadow: bool = False) -> None:
+        """Commit ``records`` (to the shadow table when ``shadow``); returns when durable."""
+        rows = [r.row() for r in records]
         with self._lock:
             self._conn.executemany(
-                f"INSERT INTO predictions ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
-                [r.row() for r in records],
+                self._inserts[SHADOW_PREDICTIONS if shadow else PREDICTIONS], rows
             )
 
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database (PASSIVE: never blocks writers for long)."""
+        with contextlib.closing(sqlite3.connect(self.path, timeout=5)) as conn:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def close(self) -> None:
-        self._conn.close()
+        """Checkpoint and close the writing connection."""
+        with self._lock:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                self._conn.close()
 
 
-def read_prediction_log(path: Path, since: datetime | None = None) -> pd.DataFrame:
-    """Logged predictions (optionally only those logged at or after ``since``)."""
+def read_prediction_log(
+    path: Path, since: datetime | None = None, table: str = PREDICTIONS
+) -> pd.DataFrame:
+    """Logged predictions (optionally only those logged at or after ``since``).
+
+    ``table=SHADOW_PREDICTIONS`` reads the challenger's shadow scores instead.
+    """
+    if table not in (PREDICTIONS, SHADOW_PREDICTIONS):
+        raise ValueError(f"unknown prediction table {table!r}")
     if not path.exists():
         return pd.DataFrame(columns=list(_COLUMNS))
-    query = f"SELECT {', '.join(_COLUMNS)} FROM predictions"
+    with sqlite3.connect(path) as conn:
+        if not conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)
+        ).fetchone():
+            return pd.DataFrame(columns=list(_COLUMNS))
+    query = f"SELECT {', '.join(_COLUMNS)} FROM {table}"
     params: tuple = ()
     if since is not None:
         query += " WHERE logged_at >= ?"

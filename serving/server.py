@@ -13,11 +13,14 @@ import httpx
 
 from feature_repo.settings import PROJECT_ROOT, Settings
 
+SERVICE = "serving.service:ChurnPredictor"
 
-def serve_command(settings: Settings, port: int | None = None) -> list[str]:
+
+def serve_command(settings: Settings, port: int | None = None, target: str = SERVICE) -> list[str]:
+    """``bentoml serve`` for ``target`` on the configured host and ``port``."""
     bentoml = str(Path(sys.executable).with_name("bentoml"))
     return [
-        bentoml, "serve", "serving.service:ChurnPredictor",
+        bentoml, "serve", target,
         "--host", settings.serve_host, "--port", str(port or settings.serve_port),
     ]  # fmt: skip
 
@@ -25,8 +28,19 @@ def serve_command(settings: Settings, port: int | None = None) -> list[str]:
 class BentoServer:
     """``with BentoServer(settings) as url:`` runs ``bentoml serve`` until the block ends."""
 
-    def __init__(self, settings: Settings, port: int | None = None, ready_timeout: float = 180):
+    def __init__(
+        self,
+        settings: Settings,
+        port: int | None = None,
+        ready_timeout: float = 180,
+        target: str = SERVICE,
+        env: dict[str, str] | None = None,
+        wait_ready: bool = True,
+    ):
         self.settings = settings
+        self.target = target
+        self.extra_env = env or {}
+        self.wait_ready = wait_ready
         self.port = port or settings.serve_port
         self.ready_timeout = ready_timeout
         self.url = f"http://{settings.serve_host}:{self.port}"
@@ -35,19 +49,40 @@ class BentoServer:
 
     def __enter__(self) -> str:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "CHURN_STATE_DIR": str(self.settings.state_dir)}
+        env = {**os.environ, "CHURN_STATE_DIR": str(self.settings.state_dir), **self.extra_env}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                serve_command(self.settings, self.port), cwd=PROJECT_ROOT, env=env,
+                serve_command(self.settings, self.port, self.target), cwd=PROJECT_ROOT, env=env,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,  # its workers share the group, stopped together
             )  # fmt: skip
         try:
-            self._wait_ready()
+            if self.wait_ready:
+                self._wait_ready()
+            else:
+                self.wait_alive()
         except BaseException:
             self.stop()
             raise
         return self.url
+
+    def wait_alive(self, timeout: float | None = None) -> None:
+        """Wait until the process answers /livez (it may still be not ready)."""
+        deadline = time.monotonic() + (timeout or self.ready_timeout)
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"bentoml serve exited; see {self.log_path}")
+            try:
+                if httpx.get(f"{self.url}/livez", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"server not alive within the timeout; see {self.log_path}")
+
+    def alive(self) -> bool:
+        """Whether the server process is still running."""
+        return self.process is not None and self.process.poll() is None
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout

@@ -1,0 +1,79 @@
+"""The naive baseline of the serving benchmark, built like the textbook example.
+
+A FeatureStore is built for every request, the online features come back as a pandas
+DataFrame, and the one-row DataFrame goes into the MLflow-loaded scikit-learn model
+(``predict_proba`` and ``predict``). Same registry model, same Redis features, same
+request and response as ``serving.service``; no logging, no A/B, no fault handling.
+Only the benchmark starts it (``bentoml serve bench.serving_baseline:NaiveChurnPredictor``).
+"""
+
+from __future__ import annotations
+
+import bentoml
+import mlflow
+from feast import FeatureStore
+
+from feature_repo.settings import FEATURE_REPO_DIR, get_settings
+from models.registry import CHAMPION
+from models.tracking import configure_mlflow
+from models.training import model_input
+
+
+@bentoml.service(name="churn_baseline", traffic={"timeout": 10})
+class NaiveChurnPredictor:
+    """Textbook BentoML + Feast + pandas churn service."""
+
+    def __init__(self) -> None:
+        self.settings = get_settings()
+        configure_mlflow(self.settings)
+        self.model = mlflow.sklearn.load_model(f"models:/{self.settings.model_name}@{CHAMPION}")
+
+    @bentoml.api(route="/predict")
+    def predict(self, customer_id: int) -> dict:
+        """Churn prediction for one customer."""
+        store = FeatureStore(
+            repo_path=str(FEATURE_REPO_DIR), fs_yaml_file=self.settings.feature_store_yaml
+        )
+        frame = store.get_online_features(
+            features=store.get_feature_service(self.settings.feature_service),
+            entity_rows=[{"customer_id": customer_id}],
+        ).to_df()
+        inputs = model_input(frame)
+        return {
+            "customer_id": customer_id,
+            "churn": bool(self.model.predict(inputs)[0]),
+            "probability": float(self.model.predict_proba(inputs)[0, 1]),
+            "variant": "baseline",
+        }
+
+
+@bentoml.service(name="churn_baseline_cached", traffic={"timeout": 10})
+class CachedStoreChurnPredictor:
+    """The same textbook service with the one obvious fix: the FeatureStore built once.
+
+    Still pandas end to end (``to_df()``, one-row DataFrame into the sklearn pipeline):
+    the stronger of the two baselines, reported next to the textbook one.
+    """
+
+    def __init__(self) -> None:
+        self.settings = get_settings()
+        configure_mlflow(self.settings)
+        self.model = mlflow.sklearn.load_model(f"models:/{self.settings.model_name}@{CHAMPION}")
+        self.store = FeatureStore(
+            repo_path=str(FEATURE_REPO_DIR), fs_yaml_file=self.settings.feature_store_yaml
+        )
+
+    @bentoml.api(route="/predict")
+    def predict(self, customer_id: int) -> dict:
+        """Churn prediction for one customer."""
+        frame = self.store.get_online_features(
+            features=self.store.get_feature_service(self.settings.feature_service),
+            entity_rows=[{"customer_id": customer_id}],
+        ).to_df()
+        inputs = model_input(frame)
+        return {
+            "customer_id": customer_id,
+            "churn": bool(self.model.predict(inputs)[0]),
+            "probability": float(self.model.predict_proba(inputs)[0, 1]),
+            "variant": "baseline_cached",
+        }
