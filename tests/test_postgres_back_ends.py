@@ -3,11 +3,11 @@
 import os
 import subprocess
 import sys
+import uuid
 
 import mlflow
 import psycopg2
 import pytest
-from conftest import unique_database
 from mlflow.tracking import MlflowClient
 from sklearn.dummy import DummyClassifier
 
@@ -15,6 +15,10 @@ from feature_repo.settings import get_settings
 from models.tracking import configure_mlflow
 
 pytestmark = pytest.mark.slow
+
+
+def unique_database(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
 def query(settings, database: str, sql: str) -> list[tuple]:
