@@ -43,7 +43,10 @@ def test_split_is_sticky_weighted_and_logged(two_versions, known_customers):
     assert 0.2 < share < 0.4
     expected_version = {CHAMPION: two_versions["v1"], CHALLENGER: two_versions["v2"]}
     assert all(p["model_version"] == expected_version[p["variant"]] for p in first)
-    assert 'churn_predictions_total{variant="challenger",version="2"}' in metrics
+    challenger_series = (
+        f'churn_predictions_total{{variant="challenger",version="{two_versions["v2"]}"}}'
+    )
+    assert challenger_series in metrics
     assert 'churn_prediction_seconds_count{variant="champion"}' in metrics
     logged = read_prediction_log(settings.prediction_log_path)
     assert set(zip(logged["customer_id"], logged["variant"], strict=True)) >= set(variants.items())
@@ -70,9 +73,9 @@ def test_shadow_never_changes_the_answer_and_auth_guards_predict(two_versions, k
     rows = [p["features"] for p in served]
     expected, _ = champion.score_rows(rows)
     assert [p["probability"] for p in served] == expected
-    assert {(p["variant"], p["model_version"]) for p in served} == {(CHAMPION, 1)}
+    assert {(p["variant"], p["model_version"]) for p in served} == {(CHAMPION, two_versions["v1"])}
     shadow = read_prediction_log(settings.prediction_log_path, table=SHADOW_PREDICTIONS)
     shadow = shadow[shadow["customer_id"].isin(customers)]
-    assert len(shadow) == len(customers) and set(shadow["model_version"]) == {2}
+    assert len(shadow) == len(customers) and set(shadow["model_version"]) == {two_versions["v2"]}
     assert list(shadow["probability"]) == challenger.score_rows(rows)[0]
     assert list(shadow["probability"]) != expected, "the challenger is a different model"

@@ -130,13 +130,15 @@ def test_unknown_customer_in_a_batch_names_it_and_logs_nothing(world, server, kn
     assert len(read_prediction_log(world.settings.prediction_log_path)) == before
 
 
-def test_per_variant_metrics(server, known_customers):
-    server.post("/predict", json={"customer_id": known_customers[1]})
+def test_per_variant_metrics(world, server, known_customers):
+    served = server.post("/predict", json={"customer_id": known_customers[1]}).json()
+    version = served["model_version"]
+    assert version == registry.alias_version(world.settings, registry.CHAMPION)
     text = server.get("/metrics").text
-    assert 'churn_predictions_total{variant="champion",version="1"}' in text
+    assert f'churn_predictions_total{{variant="champion",version="{version}"}}' in text
     assert "churn_prediction_seconds_bucket" in text
     # multiprocess gauges carry the worker's pid as a label
-    assert re.search(r'churn_model_version\{alias="champion"[^}]*\} 1\.0', text), text
+    assert re.search(rf'churn_model_version\{{alias="champion"[^}}]*\}} {version}\.0', text), text
 
 
 def test_malformed_json_is_a_400(server):
