@@ -19,6 +19,21 @@ from models.tracking import configure_mlflow
 from models.training import model_input
 
 
+def predict_with_pandas(store, model, settings, customer_id: int, variant: str) -> dict:
+    """The textbook request: online features as a DataFrame, one row into the pipeline."""
+    frame = store.get_online_features(
+        features=store.get_feature_service(settings.feature_service),
+        entity_rows=[{"customer_id": customer_id}],
+    ).to_df()
+    inputs = model_input(frame)
+    return {
+        "customer_id": customer_id,
+        "churn": bool(model.predict(inputs)[0]),
+        "probability": float(model.predict_proba(inputs)[0, 1]),
+        "variant": variant,
+    }
+
+
 @bentoml.service(name="churn_baseline", traffic={"timeout": 10})
 class NaiveChurnPredictor:
     """Textbook BentoML + Feast + pandas churn service."""
@@ -34,17 +49,7 @@ class NaiveChurnPredictor:
         store = FeatureStore(
             repo_path=str(FEATURE_REPO_DIR), fs_yaml_file=self.settings.feature_store_yaml
         )
-        frame = store.get_online_features(
-            features=store.get_feature_service(self.settings.feature_service),
-            entity_rows=[{"customer_id": customer_id}],
-        ).to_df()
-        inputs = model_input(frame)
-        return {
-            "customer_id": customer_id,
-            "churn": bool(self.model.predict(inputs)[0]),
-            "probability": float(self.model.predict_proba(inputs)[0, 1]),
-            "variant": "baseline",
-        }
+        return predict_with_pandas(store, self.model, self.settings, customer_id, "baseline")
 
 
 @bentoml.service(name="churn_baseline_cached", traffic={"timeout": 10})
@@ -66,14 +71,6 @@ class CachedStoreChurnPredictor:
     @bentoml.api(route="/predict")
     def predict(self, customer_id: int) -> dict:
         """Churn prediction for one customer."""
-        frame = self.store.get_online_features(
-            features=self.store.get_feature_service(self.settings.feature_service),
-            entity_rows=[{"customer_id": customer_id}],
-        ).to_df()
-        inputs = model_input(frame)
-        return {
-            "customer_id": customer_id,
-            "churn": bool(self.model.predict(inputs)[0]),
-            "probability": float(self.model.predict_proba(inputs)[0, 1]),
-            "variant": "baseline_cached",
-        }
+        return predict_with_pandas(
+            self.store, self.model, self.settings, customer_id, "baseline_cached"
+        )
