@@ -132,14 +132,19 @@ class BatchRejected(Exception):
 
 # --- public entry point --------------------------------------------------------------------------
 def validate_raw_orders(
-    batch: pd.DataFrame, settings: Settings, batch_name: str, usual_rows: float | None = None
+    batch: pd.DataFrame,
+    settings: Settings,
+    batch_name: str,
+    usual_rows: float | None = None,
+    build_docs: bool = True,
 ) -> ValidationReport:
     """Validate one raw order-events batch; return the report or raise :class:`BatchRejected`.
 
     ``batch_name`` names the batch in results, Data Docs and the quarantine folder (characters
     other than letters, digits, ``.``, ``_`` and ``-`` become ``_`` in paths). ``usual_rows``
     (the median size of recent batches) bounds the row count: a batch 10x smaller or larger
-    is refused. Without it, any non-empty batch passes that check.
+    is refused. Without it, any non-empty batch passes that check. ``build_docs=False``
+    skips rebuilding Data Docs when the batch passes (a refused batch always gets its page).
     """
     validated_at = datetime.now(UTC)
     min_rows, max_rows = row_count_bounds(usual_rows)
@@ -154,6 +159,7 @@ def validate_raw_orders(
             "min_rows": min_rows,
             "max_rows": max_rows,
         },
+        build_docs=build_docs,
     )
 
 
@@ -219,6 +225,7 @@ def _validate(
     batch_name: str,
     validated_at: datetime,
     expectation_parameters: dict[str, Any],
+    build_docs: bool = True,
 ) -> ValidationReport:
     from great_expectations.core.run_identifier import RunIdentifier
 
@@ -235,7 +242,13 @@ def _validate(
             run_id=RunIdentifier(run_name=safe_name, run_time=validated_at),
         )
         ((result_id, validation_result),) = result.run_results.items()
-        sites = runtime.context.build_data_docs(resource_identifiers=[result_id])
+        # Rebuilding Data Docs costs as much as validating; a passing batch may skip it
+        # (a failing one always gets its page: its refusal points there).
+        sites = (
+            runtime.context.build_data_docs(resource_identifiers=[result_id])
+            if build_docs or not validation_result.success
+            else {}
+        )
         result_path = _result_file(runtime.context, result_id)
 
     failures = tuple(

@@ -49,7 +49,8 @@ def validate_landed_batches(settings: Settings) -> list[str]:
     usual_rows = delta_tables.median_partition_rows(
         settings.raw_orders_path, "event_date", last=RECENT_BATCHES
     )
-    for path in landing.pending_batches(settings):
+    pending = landing.pending_batches(settings)
+    for path in pending:
         try:
             batch = landing.read_batch(path)
         except (OSError, ValueError) as unreadable:  # pyarrow raises ArrowInvalid (ValueError)
@@ -57,10 +58,18 @@ def validate_landed_batches(settings: Settings) -> list[str]:
             continue
         try:
             report = validate_raw_orders(
-                batch, settings, batch_name=path.stem, usual_rows=usual_rows
+                batch,
+                settings,
+                batch_name=path.stem,
+                usual_rows=usual_rows,
+                # Data Docs once per run (with the last batch), not once per batch.
+                build_docs=path == pending[-1],
             )
             accepted.append(str(path))
-            log.info("%s valid; Data Docs: %s", path.name, report.data_docs_path)
+            if report.data_docs_path:
+                log.info(
+                    "validated %d batch(es); Data Docs: %s", len(pending), report.data_docs_path
+                )
         except BatchRejected as rejection:
             path.unlink(missing_ok=True)  # the quarantine holds the copy and its report
             rejections.append(rejection)

@@ -150,3 +150,6 @@ def test_a_normal_next_day_passes(built):
     landing.land_batch(good_batch(), NEXT_DAY, built)
     assert len(pipeline.validate_landed_batches(built)) == 1
     landing.landed_path(built, NEXT_DAY).unlink()
+    # Data Docs are built once per run and list the validations.
+    index = built.gx_dir / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    assert index.exists() and "raw_orders" in index.read_text()
