@@ -34,7 +34,7 @@ def prepare_state(settings: Settings, customers: int = 3000, days: int = 120) ->
             return BenchState(saved["customers"], saved["champion_version"])
     from feature_repo import delta_tables, landing, pipeline
     from feature_repo.simulate import SimulationConfig, simulate_days
-    from models import registry, training
+    from models import registry
 
     if not settings.redis_url:
         raise ValueError("the serving benchmark needs CHURN_REDIS_URL (features in Redis)")
@@ -42,13 +42,8 @@ def prepare_state(settings: Settings, customers: int = 3000, days: int = 120) ->
     config = SimulationConfig(customers=customers, start_date=start, days=days, seed=11)
     for day, batch in simulate_days(config):
         landing.land_batch(batch, day, settings)
-    ingested = pipeline.ingest_batches(pipeline.validate_landed_batches(settings), settings)
-    built = pipeline.build_features(ingested["days"], settings)
-    pipeline.materialize_features(built["window_start"], built["window_end"], settings)
-    training_set = training.build_training_set(settings, run_name="bench")
-    trained = training.train_and_log(training_set, settings, dag_run_id="bench")
-    registered = registry.register_model(trained, settings)
-    registry.gate(registered["version"], training_set["holdout_path"], settings)
+    pipeline.run_feature_pipeline(settings)
+    registry.run_training_pipeline(settings, run_name="bench")
     snapshots = delta_tables.read_table(settings.customer_features_path, columns=["customer_id"])
     known = sorted(int(c) for c in snapshots["customer_id"].unique())
     champion = registry.alias_version(settings, registry.CHAMPION)

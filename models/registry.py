@@ -102,6 +102,17 @@ def _verdict(promoted: bool) -> str:
     return "promoted" if promoted else "rejected"
 
 
+def run_training_pipeline(settings: Settings, run_name: str) -> dict:
+    """The four steps of ``training_pipeline`` in this process, without Airflow."""
+    from models.training import build_training_set, train_and_log
+
+    training_set = build_training_set(settings, run_name=run_name)
+    trained = train_and_log(training_set, settings, dag_run_id=run_name)
+    registered = register_model(trained, settings)
+    decision = gate(registered["version"], training_set["holdout_path"], settings)
+    return {"training_set": training_set, "trained": trained, "gate": decision}
+
+
 def rollback_champion(settings: Settings) -> dict:
     """Point ``champion`` back at ``previous_champion`` (the version it replaced)."""
     client = configure_mlflow(settings)

@@ -116,7 +116,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """Simulated orders -> validated -> Delta -> features -> Feast -> trained champion v1."""
     from feature_repo import landing, pipeline
     from feature_repo.simulate import SimulationConfig, simulate_days
-    from models import registry, training
+    from models import registry
 
     root = tmp_path_factory.mktemp("world")
     with pytest.MonkeyPatch.context() as mp:
@@ -129,11 +129,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         config = SimulationConfig(customers=800, start_date=SMALL_START, days=120, seed=3)
         for day, batch in simulate_days(config):
             landing.land_batch(batch, day, settings)
-        ingested = pipeline.ingest_batches(pipeline.validate_landed_batches(settings), settings)
-        built = pipeline.build_features(ingested["days"], settings)
-        pipeline.materialize_features(built["window_start"], built["window_end"], settings)
-        training_set = training.build_training_set(settings, run_name="world")
-        trained = training.train_and_log(training_set, settings, dag_run_id="world")
-        registered = registry.register_model(trained, settings)
-        gate = registry.gate(registered["version"], training_set["holdout_path"], settings)
-        yield World(settings, config, training_set, trained, gate)
+        pipeline.run_feature_pipeline(settings)
+        done = registry.run_training_pipeline(settings, run_name="world")
+        yield World(settings, config, done["training_set"], done["trained"], done["gate"])

@@ -12,13 +12,6 @@ from feature_repo.store import get_feature_store, get_online_features
 CONFIG = SimulationConfig(customers=300, start_date=date(2026, 3, 1), days=45, seed=5)
 
 
-def run_pipeline(settings) -> dict:
-    ingested = pipeline.ingest_batches(pipeline.validate_landed_batches(settings), settings)
-    built = pipeline.build_features(ingested["days"], settings)
-    pipeline.materialize_features(built["window_start"], built["window_end"], settings)
-    return {**ingested, **built}
-
-
 def land(settings, days) -> None:
     for day, batch in simulate_days(CONFIG, days):
         landing.land_batch(batch, day, settings)
@@ -30,7 +23,7 @@ def all_days(n: int, offset: int = 0) -> list[date]:
 
 def test_bad_batch_is_refused_and_nothing_downstream_changes(state):
     land(state, all_days(40))
-    run_pipeline(state)
+    pipeline.run_feature_pipeline(state)
     versions = {
         p: delta_tables.table_version(p)
         for p in (state.raw_orders_path, state.customer_features_path, state.churn_labels_path)
@@ -60,11 +53,11 @@ def test_bad_batch_is_refused_and_nothing_downstream_changes(state):
 
 def test_rerunning_days_gives_the_same_tables(state):
     land(state, all_days(45))
-    run_pipeline(state)
+    pipeline.run_feature_pipeline(state)
     raw = delta_tables.read_table(state.raw_orders_path).sort_values("order_id")
     features = delta_tables.read_table(state.customer_features_path)
     land(state, all_days(5, offset=35))  # the same days arrive again
-    result = run_pipeline(state)
+    result = pipeline.run_feature_pipeline(state)
     assert result["days"] == [d.isoformat() for d in all_days(5, offset=35)]
     raw_again = delta_tables.read_table(state.raw_orders_path).sort_values("order_id")
     assert raw_again["order_id"].is_unique

@@ -27,9 +27,7 @@ def built(tmp_path_factory):
         settings = get_settings()
         for day, batch in simulate_days(CONFIG):
             landing.land_batch(batch, day, settings)
-        ingested = pipeline.ingest_batches(pipeline.validate_landed_batches(settings), settings)
-        window = pipeline.build_features(ingested["days"], settings)
-        pipeline.materialize_features(window["window_start"], window["window_end"], settings)
+        pipeline.run_feature_pipeline(settings)
         yield settings
 
 
