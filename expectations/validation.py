@@ -210,12 +210,6 @@ def reject_unreadable(path: Path, error: Exception, settings: Settings) -> Batch
     return BatchRejected(report, folder)
 
 
-def clear_context_cache() -> None:
-    """Forget the Great Expectations contexts kept for this process."""
-    with _CACHE_LOCK:
-        _CACHE.clear()
-
-
 # --- validation ----------------------------------------------------------------------------------
 def _validate(
     batch: pd.DataFrame,
