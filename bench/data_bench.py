@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from google.protobuf.timestamp_pb2 import Timestamp
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DAY = date(2026, 3, 1)
@@ -102,6 +103,98 @@ def case_raw_redis(customers: int, redis_url: str) -> dict:
     seconds = time.perf_counter() - began
     client.delete(*[f"bench:customer:{i}" for i in range(1, customers + 1)])
     return {"rows": customers, "seconds": seconds, "rows_per_second": customers / seconds}
+
+
+def case_materialize_stages(state: Path, customers: int, redis_url: str) -> dict:
+    """Where Feast's Redis materialization spends its time, stage by stage, warm.
+
+    The stages are the ones `FeatureStore.materialize` runs: the offline read of the latest
+    row per customer, Feast's Arrow-to-protobuf conversion, and the Redis store's
+    `online_write_batch` (which first reads the stored event times so that an older row
+    never replaces a newer one). Next to them: the same write with Feast's `skip_dedup`
+    option, and the exact bytes Feast writes sent by a raw pipelined `HSET`, which
+    separates the cost of Feast's Python from the cost of Redis itself.
+    """
+    import redis
+    from feast.infra.online_stores.helpers import _mmh3, _redis_key
+    from feast.utils import _convert_arrow_to_proto
+
+    from feature_repo import delta_tables
+    from feature_repo.store import apply_feature_definitions, get_feature_store, materialize
+
+    settings = _settings(state, redis_url)
+    delta_tables.replace_from(
+        settings.customer_features_path, snapshot_frame(customers, 1), "snapshot_date",
+        DAY.isoformat(),
+    )  # fmt: skip
+    store = get_feature_store(settings)
+    apply_feature_definitions(store)
+    client = redis.Redis.from_url(redis_url)
+    window = datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC)
+    materialize(store, *window)  # warm: imports, DuckDB's Delta extension, connections
+    view = store.get_feature_view("customer_features")
+    provider = store._get_provider()
+    source = view.batch_source
+    stages: dict[str, float] = {}
+
+    def timed(name, call):
+        began = time.perf_counter()
+        out = call()
+        stages[name] = time.perf_counter() - began
+        return out
+
+    def clear_online():
+        client.delete(*client.keys(f"*{store.config.project}*") or [b"none"])
+
+    table = timed("offline_read", lambda: provider.offline_store.pull_latest_from_table_or_query(
+        config=store.config, data_source=source, join_key_columns=["customer_id"],
+        feature_name_columns=[f.name for f in view.features],
+        timestamp_field=source.timestamp_field,
+        created_timestamp_column=source.created_timestamp_column,
+        start_date=window[0], end_date=window[1],
+    ).to_arrow())  # fmt: skip
+    join_keys = {c.name: c.dtype.to_value_type() for c in view.entity_columns}
+    rows = timed("feast_arrow_to_proto", lambda: _convert_arrow_to_proto(table, view, join_keys))
+
+    def write_with_feast():
+        provider.online_store.online_write_batch(store.config, view, rows, None)
+
+    clear_online()
+    timed("feast_online_write_batch", write_with_feast)
+    clear_online()
+    store.config.online_store.skip_dedup = True
+    timed("feast_online_write_batch_skip_dedup", write_with_feast)
+    store.config.online_store.skip_dedup = False
+    clear_online()
+    ts_key = f"_ts:{view.name}"
+    version = store.config.entity_key_serialization_version
+    commands = []
+    for entity_key, values, timestamp, _ in rows:
+        stamp = Timestamp()
+        stamp.FromDatetime(timestamp)
+        mapping = {ts_key: stamp.SerializeToString()}
+        mapping.update(
+            {_mmh3(f"{view.name}:{k}"): v.SerializeToString() for k, v in values.items()}
+        )
+        commands.append((_redis_key(store.config.project, entity_key, version), mapping))
+
+    def raw_write():
+        pipe = client.pipeline(transaction=False)
+        for i, (key, mapping) in enumerate(commands):
+            pipe.hset(key, mapping=mapping)
+            if i % 1000 == 999:
+                pipe.execute()
+        pipe.execute()
+
+    timed("raw_hset_of_feast_bytes", raw_write)
+    clear_online()
+    timed("feast_materialize_warm", lambda: materialize(store, *window))
+    clear_online()
+    return {
+        "rows": table.num_rows,
+        "seconds": stages,
+        "rows_per_second": {k: table.num_rows / v for k, v in stages.items()},
+    }
 
 
 def case_historical(state: Path, customers: int, entity_rows: int) -> dict:
@@ -222,6 +315,8 @@ def _case_main(args: argparse.Namespace) -> None:
         result = case_materialize(state, args.customers, args.redis_url)
     elif args.case == "raw_redis":
         result = case_raw_redis(args.customers, args.redis_url)
+    elif args.case == "materialize_stages":
+        result = case_materialize_stages(state, args.customers, args.redis_url)
     elif args.case == "historical":
         result = case_historical(state, args.customers, args.entity_rows)
     elif args.case == "validation":
@@ -253,6 +348,7 @@ def main() -> None:
         ("raw_redis", []),
         ("materialize_redis", []),
         ("materialize_sqlite", []),
+        ("materialize_stages", []),
         ("push_redis", []),
         ("validation", ["--validation-rows", str(args.validation_rows)]),
         ("historical", ["--entity-rows", str(args.entity_rows)]),
@@ -279,6 +375,10 @@ def main() -> None:
         print(f"  {name:<20} {r['rows']:>8} rows  {r['seconds']:7.2f} s  {rate:>10.0f} rows/s")
     for name, ratio in results["ratios"].items():
         print(f"  {name}: {ratio:.3f}")
+    stages = results["materialize_stages"]
+    print("  Redis materialization by stage (warm):")
+    for name, seconds in stages["seconds"].items():
+        print(f"    {name:<38} {seconds:6.2f} s  {stages['rows_per_second'][name]:>10.0f} rows/s")
     h = results["historical"]
     print(
         f"  historical retrieval: {h['entity_rows']} entity rows in {h['seconds']:.2f} s, "

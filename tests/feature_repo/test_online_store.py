@@ -1,5 +1,6 @@
 """The online store on the real Redis server, and the Feast CLI on feature_repo/."""
 
+import gc
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from feature_repo.store import (
     feast_redis_connection_string,
     get_feature_store,
     get_online_features,
+    heap_frozen_for_gc,
     materialize,
     write_feature_store_yaml,
 )
@@ -72,6 +74,22 @@ def test_materialize_into_real_redis(state, redis_url, monkeypatch):
     materialize(store, datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
     again = get_online_features(store, [1], settings.feature_service)
     assert again["total_spend_30d"].tolist() == [15.0]
+
+
+def test_heap_is_frozen_only_while_materializing_and_a_callers_freeze_is_kept():
+    assert gc.get_freeze_count() == 0
+    with heap_frozen_for_gc():
+        frozen = gc.get_freeze_count()
+    assert frozen > 0
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        caller_frozen = gc.get_freeze_count()
+        with heap_frozen_for_gc():
+            pass
+        assert gc.get_freeze_count() == caller_frozen
+    finally:
+        gc.unfreeze()
 
 
 @pytest.mark.slow
