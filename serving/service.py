@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import bentoml
+import prometheus_client
 from bentoml.exceptions import NotFound
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
@@ -38,34 +39,35 @@ CHECKPOINT_SECONDS = 5.0
 
 CustomerId = Annotated[int, Field(ge=1, le=MAX_CUSTOMER_ID, strict=True)]
 
-# Per-variant traffic on /metrics (prometheus_client through BentoML's lazy wrapper).
-REQUESTS = bentoml.metrics.Counter(
+# Per-variant traffic on /metrics. BentoML imports this module in each worker after it has
+# set PROMETHEUS_MULTIPROC_DIR, so these series reach the workers' shared /metrics.
+REQUESTS = prometheus_client.Counter(
     name="churn_predictions_total",
     documentation="Predictions answered, by variant and model version.",
     labelnames=["variant", "version"],
 )
-LATENCY = bentoml.metrics.Histogram(
+LATENCY = prometheus_client.Histogram(
     name="churn_prediction_seconds",
     documentation="Time to answer one /predict or /predict/batch call, by answering variant.",
     labelnames=["variant"],
     buckets=(0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
 )
-SHADOW = bentoml.metrics.Counter(
+SHADOW = prometheus_client.Counter(
     name="churn_shadow_predictions_total",
     documentation="Challenger scores computed in shadow mode (never returned).",
     labelnames=["version"],
 )
-UNAVAILABLE = bentoml.metrics.Counter(
+UNAVAILABLE = prometheus_client.Counter(
     name="churn_unavailable_total",
     documentation="Requests answered 503, by cause.",
     labelnames=["cause"],
 )
-RELOAD_FAILURES = bentoml.metrics.Counter(
+RELOAD_FAILURES = prometheus_client.Counter(
     name="churn_model_reload_failures_total",
     documentation="Registry reads or model loads that failed (the old model kept serving).",
     labelnames=["alias"],
 )
-SERVED_VERSION = bentoml.metrics.Gauge(
+SERVED_VERSION = prometheus_client.Gauge(
     name="churn_model_version",
     documentation="Registered version served per alias.",
     labelnames=["alias"],
