@@ -13,9 +13,16 @@ from feature_repo.settings import get_settings
 def _demo(args: argparse.Namespace) -> None:
     # The libraries' deprecation chatter would bury the demo's own report.
     warnings.simplefilter("ignore")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from dags.demo import run_demo
 
-    run_demo(get_settings(), customers=args.customers, days=args.days, requests=args.requests)
+    run_demo(
+        get_settings(),
+        customers=args.customers,
+        days=args.days,
+        requests=args.requests,
+        quiet=True,
+    )
 
 
 def _feast_config(_: argparse.Namespace) -> None:

@@ -12,6 +12,7 @@ import json
 import shutil
 import statistics
 import time
+import warnings
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -33,6 +34,19 @@ def reset_state(settings: Settings) -> None:
     """Remove the state the demo writes, so every demo starts from nothing."""
     for part in STATE_PARTS:
         shutil.rmtree(settings.state_dir / part, ignore_errors=True)
+
+
+def ignore_library_warnings() -> None:
+    """Hide the libraries' warnings, whichever filters they installed when imported.
+
+    Feast (``feature_view``) and Airflow (``configuration``) put "once"/"default" warning
+    filters in front of any set before them, so "ignore" goes in front again once both are
+    loaded (Airflow only after ``use_project_airflow`` has configured it).
+    """
+    import airflow.configuration  # noqa: F401
+    import feast.feature_view  # noqa: F401
+
+    warnings.simplefilter("ignore")
 
 
 def land_days(config: SimulationConfig, days: list[date], settings: Settings) -> int:
@@ -94,8 +108,9 @@ def run_demo(
     days: int | None = None,
     drift_days: int = 28,
     requests: int = 400,
+    quiet: bool = False,
 ) -> dict[str, Any]:
-    """Run the loop; return (and write) the summary."""
+    """Run the loop; return (and write) the summary. ``quiet`` hides library warnings."""
     from serving.server import BentoServer
 
     started = time.monotonic()
@@ -119,6 +134,8 @@ def run_demo(
     rows = land_days(config, history, settings)
     print(f"    landed {len(history)} daily batches, {rows} order events")
     airflow_runner.migrate_airflow_db(settings)
+    if quiet:
+        ignore_library_warnings()
     timings["simulate"] = time.monotonic() - t
 
     t = _step("feature_pipeline: validate -> ingest -> features -> materialize")
