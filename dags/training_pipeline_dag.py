@@ -31,10 +31,17 @@ from airflow.sdk import dag, task
 def training_pipeline():
     @task
     def build_training_set(run_id: str | None = None) -> dict:
-        from feature_repo.settings import get_settings
-        from models.training import build_training_set
+        from airflow.sdk.exceptions import AirflowFailException
 
-        return build_training_set(get_settings(), run_name=_safe(run_id))
+        from expectations.validation import BatchRejected
+        from feature_repo.settings import get_settings
+        from models.training import TrainingDataNotReady, build_training_set
+
+        try:
+            return build_training_set(get_settings(), run_name=_safe(run_id))
+        except (TrainingDataNotReady, BatchRejected) as error:
+            # The same data would fail the same way: fail now instead of after a retry.
+            raise AirflowFailException(str(error)) from error
 
     @task
     def train(training_set: dict, run_id: str | None = None) -> dict:

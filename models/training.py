@@ -67,6 +67,10 @@ def model_input(frame: pd.DataFrame) -> pd.DataFrame:
     return features
 
 
+class TrainingDataNotReady(RuntimeError):
+    """There is not enough labelled data for a training set; retrying will not change that."""
+
+
 def build_training_set(settings: Settings, run_name: str) -> dict:
     """Join labels to point-in-time features with Feast and split off a time holdout.
 
@@ -75,7 +79,7 @@ def build_training_set(settings: Settings, run_name: str) -> dict:
     """
     labels = delta_tables.read_table(settings.churn_labels_path)
     if labels.empty:
-        raise RuntimeError("no churn labels yet: run feature_pipeline on enough days first")
+        raise TrainingDataNotReady("no churn labels yet: run feature_pipeline on enough days first")
     store = get_feature_store(settings)
     frame = get_training_frame(
         store, labels[["customer_id", "event_timestamp", LABEL]], settings.feature_service
@@ -101,7 +105,7 @@ def build_training_set(settings: Settings, run_name: str) -> dict:
         holdout_start=holdout_start.isoformat(),
     )
     if result.train_rows == 0 or result.holdout_rows == 0:
-        raise RuntimeError(f"training set too small to split: {result}")
+        raise TrainingDataNotReady(f"training set too small to split: {result}")
     return asdict(result)
 
 
