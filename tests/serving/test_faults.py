@@ -3,8 +3,12 @@ acknowledged predictions surviving a killed server."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import psutil
@@ -12,6 +16,8 @@ import pytest
 from serving_support import copy_world, free_tcp_port, settings_for, wait_until
 
 from feature_repo.store import get_feature_store, materialize
+from models.registry import CHAMPION
+from models.tracking import configure_mlflow
 from serving.prediction_log import read_prediction_log
 from serving.server import BentoServer
 
@@ -84,11 +90,13 @@ def test_acknowledged_predictions_survive_a_killed_server(redis_state, known_cus
     assert len(read_prediction_log(settings.prediction_log_path, since=started)) == 31
 
 
-def test_registry_down_at_start_is_not_ready_and_retries(world, tmp_path):
+def test_registry_down_at_start_is_not_ready_retries_and_recovers(world, known_customers, tmp_path):
     env = copy_world(world, tmp_path / "state")
     dead = free_tcp_port()
-    env["CHURN_MLFLOW_SERVER_URI"] = f"http://127.0.0.1:{dead}"
     settings = settings_for(env)
+    backend = settings.mlflow_tracking_uri  # the copied registry, for the server started later
+    champion = configure_mlflow(settings).get_model_version_by_alias(settings.model_name, CHAMPION)
+    env["CHURN_MLFLOW_SERVER_URI"] = f"http://127.0.0.1:{dead}"
     server = BentoServer(settings, port=free_tcp_port(), env=env, wait_ready=False)
     with server as url, httpx.Client(base_url=url, timeout=10) as client:
         assert client.get("/readyz").status_code == 503
@@ -99,3 +107,21 @@ def test_registry_down_at_start_is_not_ready_and_retries(world, tmp_path):
         wait_until(lambda: server.log_path.read_text().count("registry unreachable") >= 3, 30)
         assert server.alive(), "the server keeps running (no crash loop)"
         assert client.get("/livez").status_code == 200
+
+        # The registry comes up where the server was told to look: it turns ready by itself.
+        mlflow = [
+            str(Path(sys.executable).with_name("mlflow")), "server",
+            "--backend-store-uri", backend,
+            "--default-artifact-root", settings.mlflow_artifact_location,
+            "--host", "127.0.0.1", "--port", str(dead), "--workers", "1",
+        ]  # fmt: skip
+        with subprocess.Popen(
+            mlflow, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        ) as registry:
+            try:
+                wait_until(lambda: client.get("/readyz").status_code == 200, 120, every=1)
+                response = client.post("/predict", json={"customer_id": known_customers[0]})
+                assert response.status_code == 200, response.text
+                assert response.json()["model_version"] == int(champion.version)
+            finally:
+                os.killpg(registry.pid, signal.SIGTERM)
