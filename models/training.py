@@ -80,6 +80,10 @@ def build_training_set(settings: Settings, run_name: str) -> dict:
     labels = delta_tables.read_table(settings.churn_labels_path)
     if labels.empty:
         raise TrainingDataNotReady("no churn labels yet: run feature_pipeline on enough days first")
+    # The Delta read order of the labels varies from one write to the next; the model's CV
+    # folds and early-stopping split follow row order, so a fixed order keeps training
+    # reproducible: the same labels and seed give the same model.
+    labels = labels.sort_values(["event_timestamp", "customer_id"], kind="stable")
     store = get_feature_store(settings)
     frame = get_training_frame(
         store, labels[["customer_id", "event_timestamp", LABEL]], settings.feature_service

@@ -1,12 +1,22 @@
 """Training set, MLflow run and lineage, registry aliases and the promotion gate."""
 
+import shutil
+
 import mlflow
 import pandas as pd
 import pytest
+from deltalake import DeltaTable, write_deltalake
 from mlflow.tracking import MlflowClient
 
 from models import registry
-from models.training import FEATURE_COLUMNS, LABEL, SKOPS_TRUSTED_TYPES, make_model, model_input
+from models.training import (
+    FEATURE_COLUMNS,
+    LABEL,
+    SKOPS_TRUSTED_TYPES,
+    build_training_set,
+    make_model,
+    model_input,
+)
 
 
 def test_training_set_is_point_in_time_and_split_by_time(world):
@@ -18,6 +28,27 @@ def test_training_set_is_point_in_time_and_split_by_time(world):
     assert not train.duplicated(["customer_id", "event_timestamp"]).any()
     assert train[list(FEATURE_COLUMNS)].notna().all().all()
     assert set(train[LABEL]) == {0, 1}
+
+
+def test_training_set_does_not_depend_on_how_the_labels_are_stored(world, tmp_path):
+    state = tmp_path / "state"
+    shutil.copytree(world.settings.state_dir, state, ignore=shutil.ignore_patterns("mlflow"))
+    settings = world.settings.model_copy(
+        update={"state_dir": state, "feature_store_yaml": state / "feature_store.yaml"}
+    )
+    table = DeltaTable(str(settings.churn_labels_path))
+    labels, partitions = table.to_pandas(), table.metadata().partition_columns
+    shuffled = labels.sample(frac=1.0, random_state=11).reset_index(drop=True)
+    assert not shuffled.equals(labels)
+    write_deltalake(
+        str(settings.churn_labels_path), shuffled, mode="overwrite", partition_by=partitions
+    )
+
+    rebuilt = build_training_set(settings, run_name="shuffled-labels")
+
+    for part in ("train_path", "holdout_path"):
+        expected = pd.read_parquet(world.training_set[part])
+        pd.testing.assert_frame_equal(pd.read_parquet(rebuilt[part]), expected)
 
 
 def test_run_records_metrics_dataset_and_lineage(world):
