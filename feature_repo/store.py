@@ -176,8 +176,8 @@ def heap_frozen_for_gc() -> Iterator[None]:
     Feast converts every row to protobuf in Python, so a large materialization allocates
     enough to set off repeated full collections, each of which walks the whole import heap
     (Feast, pandas, ibis, MLflow): about a fifth of a 100k-row load into Redis (measured in
-    docs/benchmarks.md). Frozen objects are only skipped, never freed early, and they are
-    handed back to the collector on exit. A heap the process froze itself is left alone.
+    docs/benchmarks.md). While frozen, those objects are not collected; on exit they go
+    back to the collector. A heap the process froze itself is left alone.
     """
     if gc.get_freeze_count():
         yield
