@@ -27,6 +27,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DAY = date(2026, 3, 1)
+# Covers every snapshot written below.
+WINDOW = (datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC))
 
 
 def snapshot_frame(customers: int, days: int, seed: int = 0) -> pd.DataFrame:
@@ -67,21 +69,37 @@ def _settings(state: Path, redis_url: str | None):
     return get_settings()
 
 
-def case_materialize(state: Path, customers: int, redis_url: str | None) -> dict:
+def _store_over_snapshots(state: Path, customers: int, days: int, redis_url: str | None):
+    """Settings and an applied FeatureStore over ``days`` of synthetic snapshots in Delta."""
     from feature_repo import delta_tables
-    from feature_repo.store import apply_feature_definitions, get_feature_store, materialize
+    from feature_repo.store import apply_feature_definitions, get_feature_store
 
     settings = _settings(state, redis_url)
-    frame = snapshot_frame(customers, 1)
     delta_tables.replace_from(
-        settings.customer_features_path, frame, "snapshot_date", DAY.isoformat()
-    )
+        settings.customer_features_path, snapshot_frame(customers, days), "snapshot_date",
+        DAY.isoformat(),
+    )  # fmt: skip
     store = get_feature_store(settings)
     apply_feature_definitions(store)
-    start = datetime(2026, 2, 1, tzinfo=UTC)
-    end = datetime(2026, 3, 3, tzinfo=UTC)
+    return settings, store
+
+
+def _pipelined_hset(client, mappings) -> None:
+    """``HSET key mapping`` for each pair, 1,000 commands per pipelined round trip."""
+    pipe = client.pipeline(transaction=False)
+    for i, (key, mapping) in enumerate(mappings):
+        pipe.hset(key, mapping=mapping)
+        if i % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+
+
+def case_materialize(state: Path, customers: int, redis_url: str | None) -> dict:
+    from feature_repo.store import materialize
+
+    _, store = _store_over_snapshots(state, customers, 1, redis_url)
     began = time.perf_counter()
-    materialize(store, start, end)
+    materialize(store, *WINDOW)
     seconds = time.perf_counter() - began
     return {"rows": customers, "seconds": seconds, "rows_per_second": customers / seconds}
 
@@ -93,13 +111,9 @@ def case_raw_redis(customers: int, redis_url: str) -> dict:
     client = redis.Redis.from_url(redis_url)
     frame = snapshot_frame(customers, 1)
     records = frame.drop(columns=["snapshot_date"]).astype(str).to_dict("records")
+    mappings = [(f"bench:customer:{r.pop('customer_id')}", r) for r in records]
     began = time.perf_counter()
-    pipe = client.pipeline(transaction=False)
-    for i, record in enumerate(records):
-        pipe.hset(f"bench:customer:{record.pop('customer_id')}", mapping=record)
-        if i % 1000 == 999:
-            pipe.execute()
-    pipe.execute()
+    _pipelined_hset(client, mappings)
     seconds = time.perf_counter() - began
     client.delete(*[f"bench:customer:{i}" for i in range(1, customers + 1)])
     return {"rows": customers, "seconds": seconds, "rows_per_second": customers / seconds}
@@ -119,20 +133,13 @@ def case_materialize_stages(state: Path, customers: int, redis_url: str) -> dict
     from feast.infra.online_stores.helpers import _mmh3, _redis_key
     from feast.utils import _convert_arrow_to_proto
 
-    from feature_repo import delta_tables
-    from feature_repo.store import apply_feature_definitions, get_feature_store, materialize
+    from feature_repo.store import materialize
 
-    settings = _settings(state, redis_url)
-    delta_tables.replace_from(
-        settings.customer_features_path, snapshot_frame(customers, 1), "snapshot_date",
-        DAY.isoformat(),
-    )  # fmt: skip
-    store = get_feature_store(settings)
-    apply_feature_definitions(store)
+    settings, store = _store_over_snapshots(state, customers, 1, redis_url)
     client = redis.Redis.from_url(redis_url)
-    window = datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC)
-    materialize(store, *window)  # warm: imports, DuckDB's Delta extension, connections
-    view = store.get_feature_view("customer_features")
+    materialize(store, *WINDOW)  # warm: imports, DuckDB's Delta extension, connections
+    service = store.get_feature_service(settings.feature_service)
+    view = store.get_feature_view(service.feature_view_projections[0].name)
     provider = store._get_provider()
     source = view.batch_source
     stages: dict[str, float] = {}
@@ -144,14 +151,16 @@ def case_materialize_stages(state: Path, customers: int, redis_url: str) -> dict
         return out
 
     def clear_online():
-        client.delete(*client.keys(f"*{store.config.project}*") or [b"none"])
+        keys = client.keys(f"*{store.config.project}*")
+        if keys:
+            client.delete(*keys)
 
     table = timed("offline_read", lambda: provider.offline_store.pull_latest_from_table_or_query(
         config=store.config, data_source=source, join_key_columns=["customer_id"],
         feature_name_columns=[f.name for f in view.features],
         timestamp_field=source.timestamp_field,
         created_timestamp_column=source.created_timestamp_column,
-        start_date=window[0], end_date=window[1],
+        start_date=WINDOW[0], end_date=WINDOW[1],
     ).to_arrow())  # fmt: skip
     join_keys = {c.name: c.dtype.to_value_type() for c in view.entity_columns}
     rows = timed("feast_arrow_to_proto", lambda: _convert_arrow_to_proto(table, view, join_keys))
@@ -178,17 +187,9 @@ def case_materialize_stages(state: Path, customers: int, redis_url: str) -> dict
         )
         commands.append((_redis_key(store.config.project, entity_key, version), mapping))
 
-    def raw_write():
-        pipe = client.pipeline(transaction=False)
-        for i, (key, mapping) in enumerate(commands):
-            pipe.hset(key, mapping=mapping)
-            if i % 1000 == 999:
-                pipe.execute()
-        pipe.execute()
-
-    timed("raw_hset_of_feast_bytes", raw_write)
+    timed("raw_hset_of_feast_bytes", lambda: _pipelined_hset(client, commands))
     clear_online()
-    timed("feast_materialize_warm", lambda: materialize(store, *window))
+    timed("feast_materialize_warm", lambda: materialize(store, *WINDOW))
     clear_online()
     return {
         "rows": table.num_rows,
@@ -198,17 +199,10 @@ def case_materialize_stages(state: Path, customers: int, redis_url: str) -> dict
 
 
 def case_historical(state: Path, customers: int, entity_rows: int) -> dict:
-    from feature_repo import delta_tables
-    from feature_repo.store import apply_feature_definitions, get_feature_store, get_training_frame
+    from feature_repo.store import get_training_frame
 
-    settings = _settings(state, None)
     days = 30
-    frame = snapshot_frame(customers, days)
-    delta_tables.replace_from(
-        settings.customer_features_path, frame, "snapshot_date", DAY.isoformat()
-    )
-    store = get_feature_store(settings)
-    apply_feature_definitions(store)
+    settings, store = _store_over_snapshots(state, customers, days, None)
     rng = np.random.default_rng(1)
     offsets = rng.integers(0, days * 86_400, entity_rows)
     entities = pd.DataFrame(
@@ -221,7 +215,7 @@ def case_historical(state: Path, customers: int, entity_rows: int) -> dict:
     result = get_training_frame(store, entities, settings.feature_service)
     seconds = time.perf_counter() - began
     return {
-        "feature_rows": len(frame),
+        "feature_rows": customers * days,
         "entity_rows": entity_rows,
         "output_rows": len(result),
         "seconds": seconds,
@@ -252,22 +246,11 @@ def case_validation(state: Path, rows: int) -> dict:
 
 
 def case_push(state: Path, redis_url: str | None, pushes: int = 300) -> dict:
-    from feature_repo import delta_tables
     from feature_repo.freshness import push_order
-    from feature_repo.store import (
-        apply_feature_definitions,
-        get_feature_store,
-        get_online_features,
-        materialize,
-    )
+    from feature_repo.store import get_online_features, materialize
 
-    settings = _settings(state, redis_url)
-    delta_tables.replace_from(
-        settings.customer_features_path, snapshot_frame(1000, 1), "snapshot_date", DAY.isoformat()
-    )
-    store = get_feature_store(settings)
-    apply_feature_definitions(store)
-    materialize(store, datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC))
+    settings, store = _store_over_snapshots(state, 1000, 1, redis_url)
+    materialize(store, *WINDOW)
     latencies = []
     for i in range(pushes):
         customer = 1 + i % 1000
