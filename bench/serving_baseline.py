@@ -14,6 +14,7 @@ import mlflow
 from feast import FeatureStore
 
 from feature_repo.settings import FEATURE_REPO_DIR, get_settings
+from feature_repo.store import get_feature_store, write_feature_store_yaml
 from models.registry import CHAMPION
 from models.tracking import configure_mlflow
 from models.training import model_input
@@ -42,6 +43,7 @@ class NaiveChurnPredictor:
         self.settings = get_settings()
         configure_mlflow(self.settings)
         self.model = mlflow.sklearn.load_model(f"models:/{self.settings.model_name}@{CHAMPION}")
+        write_feature_store_yaml(self.settings)  # the textbook service reads the file
 
     @bentoml.api(route="/predict")
     def predict(self, customer_id: int) -> dict:
@@ -64,9 +66,7 @@ class CachedStoreChurnPredictor:
         self.settings = get_settings()
         configure_mlflow(self.settings)
         self.model = mlflow.sklearn.load_model(f"models:/{self.settings.model_name}@{CHAMPION}")
-        self.store = FeatureStore(
-            repo_path=str(FEATURE_REPO_DIR), fs_yaml_file=self.settings.feature_store_yaml
-        )
+        self.store = get_feature_store(self.settings)
 
     @bentoml.api(route="/predict")
     def predict(self, customer_id: int) -> dict:

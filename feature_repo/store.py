@@ -1,7 +1,8 @@
 """Feast operations: configuration from settings, apply, materialize, retrieval.
 
-``feature_repo/feature_store.yaml`` is rendered from the settings (so the Feast CLI and
-this code read one configuration); the Delta tables are read by Feast's DuckDB offline
+The Feast configuration is built from the settings: in memory for this code, and written
+as ``feature_repo/feature_store.yaml`` by ``make feast-config`` for the Feast CLI, so both
+read one configuration. The Delta tables are read by Feast's DuckDB offline
 store, which honours the Delta log and keeps one output row per entity row.
 """
 
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 import yaml
-from feast import FeatureStore
+from feast import FeatureStore, RepoConfig
 from feast.repo_operations import parse_repo
 
 from feature_repo.settings import FEATURE_REPO_DIR, Settings
@@ -103,11 +104,16 @@ def ensure_duckdb_delta_extension() -> None:
         con.execute(f"INSTALL delta FROM '{repository}'")
 
 
-def get_feature_store(settings: Settings) -> FeatureStore:
-    """A FeatureStore over ``feature_repo/`` configured by the settings."""
-    write_feature_store_yaml(settings)
+def get_feature_store(settings: Settings, config: dict | None = None) -> FeatureStore:
+    """A FeatureStore over ``feature_repo/``, configured in memory from the settings.
+
+    ``config`` replaces :func:`feature_store_config` (serving adds its own options). The same
+    configuration reaches the Feast CLI as a file through :func:`write_feature_store_yaml`.
+    """
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
     ensure_duckdb_delta_extension()
-    return FeatureStore(repo_path=str(FEATURE_REPO_DIR), fs_yaml_file=settings.feature_store_yaml)
+    config = config or feature_store_config(settings)
+    return FeatureStore(config=RepoConfig(repo_path=FEATURE_REPO_DIR, **config))
 
 
 @contextlib.contextmanager

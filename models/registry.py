@@ -10,7 +10,13 @@ from dataclasses import asdict, dataclass
 
 import mlflow
 import pandas as pd
+from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import (
+    INVALID_PARAMETER_VALUE,
+    RESOURCE_DOES_NOT_EXIST,
+    ErrorCode,
+)
 
 from feature_repo.settings import Settings
 from models.tracking import configure_mlflow
@@ -33,13 +39,20 @@ def register_model(trained: dict, settings: Settings) -> dict:
     return {"version": int(version.version), "run_id": trained["run_id"]}
 
 
-def alias_version(settings: Settings, alias: str) -> int | None:
-    """The version an alias points at, or None when the alias is not set."""
-    client = configure_mlflow(settings)
+# What MLflow answers when the model or the alias does not exist (any other error, such as
+# an unreachable registry, is raised).
+NOT_FOUND_CODES = {ErrorCode.Name(RESOURCE_DOES_NOT_EXIST), ErrorCode.Name(INVALID_PARAMETER_VALUE)}
+
+
+def alias_version(settings: Settings, alias: str, client: MlflowClient | None = None) -> int | None:
+    """The version an alias points at, or None when the alias (or the model) is not set."""
+    client = client or configure_mlflow(settings)
     try:
         return int(client.get_model_version_by_alias(settings.model_name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        if error.error_code in NOT_FOUND_CODES:
+            return None
+        raise
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,7 @@ class GateDecision:
 
 
 def load_version(settings: Settings, version: int):
+    """The registered scikit-learn model of ``version``."""
     return mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
 
 
@@ -65,7 +79,7 @@ def gate(version: int, holdout_path: str, settings: Settings) -> dict:
     client = configure_mlflow(settings)
     holdout = pd.read_parquet(holdout_path)
     f1 = evaluate(load_version(settings, version), holdout)["f1"]
-    champion = alias_version(settings, CHAMPION)
+    champion = alias_version(settings, CHAMPION, client)
     champion_f1 = None
     if champion is None:
         promoted = f1 >= settings.min_f1

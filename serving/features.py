@@ -19,14 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import redis
-from feast import FeatureStore, RepoConfig
+from feast import FeatureStore
 
-from feature_repo.settings import FEATURE_REPO_DIR, Settings
-from feature_repo.store import (
-    ensure_duckdb_delta_extension,
-    feature_store_config,
-    write_feature_store_yaml,
-)
+from feature_repo.settings import Settings
+from feature_repo.store import feature_store_config, get_feature_store
 from feature_repo.transforms import FEATURE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -53,10 +49,7 @@ def serving_store_config(settings: Settings) -> dict:
 
 def build_serving_store(settings: Settings) -> FeatureStore:
     """A FeatureStore over ``feature_repo/`` with the serving configuration."""
-    write_feature_store_yaml(settings)  # keeps the CLI's file in step, as get_feature_store does
-    ensure_duckdb_delta_extension()
-    config = RepoConfig(repo_path=FEATURE_REPO_DIR, **serving_store_config(settings))
-    return FeatureStore(config=config)
+    return get_feature_store(settings, serving_store_config(settings))
 
 
 class OnlineFeatures:
@@ -70,6 +63,7 @@ class OnlineFeatures:
             settings.redis_url,
             socket_timeout=settings.serve_online_timeout_seconds,
             socket_connect_timeout=settings.serve_online_timeout_seconds,
+            retry=None,  # fail fast like Feast's own client (retry=null): readiness must not wait
         ) if settings.redis_url else None  # fmt: skip
 
     def read(self, customer_ids: Sequence[int]) -> list[FeatureRow | None]:
@@ -91,7 +85,7 @@ class OnlineFeatures:
     def is_reachable(self) -> bool:
         """Whether the online store answers now (Redis PING; the SQLite file exists)."""
         if self._redis is None:
-            return Path(self.settings.feast_dir / "online.db").exists()
+            return Path(self.store.config.online_store.path).exists()
         try:
             return bool(self._redis.ping())
         except redis.RedisError:

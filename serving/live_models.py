@@ -15,10 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 
+from mlflow import MlflowClient
+
 from feature_repo.settings import Settings
-from models.registry import alias_version
+from models.registry import CHALLENGER, CHAMPION, alias_version
+from models.tracking import configure_mlflow
 from serving.model import LoadedModel, ModelLoadError, load_version
-from serving.routing import CHALLENGER, CHAMPION
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class LiveModels:
         self._on_swap = on_swap
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._client: MlflowClient | None = None  # configured on the first registry answer
 
     def get(self, alias: str) -> LoadedModel | None:
         return self.models.get(alias)
@@ -52,7 +55,8 @@ class LiveModels:
         answered = True
         for alias in self.aliases:
             try:
-                version = alias_version(self.settings, alias)
+                self._client = self._client or configure_mlflow(self.settings)
+                version = alias_version(self.settings, alias, self._client)
             except Exception as error:  # registry unreachable: keep what is served
                 self._report(alias, f"registry unreachable: {error}")
                 answered = False

@@ -19,7 +19,6 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import mlflow
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
@@ -30,6 +29,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from feature_repo.settings import Settings
 from feature_repo.transforms import FEATURE_COLUMNS
+from models import registry
 from models.registry import CHAMPION, alias_version
 from models.training import model_input
 
@@ -269,7 +269,7 @@ def check_fast_path(model: object, fast: FastPath) -> None:
 def load_version(settings: Settings, version: int, alias: str = CHAMPION) -> LoadedModel:
     """Load one registered version and prepare (and check) its fast path."""
     try:
-        model = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
+        model = registry.load_version(settings, version)
     except Exception as error:  # any artifact, format or registry failure refuses the version
         raise ModelLoadError(f"cannot load {settings.model_name} v{version}: {error}") from error
     fast = compile_fast_path(model)

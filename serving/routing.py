@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+from models.registry import CHALLENGER, CHAMPION
 
 
 def customer_bucket(customer_id: int, salt: str) -> float:

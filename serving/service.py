@@ -16,7 +16,7 @@ import threading
 import time
 import warnings
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, cast
 
 import bentoml
 import prometheus_client
@@ -25,12 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
 from feature_repo.settings import get_settings
+from models.registry import CHALLENGER, CHAMPION
 from serving.features import FeatureRow, OnlineFeatures, OnlineStoreUnavailable
 from serving.guard import RequestGuard
 from serving.live_models import LiveModels
 from serving.model import LoadedModel
 from serving.prediction_log import PredictionLog, PredictionRecord
-from serving.routing import CHALLENGER, CHAMPION, choose_variant
+from serving.routing import choose_variant
 
 log = logging.getLogger(__name__)
 MAX_CUSTOMER_ID = 2**53  # JSON numbers above this lose precision in many clients
@@ -214,17 +215,15 @@ class ChurnPredictor:
         if unknown:
             ids = ", ".join(str(c) for c in dict.fromkeys(unknown[:20]))
             raise NotFound(f"unknown customer_id (no online features): {ids}")
-        known: list[FeatureRow] = [row for row in rows if row is not None]
+        known = cast(list[FeatureRow], rows)  # no None left: unknown customers got a 404
         groups = self._route(customer_ids, champion)
         probabilities: list[float] = [0.0] * len(customer_ids)
         decisions: list[int] = [0] * len(customer_ids)
+        by_index: list[LoadedModel] = [champion] * len(customer_ids)
         for model, indices in groups:
             p, d = model.score_rows([known[i] for i in indices])
             for i, pi, di in zip(indices, p, d, strict=True):
-                probabilities[i], decisions[i] = pi, di
-        chosen = [model for model, indices in groups for _ in indices]
-        order = [i for _, indices in groups for i in indices]
-        by_index = dict(zip(order, chosen, strict=True))
+                probabilities[i], decisions[i], by_index[i] = pi, di, model
         now = datetime.now(UTC)
         records = [
             PredictionRecord(now, c, by_index[i].version, by_index[i].alias, known[i],
