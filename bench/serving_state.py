@@ -32,16 +32,15 @@ def prepare_state(settings: Settings, customers: int = 3000, days: int = 120) ->
         saved = json.loads(stamp.read_text())
         if saved.get("redis_url") == settings.redis_url and _online_rows(settings) > 0:
             return BenchState(saved["customers"], saved["champion_version"])
-    from feature_repo import delta_tables, landing, pipeline
-    from feature_repo.simulate import SimulationConfig, simulate_days
+    from feature_repo import delta_tables, pipeline
+    from feature_repo.simulate import SimulationConfig, land_simulated_days
     from models import registry
 
     if not settings.redis_url:
         raise ValueError("the serving benchmark needs CHURN_REDIS_URL (features in Redis)")
     start = datetime.now(UTC).date() - timedelta(days=days)
     config = SimulationConfig(customers=customers, start_date=start, days=days, seed=11)
-    for day, batch in simulate_days(config):
-        landing.land_batch(batch, day, settings)
+    land_simulated_days(config, settings)
     pipeline.run_feature_pipeline(settings)
     registry.run_training_pipeline(settings, run_name="bench")
     snapshots = delta_tables.read_table(settings.customer_features_path, columns=["customer_id"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -152,10 +151,14 @@ def start_airflow(settings: Settings, wait_seconds: int = 180) -> str:
     """Start api-server, scheduler, dag-processor and triggerer in the background."""
     env = {**os.environ, **use_project_airflow(settings)}
     env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = "admin:admin"
-    # Workers authenticate to the API server with JWTs: every component must sign and
-    # verify with the same secret (each would otherwise make up its own).
-    env["AIRFLOW__API_AUTH__JWT_SECRET"] = _jwt_secret(settings)
     migrate_airflow_db(settings)
+    # Workers authenticate to the API server with JWTs, so every component must share one
+    # secret (and one Fernet key). Airflow writes both into airflow.cfg when the file is
+    # missing; written once here, before the components start, rather than by four of them
+    # at once, each with a secret of its own.
+    from airflow.configuration import write_default_airflow_configuration_if_needed
+
+    write_default_airflow_configuration_if_needed()
     logs = settings.airflow_home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     airflow = str(Path(sys.executable).with_name("airflow"))
@@ -178,15 +181,6 @@ def start_airflow(settings: Settings, wait_seconds: int = 180) -> str:
     url = f"http://{settings.airflow_host}:{settings.airflow_port}"
     _wait_healthy(url, wait_seconds)
     return url
-
-
-def _jwt_secret(settings: Settings) -> str:
-    """This Airflow home's JWT signing secret, made once and kept private to its owner."""
-    path = settings.airflow_home / "jwt_secret"
-    if not path.exists():
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(32))
-    return path.read_text().strip()
 
 
 def _wait_healthy(url: str, wait_seconds: int) -> None:

@@ -13,16 +13,16 @@ import shutil
 import statistics
 import time
 import warnings
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import numpy as np
 
 from dags import airflow_runner
-from feature_repo import delta_tables, landing
+from feature_repo import delta_tables
 from feature_repo.settings import Settings
-from feature_repo.simulate import Drift, SimulationConfig, simulate_days
+from feature_repo.simulate import Drift, SimulationConfig, land_simulated_days
 
 STATE_PARTS = (
     "delta", "feast", "mlflow", "serving", "landing", "quarantine", "reports", "gx",
@@ -47,14 +47,6 @@ def ignore_library_warnings() -> None:
     import feast.feature_view  # noqa: F401
 
     warnings.simplefilter("ignore")
-
-
-def land_days(config: SimulationConfig, days: list[date], settings: Settings) -> int:
-    rows = 0
-    for day, batch in simulate_days(config, days):
-        landing.land_batch(batch, day, settings)
-        rows += len(batch)
-    return rows
 
 
 def active_customers(settings: Settings, window_days: int = 30) -> np.ndarray:
@@ -131,7 +123,7 @@ def run_demo(
 
     t = _step(f"Reset state in {settings.state_dir}; simulate {days} days, {customers} customers")
     reset_state(settings)
-    rows = land_days(config, history, settings)
+    rows = land_simulated_days(config, settings, history)
     print(f"    landed {len(history)} daily batches, {rows} order events")
     airflow_runner.migrate_airflow_db(settings)
     if quiet:
@@ -163,7 +155,7 @@ def run_demo(
         timings["monitoring_calm"] = time.monotonic() - t
 
         t = _step(f"Simulate {drift_days} drifted days (spend x2, segment mix) and traffic")
-        land_days(config, drifted, settings)
+        land_simulated_days(config, settings, drifted)
         _check(airflow_runner.run_dag("feature_pipeline", settings))
         drift_traffic = send_predictions(url, active_customers(settings), requests, seed=2)
         print(f"    {drift_traffic}")
@@ -210,6 +202,7 @@ def build_summary(settings: Settings, **parts: Any) -> dict[str, Any]:
     gates, metrics, drift = parts["gates"], parts["metrics"], parts["drift"]
     champion = alias_version(settings, CHAMPION)
     champion_gate = next((g for g in reversed(gates) if g["version"] == champion), None)
+    by_column = {f["column"]: f for f in drift.get("features", [])}
     return {
         "model_name": settings.model_name,
         "versions": [
@@ -232,9 +225,7 @@ def build_summary(settings: Settings, **parts: Any) -> dict[str, Any]:
             "psi_binning": drift.get("psi_binning"),
             "features": drift.get("features"),
             "prediction": drift.get("prediction"),
-            "top_drifted": [
-                f for f in sorted(drift.get("features", []), key=lambda f: -f["psi"])[:3]
-            ],
+            "top_drifted": [by_column[c] for c in drift.get("top_drifted", [])],
             "html_report": drift.get("html_path"),
             "json_report": drift.get("json_path"),
             "triggered_training_run": parts["triggered_run"],

@@ -64,9 +64,7 @@ def feature_pipeline():
         from feature_repo.pipeline import materialize_features
         from feature_repo.settings import get_settings
 
-        if "window_start" not in built:
-            return {"skipped": "no new days"}
-        return materialize_features(built["window_start"], built["window_end"], get_settings())
+        return materialize_features(built, get_settings())
 
     materialize(build_features(ingest(validate())))
 

@@ -199,14 +199,10 @@ def reject_unreadable(path: Path, error: Exception, settings: Settings) -> Batch
         result_path=None,
         validated_at=validated_at,
     )
-    folder = (
-        settings.quarantine_dir
-        / RAW_ORDERS_SUITE
-        / f"{_safe_name(path.stem)}-{validated_at:%Y%m%dT%H%M%S.%fZ}"
-    )
+    folder = _quarantine_folder(settings, report)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.move(path, folder / path.name)
-    (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    _write_report(folder, report, batch={"file": path.name, "note": "not readable as Parquet"})
     return BatchRejected(report, folder)
 
 
@@ -268,7 +264,7 @@ def _validate(
     )
     if report.success:
         return report
-    folder = settings.quarantine_dir / suite_name / f"{safe_name}-{validated_at:%Y%m%dT%H%M%S.%fZ}"
+    folder = _quarantine_folder(settings, report)
     _quarantine(batch, report, validation_result.to_json_dict(), folder)
     raise BatchRejected(report, folder)
 
@@ -393,6 +389,24 @@ def _clip(text: str, limit: int) -> str:
 
 
 # --- quarantine ----------------------------------------------------------------------------------
+def _quarantine_folder(settings: Settings, report: ValidationReport) -> Path:
+    stamp = f"{report.validated_at:%Y%m%dT%H%M%S.%fZ}"
+    return settings.quarantine_dir / report.suite / f"{_safe_name(report.batch_name)}-{stamp}"
+
+
+def _write_report(folder: Path, report: ValidationReport, **extra: Any) -> None:
+    """``report.json`` of a quarantined batch, written atomically."""
+    payload = {
+        "summary": report.summary(),
+        "report": report.to_dict(),
+        "quarantine_path": str(folder),
+        **extra,
+    }
+    tmp = folder / "report.json.tmp"
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(tmp, folder / "report.json")
+
+
 def _quarantine(
     batch: pd.DataFrame, report: ValidationReport, gx_result: dict[str, Any], folder: Path
 ) -> None:
@@ -407,21 +421,17 @@ def _quarantine(
             "batch.parquet holds every column as strings, labels made unique strings"
         )
         _stringified(batch).to_parquet(batch_file)
-    payload = {
-        "summary": report.summary(),
-        "report": report.to_dict(),
-        "quarantine_path": str(folder),
-        "batch": {
+    _write_report(
+        folder,
+        report,
+        batch={
             "file": batch_file.name,
             "rows": len(batch),
             "dtypes": {str(col): str(dtype) for col, dtype in batch.dtypes.items()},
             "note": note,
         },
-        "gx_validation_result": gx_result,
-    }
-    tmp = folder / "report.json.tmp"
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, folder / "report.json")
+        gx_validation_result=gx_result,
+    )
 
 
 def _stringified(batch: pd.DataFrame) -> pd.DataFrame:

@@ -17,12 +17,18 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 
-def table_version(path: Path) -> int | None:
-    """The current version of the Delta table at ``path`` (None when there is no table)."""
+def open_table(path: Path) -> DeltaTable | None:
+    """The Delta table at ``path`` at its current version (None when there is no table)."""
     try:
-        return DeltaTable(str(path)).version()
+        return DeltaTable(str(path))
     except TableNotFoundError:
         return None
+
+
+def table_version(path: Path) -> int | None:
+    """The current version of the Delta table at ``path`` (None when there is no table)."""
+    table = open_table(path)
+    return None if table is None else table.version()
 
 
 def _quote(values: Iterable[str]) -> str:
@@ -67,17 +73,18 @@ def replace_from(path: Path, frame: pd.DataFrame, partition_column: str, first: 
 
 def read_table(path: Path, columns: list[str] | None = None, filters=None) -> pd.DataFrame:
     """The current version of a Delta table as a DataFrame (empty when there is no table)."""
-    if table_version(path) is None:
+    table = open_table(path)
+    if table is None:
         return pd.DataFrame(columns=columns or [])
-    return DeltaTable(str(path)).to_pandas(columns=columns, filters=filters)
+    return table.to_pandas(columns=columns, filters=filters)
 
 
 def partition_values(path: Path, partition_column: str) -> list[str]:
     """Distinct values of a partition column, read from the Delta log (no data scan)."""
-    if table_version(path) is None:
+    table = open_table(path)
+    if table is None:
         return []
-    parts = DeltaTable(str(path)).partitions()
-    return sorted({p[partition_column] for p in parts})
+    return sorted({p[partition_column] for p in table.partitions()})
 
 
 def partition_dates(path: Path, partition_column: str) -> list[date]:
@@ -86,9 +93,10 @@ def partition_dates(path: Path, partition_column: str) -> list[date]:
 
 def median_partition_rows(path: Path, partition_column: str, last: int) -> float | None:
     """Median row count of the latest ``last`` partitions, from the Delta log (no data scan)."""
-    if table_version(path) is None:
+    table = open_table(path)
+    if table is None:
         return None
-    actions = pa.table(DeltaTable(str(path)).get_add_actions(flatten=True)).to_pandas()
+    actions = pa.table(table.get_add_actions(flatten=True)).to_pandas()
     if actions.empty:
         return None
     counts = actions.groupby(f"partition.{partition_column}")["num_records"].sum().sort_index()

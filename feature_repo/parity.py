@@ -16,7 +16,12 @@ import pandas as pd
 
 from feature_repo import delta_tables
 from feature_repo.settings import Settings
-from feature_repo.store import get_feature_store, get_online_features, get_training_frame
+from feature_repo.store import (
+    get_feature_store,
+    get_online_features,
+    get_training_frame,
+    unknown_customers,
+)
 from feature_repo.transforms import FEATURE_COLUMNS, snapshot_timestamp
 
 
@@ -69,28 +74,29 @@ def _same(online: object, offline: object) -> bool:
 
 def check_parity(settings: Settings, sample: int = 200, seed: int = 0) -> ParityReport:
     """Compare online and offline feature vectors for ``sample`` customers."""
-    days = delta_tables.partition_values(settings.customer_features_path, "snapshot_date")
+    days = delta_tables.partition_dates(settings.customer_features_path, "snapshot_date")
     if not days:
         raise RuntimeError("no customer snapshots yet: run feature_pipeline first")
     last = days[-1]
     customers = delta_tables.read_table(
         settings.customer_features_path,
         columns=["customer_id"],
-        filters=[("snapshot_date", "=", last)],
+        filters=[("snapshot_date", "=", last.isoformat())],
     )["customer_id"].to_numpy()
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(customers, size=min(sample, len(customers)), replace=False))
-    as_of = snapshot_timestamp(pd.Timestamp(last).date())
+    as_of = snapshot_timestamp(last)
     store = get_feature_store(settings)
     entity_rows = pd.DataFrame({"customer_id": chosen, "event_timestamp": as_of})
     offline = get_training_frame(store, entity_rows, settings.feature_service)
     online = get_online_features(
         store, chosen.tolist(), settings.feature_service, include_event_timestamps=True
     )
+    unknown = set(unknown_customers(online))
     mismatches, missing, pushed = [], [], []
     for (_, off), (_, on) in zip(offline.iterrows(), online.iterrows(), strict=True):
         customer = int(off["customer_id"])
-        if all(on[c] is None or pd.isna(on[c]) for c in FEATURE_COLUMNS):
+        if customer in unknown:
             missing.append(customer)
             continue
         online_at = pd.Timestamp(on[f"{FEATURE_COLUMNS[0]}__ts"])

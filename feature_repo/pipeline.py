@@ -46,6 +46,7 @@ def validate_landed_batches(settings: Settings) -> list[str]:
     """
     accepted: list[str] = []
     rejections: list[BatchRejected] = []
+    docs: Path | None = None
     usual_rows = delta_tables.median_partition_rows(
         settings.raw_orders_path, "event_date", last=RECENT_BATCHES
     )
@@ -62,20 +63,18 @@ def validate_landed_batches(settings: Settings) -> list[str]:
                 settings,
                 batch_name=path.stem,
                 usual_rows=usual_rows,
-                # Data Docs once per run (with the last batch), not once per batch.
+                # Data Docs are rebuilt once per run (with its last batch), not once per
+                # batch; a refused batch always gets its page.
                 build_docs=path == pending[-1],
             )
             accepted.append(str(path))
-            if report.data_docs_path:
-                log.info(
-                    "validated %d batch(es); Data Docs: %s", len(pending), report.data_docs_path
-                )
+            docs = report.data_docs_path or docs
         except BatchRejected as rejection:
             path.unlink(missing_ok=True)  # the quarantine holds the copy and its report
             rejections.append(rejection)
     if rejections:
         raise BatchesRefused(rejections)
-    log.info("validated %d landed batch(es)", len(accepted))
+    log.info("validated %d landed batch(es); Data Docs: %s", len(accepted), docs)
     return accepted
 
 
@@ -161,15 +160,16 @@ def run_feature_pipeline(settings: Settings) -> dict:
     """
     ingested = ingest_batches(validate_landed_batches(settings), settings)
     built = build_features(ingested["days"], settings)
-    if "window_start" in built:
-        materialize_features(built["window_start"], built["window_end"], settings)
+    materialize_features(built, settings)
     return {**ingested, **built}
 
 
-def materialize_features(window_start: str, window_end: str, settings: Settings) -> dict:
-    """Apply the feature definitions, then materialize the recomputed window online."""
-    start = datetime.fromisoformat(window_start) - timedelta(seconds=1)
-    end = datetime.fromisoformat(window_end) + timedelta(seconds=1)
+def materialize_features(built: dict, settings: Settings) -> dict:
+    """Apply the feature definitions, then materialize the window ``build_features`` wrote."""
+    if "window_start" not in built:
+        return {"skipped": "no new days"}
+    start = datetime.fromisoformat(built["window_start"]) - timedelta(seconds=1)
+    end = datetime.fromisoformat(built["window_end"]) + timedelta(seconds=1)
     store = get_feature_store(settings)
     applied = apply_feature_definitions(store)
     materialize(store, start, end)

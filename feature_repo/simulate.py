@@ -15,6 +15,8 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from feature_repo.settings import Settings
+
 SEGMENTS: dict[str, dict[str, float]] = {
     # share of customers, mean orders per 30 days, mean basket (currency units)
     "budget": {"share": 0.5, "orders_per_30d": 5.0, "basket": 28.0},
@@ -133,3 +135,16 @@ def simulate_days(config: SimulationConfig, days: list[date] | None = None):
     wanted = days or [config.start_date + timedelta(days=i) for i in range(config.days)]
     for day in wanted:
         yield day, simulate_day(customers, config, day)
+
+
+def land_simulated_days(
+    config: SimulationConfig, settings: Settings, days: list[date] | None = None
+) -> int:
+    """Simulate ``days`` (default: all) and land each as a batch; return the order count."""
+    from feature_repo.landing import land_batch
+
+    rows = 0
+    for day, batch in simulate_days(config, days):
+        land_batch(batch, day, settings)
+        rows += len(batch)
+    return rows

@@ -20,7 +20,7 @@ from mlflow.protos.databricks_pb2 import (
 
 from feature_repo.settings import Settings
 from models.tracking import configure_mlflow
-from models.training import evaluate
+from models.training import build_training_set, evaluate, train_and_log
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -118,8 +118,6 @@ def _verdict(promoted: bool) -> str:
 
 def run_training_pipeline(settings: Settings, run_name: str) -> dict:
     """The four steps of ``training_pipeline`` in this process, without Airflow."""
-    from models.training import build_training_set, train_and_log
-
     training_set = build_training_set(settings, run_name=run_name)
     trained = train_and_log(training_set, settings, dag_run_id=run_name)
     registered = register_model(trained, settings)

@@ -114,8 +114,8 @@ class World:
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """Simulated orders -> validated -> Delta -> features -> Feast -> trained champion v1."""
-    from feature_repo import landing, pipeline
-    from feature_repo.simulate import SimulationConfig, simulate_days
+    from feature_repo import pipeline
+    from feature_repo.simulate import SimulationConfig, land_simulated_days
     from models import registry
 
     root = tmp_path_factory.mktemp("world")
@@ -127,8 +127,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             mp.delenv(name, raising=False)
         settings = get_settings()
         config = SimulationConfig(customers=800, start_date=SMALL_START, days=120, seed=3)
-        for day, batch in simulate_days(config):
-            landing.land_batch(batch, day, settings)
+        land_simulated_days(config, settings)
         pipeline.run_feature_pipeline(settings)
         done = registry.run_training_pipeline(settings, run_name="world")
         yield World(settings, config, done["training_set"], done["trained"], done["gate"])

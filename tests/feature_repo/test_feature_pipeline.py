@@ -6,15 +6,14 @@ import pandas as pd
 import pytest
 
 from feature_repo import delta_tables, landing, pipeline
-from feature_repo.simulate import SimulationConfig, simulate_days
+from feature_repo.simulate import SimulationConfig, land_simulated_days, simulate_days
 from feature_repo.store import get_feature_store, get_online_features
 
 CONFIG = SimulationConfig(customers=300, start_date=date(2026, 3, 1), days=45, seed=5)
 
 
 def land(settings, days) -> None:
-    for day, batch in simulate_days(CONFIG, days):
-        landing.land_batch(batch, day, settings)
+    land_simulated_days(CONFIG, settings, days)
 
 
 def all_days(n: int, offset: int = 0) -> list[date]:

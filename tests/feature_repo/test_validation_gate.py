@@ -9,7 +9,7 @@ import pytest
 
 from feature_repo import delta_tables, landing, pipeline
 from feature_repo.settings import get_settings
-from feature_repo.simulate import SimulationConfig, simulate_days
+from feature_repo.simulate import SimulationConfig, land_simulated_days, simulate_days
 from feature_repo.store import get_feature_store, get_online_features
 
 CONFIG = SimulationConfig(customers=300, start_date=date(2026, 3, 1), days=40, seed=5)
@@ -25,8 +25,7 @@ def built(tmp_path_factory):
         mp.setenv("CHURN_FEATURE_STORE_YAML", str(root / "state" / "feature_store.yaml"))
         mp.delenv("CHURN_REDIS_URL", raising=False)
         settings = get_settings()
-        for day, batch in simulate_days(CONFIG):
-            landing.land_batch(batch, day, settings)
+        land_simulated_days(CONFIG, settings)
         pipeline.run_feature_pipeline(settings)
         yield settings
 
