@@ -110,15 +110,6 @@ def summarize(runs: dict[str, list[RateResult]], baseline_name: str = "baseline"
     return summary
 
 
-def resummarize(path: Path = RESULTS / "serving.json") -> dict:
-    """Recompute the summary of a saved run (after a change to :func:`summarize`)."""
-    report = json.loads(path.read_text())
-    runs = {n: [RateResult(**r) for r in rs] for n, rs in report["runs"].items()}
-    report["summary"] = {f"service_vs_{n}": summarize(runs, n) for n in runs if n != "service"}
-    path.write_text(json.dumps(report, indent=2))
-    return report["summary"]
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="10,25,50,100,200,300,400")

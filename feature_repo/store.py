@@ -125,7 +125,8 @@ def _inside_feature_repo() -> Iterator[None]:
     """
     for name, module in list(sys.modules.items()):
         origin = getattr(module, "__file__", None) or ""
-        if "." not in name and origin.startswith(str(FEATURE_REPO_DIR)):
+        # Top-level modules from inside the repo: the definition files, not this package.
+        if "." not in name and name != __package__ and origin.startswith(str(FEATURE_REPO_DIR)):
             del sys.modules[name]
     added = str(FEATURE_REPO_DIR) not in sys.path
     if added:

@@ -129,17 +129,16 @@ def read_prediction_log(
         raise ValueError(f"unknown prediction table {table!r}")
     if not path.exists():
         return pd.DataFrame(columns=list(_COLUMNS))
-    with sqlite3.connect(path) as conn:
-        if not conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)
-        ).fetchone():
-            return pd.DataFrame(columns=list(_COLUMNS))
     query = f"SELECT {', '.join(_COLUMNS)} FROM {table}"
     params: tuple = ()
     if since is not None:
         query += " WHERE logged_at >= ?"
         params = (since.isoformat(),)
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        if not conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)
+        ).fetchone():
+            return pd.DataFrame(columns=list(_COLUMNS))
         frame = pd.read_sql_query(query + " ORDER BY id", conn, params=params)
     frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True, format="ISO8601")
     return frame
