@@ -14,7 +14,7 @@ export DO_NOT_TRACK := 1
 export BENTOML_DO_NOT_TRACK := true
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: help venv lock demo test test-fast lint format parity bench-data bench-serving rollback airflow airflow-stop serve mlflow-ui feast-config clean
+.PHONY: help venv lock demo test test-fast lint format parity bench-data bench-serving rollback airflow airflow-stop serve mlflow-ui feast-config land features train monitor clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -59,6 +59,19 @@ bench-data: $(STAMP) ## Data-path benchmarks (materialize, retrieval, validation
 bench-serving: $(STAMP) ## Serving benchmark vs naive baselines, same run (~10 min) -> bench/results/serving.json
 	$(BIN)/python -m bench.serving
 
+land: $(STAMP) ## Land your own batch: make land FILE=path/to/orders.csv [DAY=YYYY-MM-DD]
+	@test -n "$(FILE)" || (echo "usage: make land FILE=path/to/orders.csv [DAY=YYYY-MM-DD]" && exit 2)
+	$(BIN)/churn land "$(FILE)" $(if $(DAY),--day $(DAY))
+
+features: $(STAMP) ## Feature pipeline on what has landed (validate -> ingest -> features -> materialize), no Airflow
+	$(BIN)/churn features
+
+train: $(STAMP) ## Training pipeline (training set -> train -> register -> gate), no Airflow
+	$(BIN)/churn train
+
+monitor: $(STAMP) ## Drift check of the logged predictions, no Airflow (retrain: churn monitor --retrain)
+	$(BIN)/churn monitor
+
 rollback: $(STAMP) ## Move the champion alias back to the previous champion (serving follows)
 	$(BIN)/churn rollback
 
@@ -78,6 +91,6 @@ mlflow-ui: $(STAMP) ## Open the MLflow UI on 127.0.0.1:5000 over the project's t
 	$(BIN)/churn mlflow-ui
 
 clean: ## Remove all state (.state/), caches and the virtualenv
-	rm -rf .state .pytest_cache .ruff_cache feature_repo/feature_store.yaml
+	rm -rf .state .pytest_cache .ruff_cache feature_repo/feature_store.yaml *.egg-info
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
 	rm -rf $(VENV)

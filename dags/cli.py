@@ -1,4 +1,8 @@
-"""``churn``: the command line behind the make targets."""
+"""``churn``: the command line behind the make targets.
+
+``land``, ``features``, ``train`` and ``monitor`` run the pipelines on your own data
+without Airflow: they call the same functions as the DAGs' tasks, in this process.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import argparse
 import os
 import sys
 import warnings
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 from feature_repo.settings import get_settings
 
@@ -78,6 +84,67 @@ def _parity(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def _land(args: argparse.Namespace) -> None:
+    from feature_repo.landing import BadBatchName, land_file
+
+    try:
+        path = land_file(args.file, get_settings(), day=args.day)
+    except (BadBatchName, FileNotFoundError) as error:
+        sys.exit(f"not landed: {error}")
+    print(f"landed {path}; validate and ingest it with `churn features` (or `make features`)")
+
+
+def _features(_: argparse.Namespace) -> None:
+    from feature_repo.pipeline import BatchesRefused, run_feature_pipeline
+
+    try:
+        result = run_feature_pipeline(get_settings())
+    except BatchesRefused as refused:
+        sys.exit(str(refused))
+    if not result["days"]:
+        print("no batch in the landing area: nothing ingested, features unchanged")
+        return
+    days = result["days"]
+    print(f"ingested {result['rows']:,} orders for {len(days)} day(s), {days[0]} .. {days[-1]}")
+    print(
+        f"Delta versions: raw_orders v{result['raw_orders_version']}, "
+        f"customer_features v{result['features_version']} ({result['snapshot_rows']:,} "
+        f"snapshots), churn_labels v{result['labels_version']}"
+    )
+    print(f"materialized to the online store up to {result['window_end']}")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from models.registry import run_training_pipeline
+    from models.training import TrainingDataNotReady
+
+    run_name = args.run_name or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    try:
+        done = run_training_pipeline(get_settings(), run_name=run_name)
+    except TrainingDataNotReady as error:
+        sys.exit(f"not trained: {error}")
+    gate = done["gate"]
+    print(f"registered version {gate['version']} (run {done['trained']['run_id']})")
+    print(
+        f"gate: {'promoted to champion' if gate['promoted'] else 'not promoted'}: {gate['reason']}"
+    )
+
+
+def _monitor(args: argparse.Namespace) -> None:
+    from monitoring.check import run_drift_check
+
+    settings = get_settings()
+    report = run_drift_check(settings)
+    print(f"drift check {report['window_start']} .. {report['window_end']}: {report['reason']}")
+    if "html_path" in report:
+        print(f"Evidently report: {report['html_path']}")
+    if report["significant"]:
+        if args.retrain:
+            _train(argparse.Namespace(run_name=None))
+        else:
+            print("drift is significant: retrain with `churn train` (or `churn monitor --retrain`)")
+
+
 def _rollback(_: argparse.Namespace) -> None:
     from models.registry import rollback_champion
 
@@ -106,6 +173,30 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("rollback", help="move champion back to the previous one").set_defaults(
         func=_rollback
     )
+    land = commands.add_parser(
+        "land", help="copy your own batch (Parquet or CSV) into the landing area"
+    )
+    land.add_argument("file", type=Path, help="a Parquet or CSV file of one UTC day's orders")
+    land.add_argument(
+        "--day",
+        type=date.fromisoformat,
+        default=None,
+        help="the UTC day it holds, YYYY-MM-DD (default: from a name like orders_YYYY-MM-DD.csv)",
+    )
+    land.set_defaults(func=_land)
+    commands.add_parser(
+        "features", help="feature pipeline: validate -> ingest -> features -> materialize"
+    ).set_defaults(func=_features)
+    train = commands.add_parser(
+        "train", help="training pipeline: training set -> train -> register -> gate"
+    )
+    train.add_argument("--run-name", default=None, help="names the run's folder and MLflow run")
+    train.set_defaults(func=_train)
+    monitor = commands.add_parser("monitor", help="drift check of the logged predictions")
+    monitor.add_argument(
+        "--retrain", action="store_true", help="run the training pipeline if drift is significant"
+    )
+    monitor.set_defaults(func=_monitor)
     args = parser.parse_args(argv)
     args.func(args)
 

@@ -210,7 +210,9 @@ def build_summary(settings: Settings, **parts: Any) -> dict[str, Any]:
                 "version": g["version"],
                 "promoted": g["promoted"],
                 "gate_reason": g["reason"],
-                "holdout_f1": round(g["f1"], 4),
+                # Each version's F1 on its own holdout (the newest days of its training
+                # data): two versions' figures come from different holdouts.
+                "own_holdout_f1": round(g["f1"], 4),
                 "metrics": {k: round(v, 4) for k, v in m.items()},
             }
             for g, m in zip(gates, metrics, strict=True)
@@ -219,6 +221,7 @@ def build_summary(settings: Settings, **parts: Any) -> dict[str, Any]:
             "version": champion,
             "reason": champion_gate["reason"] if champion_gate else None,
         },
+        "same_holdout": same_holdout(gates[-1]),
         "drift": {
             "significant": drift["significant"],
             "reason": drift["reason"],
@@ -248,13 +251,37 @@ def build_summary(settings: Settings, **parts: Any) -> dict[str, Any]:
     }
 
 
+def same_holdout(last_gate: dict[str, Any]) -> dict[str, Any] | None:
+    """The last gate's comparison: both versions scored on the newest version's holdout."""
+    if last_gate.get("champion_f1") is None:
+        return None
+    return {
+        "holdout_of_version": last_gate["version"],
+        "f1": {
+            str(last_gate["version"]): round(last_gate["f1"], 4),
+            str(last_gate["champion_version"]): round(last_gate["champion_f1"], 4),
+        },
+    }
+
+
 def print_summary(summary: dict[str, Any]) -> None:
     print("\n" + "=" * 72)
     print(f"Demo finished in {summary['total_seconds']} s")
     for v in summary["versions"]:
         verdict = "promoted" if v["promoted"] else "not promoted"
-        print(f"  {summary['model_name']} v{v['version']}: holdout F1 {v['holdout_f1']}, {verdict}")
+        print(
+            f"  {summary['model_name']} v{v['version']}: F1 {v['own_holdout_f1']} on its own "
+            f"holdout, {verdict}"
+        )
         print(f"      gate: {v['gate_reason']}")
+    compared = summary["same_holdout"]
+    if compared:
+        scores = ", ".join(f"v{version} F1 {f1}" for version, f1 in compared["f1"].items())
+        print(f"  on one holdout (v{compared['holdout_of_version']}'s, the newest days): {scores}")
+        print(
+            "      each version's own-holdout F1 comes from different days; the gate compares"
+            " them on this one"
+        )
     champion = summary["champion"]
     print(f"  champion: v{champion['version']} ({champion['reason']})")
     drift = summary["drift"]

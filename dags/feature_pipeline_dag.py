@@ -7,8 +7,9 @@ is quarantined with its report and the run fails here, so nothing downstream cha
 features** (customer snapshots and churn labels, Delta) -> **materialize** (Feast apply +
 materialize into the online store).
 
-Trigger it from the UI after dropping `orders_YYYY-MM-DD.parquet` files into
-`$CHURN_STATE_DIR/landing/` (or run `make demo`).
+Trigger it from the UI after dropping `orders_YYYY-MM-DD.parquet` or `.csv` files into
+`$CHURN_STATE_DIR/landing/` (`churn land FILE --day YYYY-MM-DD` copies one there), or run
+`make demo`. Any other file there is refused by name and quarantined.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Validate a raw order-events batch with Great Expectations before it enters the lake.
 
-``validate_raw_orders(batch, settings, batch_name)`` runs the committed suite
+``validate_raw_orders(batch, settings, batch_name, batch_day=...)`` runs the committed suite
 ``expectations/suites/raw_orders.json`` through a GX Checkpoint on a file-mode context rooted
 at ``settings.gx_dir`` (validation results and Data Docs live there). A passing batch returns a
 :class:`ValidationReport`; a failing one is written to
@@ -33,7 +33,7 @@ import shutil
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -135,6 +135,8 @@ def validate_raw_orders(
     batch: pd.DataFrame,
     settings: Settings,
     batch_name: str,
+    *,
+    batch_day: date,
     usual_rows: float | None = None,
     build_docs: bool = True,
 ) -> ValidationReport:
@@ -145,9 +147,11 @@ def validate_raw_orders(
     (the median size of recent batches) bounds the row count: a batch 10x smaller or larger
     is refused. Without it, any non-empty batch passes that check. ``build_docs=False``
     skips rebuilding Data Docs when the batch passes (a refused batch always gets its page).
+    ``batch_day`` is the UTC day the batch is named for: every order must lie in it.
     """
     validated_at = datetime.now(UTC)
     min_rows, max_rows = row_count_bounds(usual_rows)
+    day_start, day_end = utc_day_bounds(batch_day)
     return _validate(
         batch,
         settings,
@@ -158,9 +162,17 @@ def validate_raw_orders(
             VALIDATION_TIME_PARAMETER: validated_at.isoformat(),
             "min_rows": min_rows,
             "max_rows": max_rows,
+            "batch_day_start": day_start,
+            "batch_day_end": day_end,
         },
         build_docs=build_docs,
     )
+
+
+def utc_day_bounds(day: date) -> tuple[str, str]:
+    """``[midnight, next midnight)`` of a UTC day as ISO-8601 strings."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start.isoformat(), (start + timedelta(days=1)).isoformat()
 
 
 def row_count_bounds(usual_rows: float | None, factor: float = 10.0) -> tuple[int, int | None]:
@@ -182,28 +194,37 @@ def validate_training_set(frame: pd.DataFrame, settings: Settings, name: str) ->
     )
 
 
-def reject_unreadable(path: Path, error: Exception, settings: Settings) -> BatchRejected:
-    """Quarantine a landed file that cannot be parsed; return the rejection to raise."""
+def reject_file(path: Path, settings: Settings, check: str, details: str) -> BatchRejected:
+    """Quarantine a landed file that is not a batch the suite can judge; return the rejection.
+
+    ``check`` names what the file failed (e.g. "file is readable as Parquet") and
+    ``details`` says why, in words a user can act on.
+    """
     validated_at = datetime.now(UTC)
     report = ValidationReport(
         suite=RAW_ORDERS_SUITE,
         batch_name=path.stem,
         success=False,
-        failures=(
-            FailedExpectation(
-                expectation="file is readable as Parquet",
-                column=None,
-                details=f"{type(error).__name__}: {_clip(str(error), 300)}",
-            ),
-        ),
+        failures=(FailedExpectation(expectation=check, column=None, details=details),),
         result_path=None,
         validated_at=validated_at,
     )
     folder = _quarantine_folder(settings, report)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.move(path, folder / path.name)
-    _write_report(folder, report, batch={"file": path.name, "note": "not readable as Parquet"})
+    _write_report(folder, report, batch={"file": path.name, "note": check})
     return BatchRejected(report, folder)
+
+
+def reject_unreadable(path: Path, error: Exception, settings: Settings) -> BatchRejected:
+    """Quarantine a landed file that cannot be parsed; return the rejection to raise."""
+    kind = "CSV" if path.suffix.lower() == ".csv" else "Parquet"
+    return reject_file(
+        path,
+        settings,
+        check=f"file is readable as {kind}",
+        details=f"{type(error).__name__}: {_clip(str(error), 300)}",
+    )
 
 
 # --- validation ----------------------------------------------------------------------------------
@@ -243,11 +264,7 @@ def _validate(
 
     failures = tuple(
         sorted(
-            (
-                _describe_failure(res, batch.columns)
-                for res in validation_result.results
-                if not res.success
-            ),
+            (_describe_failure(res, batch) for res in validation_result.results if not res.success),
             key=lambda f: (f.column is not None, str(f.column), f.expectation),
         )
     )
@@ -294,24 +311,40 @@ def _docs_index(sites: dict[str, str]) -> Path | None:
 
 
 # --- readable failures ---------------------------------------------------------------------------
-def _describe_failure(
-    res: ExpectationValidationResult, batch_columns: pd.Index
-) -> FailedExpectation:
+def _describe_failure(res: ExpectationValidationResult, batch: pd.DataFrame) -> FailedExpectation:
     config = res.expectation_config
     kwargs = dict(config.kwargs) if config is not None else {}
     name = config.type if config is not None else "unknown expectation"
     column = kwargs.get("column")
+    naive = column in batch.columns and _is_naive_datetime(batch[column])
     errors = _exception_messages(res.exception_info)
     if errors:
-        if column is not None and column not in batch_columns:
+        if column is not None and column not in batch.columns:
             observed = f"not evaluated: column {column!r} is not in the batch"
+        elif naive:  # pandas' own words ("Invalid comparison ...") don't say what is wrong
+            observed = "not evaluated: its timestamps have no timezone"
         else:
             observed = f"not evaluated: {errors[0]}"
+    elif naive and name == "expect_column_values_to_be_of_type":
+        observed = f"its timestamps have no timezone (dtype {batch[column].dtype})"
     else:
         observed = _observed(name, res.result or {})
     expected = _expected(name, kwargs)
     details = f"{expected}; {observed}" if expected else observed
+    # A suite may say how to fix a failure in the expectation's meta (``hint``).
+    hint = (config.meta or {}).get("hint") if config is not None else None
+    if hint:
+        details += f". How to fix: {hint}"
     return FailedExpectation(expectation=name, column=column, details=details)
+
+
+def _is_naive_datetime(values: pd.Series | pd.DataFrame) -> bool:
+    # A duplicated column label selects a DataFrame: that is a different failure.
+    return (
+        isinstance(values, pd.Series)
+        and pd.api.types.is_datetime64_dtype(values)
+        and not isinstance(values.dtype, pd.DatetimeTZDtype)
+    )
 
 
 def _exception_messages(info: Any) -> list[str]:

@@ -13,15 +13,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from expectations.validation import BatchRejected, reject_unreadable, validate_raw_orders
+from expectations.validation import (
+    BatchRejected,
+    reject_file,
+    reject_unreadable,
+    validate_raw_orders,
+)
 from feature_repo import delta_tables, landing
 from feature_repo.settings import Settings
 from feature_repo.store import apply_feature_definitions, get_feature_store, materialize
-from feature_repo.transforms import (
-    compute_churn_labels,
-    compute_customer_snapshots,
-    snapshot_timestamp,
-)
+from feature_repo.transforms import compute_churn_labels, compute_customer_snapshots
 
 log = logging.getLogger(__name__)
 LABEL_EVERY_DAYS = 7
@@ -39,10 +40,11 @@ class BatchesRefused(RuntimeError):
 
 
 def validate_landed_batches(settings: Settings) -> list[str]:
-    """Validate every landed batch with Great Expectations.
+    """Validate every file in the landing area with Great Expectations.
 
-    A refused batch is moved to quarantine with its report (by the validator); if any
-    batch is refused the step fails, so ingestion and everything after it do not run.
+    A refused batch is moved to quarantine with its report (by the validator); so is a
+    file that is not a batch at all (wrong name or format, unreadable). If anything is
+    refused the step fails, so ingestion and everything after it do not run.
     """
     accepted: list[str] = []
     rejections: list[BatchRejected] = []
@@ -51,7 +53,29 @@ def validate_landed_batches(settings: Settings) -> list[str]:
         settings.raw_orders_path, "event_date", last=RECENT_BATCHES
     )
     pending = landing.pending_batches(settings)
+    days_seen: dict[date, Path] = {}
     for path in pending:
+        try:
+            day = landing.batch_day(path)
+        except landing.BadBatchName as bad_name:
+            rejections.append(
+                reject_file(
+                    path, settings, check="file name is a batch name", details=str(bad_name)
+                )
+            )
+            continue
+        if day in days_seen:
+            rejections.append(
+                reject_file(
+                    path,
+                    settings,
+                    check="one file per day",
+                    details=f"{path.name!r} is a second batch for {day}, after "
+                    f"{days_seen[day].name!r}; merge them into one file",
+                )
+            )
+            continue
+        days_seen[day] = path
         try:
             batch = landing.read_batch(path)
         except (OSError, ValueError) as unreadable:  # pyarrow raises ArrowInvalid (ValueError)
@@ -63,6 +87,7 @@ def validate_landed_batches(settings: Settings) -> list[str]:
                 settings,
                 batch_name=path.stem,
                 usual_rows=usual_rows,
+                batch_day=day,
                 # Data Docs are rebuilt once per run (with its last batch), not once per
                 # batch; a refused batch always gets its page.
                 build_docs=path == pending[-1],
@@ -98,6 +123,10 @@ def ingest_batches(paths: list[str], settings: Settings) -> dict:
     frames = []
     for file in files:
         batch = landing.read_batch(file)
+        # One zone and unit in the lake, whatever zone the batch was written in.
+        batch["order_timestamp"] = (
+            batch["order_timestamp"].dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+        )
         batch["event_date"] = landing.batch_day(file).isoformat()
         frames.append(batch)
     raw = pd.concat(frames, ignore_index=True)
@@ -147,8 +176,9 @@ def build_features(changed_days: list[str], settings: Settings) -> dict:
         "labels_version": labels_version,
         "snapshot_rows": len(snapshots),
         "label_rows": len(labels),
-        "window_start": snapshot_timestamp(first).isoformat(),
-        "window_end": snapshot_timestamp(data_end).isoformat(),
+        # The event times the new snapshots carry (none in the future, see snapshot_timestamp).
+        "window_start": snapshots["event_timestamp"].min().isoformat(),
+        "window_end": snapshots["event_timestamp"].max().isoformat(),
     }
 
 

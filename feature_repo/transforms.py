@@ -27,9 +27,16 @@ CATEGORICAL_FEATURES = ("customer_segment",)
 WINDOW_DAYS = 30
 
 
-def snapshot_timestamp(day: date) -> pd.Timestamp:
-    """The event timestamp of a snapshot taken at the end of ``day``."""
-    return pd.Timestamp(datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC))
+def snapshot_timestamp(day: date, as_of: datetime | None = None) -> pd.Timestamp:
+    """The event timestamp of ``day``'s snapshot: the end of the day, or ``as_of`` if earlier.
+
+    A snapshot of a day that has not ended yet is stamped with the time it was computed
+    (``as_of``, default now), so no feature row has an event time in the future: Feast's
+    incremental materialization windows end at "now" and would never reach it.
+    """
+    end_of_day = pd.Timestamp(datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC))
+    now = pd.Timestamp(as_of or datetime.now(UTC)).tz_convert("UTC").floor("s")
+    return min(end_of_day, now)
 
 
 def _day_grid(orders: pd.DataFrame, first_day: date, last_day: date):
@@ -92,7 +99,7 @@ def compute_customer_snapshots(
             pd.DataFrame(
                 {
                     "customer_id": customers[seen],
-                    "event_timestamp": snapshot_timestamp(day),
+                    "event_timestamp": snapshot_timestamp(day, created_at),
                     "snapshot_date": day.isoformat(),
                     "total_orders_30d": orders_30d[seen].astype("int64"),
                     "total_spend_30d": np.round(spend_30d[seen], 2),

@@ -8,6 +8,11 @@ from mlflow.tracking import MlflowClient
 from feature_repo.backends import ensure_postgres_database
 from feature_repo.settings import Settings
 
+# MLflow's UI opens an experiment on the page its kind names; without the tag MLflow 3
+# guesses, and an experiment of classic training runs can open on the GenAI traces page.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+CUSTOM_MODEL_DEVELOPMENT = "custom_model_development"
+
 
 def configure_mlflow(settings: Settings) -> MlflowClient:
     """Set the tracking/registry URI and the experiment (created with our artifact root)."""
@@ -18,10 +23,19 @@ def configure_mlflow(settings: Settings) -> MlflowClient:
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
     client = MlflowClient()
-    if client.get_experiment_by_name(settings.experiment_name) is None:
+    experiment = client.get_experiment_by_name(settings.experiment_name)
+    if experiment is None:
         artifact_location = (
             None if settings.mlflow_server_uri else settings.mlflow_artifact_location
         )
-        client.create_experiment(settings.experiment_name, artifact_location=artifact_location)
+        client.create_experiment(
+            settings.experiment_name,
+            artifact_location=artifact_location,
+            tags={EXPERIMENT_KIND_TAG: CUSTOM_MODEL_DEVELOPMENT},
+        )
+    elif EXPERIMENT_KIND_TAG not in experiment.tags:  # made before the tag was set here
+        client.set_experiment_tag(
+            experiment.experiment_id, EXPERIMENT_KIND_TAG, CUSTOM_MODEL_DEVELOPMENT
+        )
     mlflow.set_experiment(settings.experiment_name)
     return client

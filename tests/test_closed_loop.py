@@ -35,6 +35,10 @@ def test_demo_loop_end_to_end(tmp_path, free_port):
     assert summary["versions"][0]["promoted"]
     assert summary["champion"]["version"] in (1, 2) and summary["champion"]["reason"]
     assert summary["versions"][1]["gate_reason"]
+    # Both versions scored on one holdout, as the second gate compared them.
+    compared = summary["same_holdout"]
+    assert compared["holdout_of_version"] == 2 and set(compared["f1"]) == {"1", "2"}
+    assert "on one holdout (v2's, the newest days)" in done.stdout
     # No drift on normal traffic, so no retraining then; drift on drifted traffic.
     assert summary["calm_check"]["significant"] is False
     drift = summary["drift"]

@@ -27,6 +27,7 @@ from expectations.validation import (
 from feature_repo.settings import Settings, get_settings
 
 SEGMENTS = ["budget", "regular", "premium"]
+YESTERDAY = (pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=1)).date()
 
 
 def valid_batch(rows: int = 50, seed: int = 0) -> pd.DataFrame:
@@ -61,14 +62,14 @@ def test_valid_batch_helper_has_the_contract_dtypes() -> None:
 
 
 def test_valid_batch_passes(settings: Settings) -> None:
-    report = validate_raw_orders(valid_batch(), settings, "2026-01-05")
+    report = validate_raw_orders(valid_batch(), settings, "2026-01-05", batch_day=YESTERDAY)
 
     assert isinstance(report, ValidationReport)
     assert report.success
     assert report.failures == ()
     assert report.suite == RAW_ORDERS_SUITE
     assert report.batch_name == "2026-01-05"
-    assert report.evaluated == 18
+    assert report.evaluated == 19
     assert report.row_count == 50
     assert report.result_path is not None and report.result_path.is_file()
     assert report.result_path.is_relative_to(settings.gx_dir)
@@ -80,9 +81,9 @@ def test_valid_batch_passes(settings: Settings) -> None:
 
 
 def test_the_context_is_reused_within_a_process(settings: Settings) -> None:
-    validate_raw_orders(valid_batch(), settings, "day-1")
+    validate_raw_orders(valid_batch(), settings, "day-1", batch_day=YESTERDAY)
     runtime = validation._runtime(settings.gx_dir)
-    validate_raw_orders(valid_batch(seed=1), settings, "day-2")
+    validate_raw_orders(valid_batch(seed=1), settings, "day-2", batch_day=YESTERDAY)
     assert validation._runtime(settings.gx_dir) is runtime
     results = list((settings.gx_dir / "uncommitted" / "validations").rglob("*.json"))
     assert len(results) == 2
@@ -174,7 +175,7 @@ def test_bad_batch_is_refused_with_a_readable_message(
     only: bool,
 ) -> None:
     with pytest.raises(BatchRejected) as caught:
-        validate_raw_orders(breaks(valid_batch()), settings, "bad-day")
+        validate_raw_orders(breaks(valid_batch()), settings, "bad-day", batch_day=YESTERDAY)
 
     report = caught.value.report
     assert not report.success
@@ -190,9 +191,34 @@ def test_bad_batch_is_refused_with_a_readable_message(
     assert "Traceback" not in message
 
 
+def test_orders_from_other_days_are_refused_with_count_and_example(settings: Settings) -> None:
+    bad = valid_batch()
+    old = pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=41)
+    bad.loc[[0, 1, 2], "order_timestamp"] = old  # 40-day-old orders in yesterday's batch
+    with pytest.raises(BatchRejected) as caught:
+        validate_raw_orders(bad, settings, "late-orders", batch_day=YESTERDAY)
+
+    (failure,) = caught.value.report.failures
+    assert (failure.expectation, failure.column) == (BETWEEN, "order_timestamp")
+    assert f">= {YESTERDAY.isoformat()} 00:00:00+00:00" in failure.details
+    assert "3 of 50 rows unexpected" in failure.details
+    assert str(old.date()) in failure.details  # an example of an offending value
+
+
+def test_naive_timestamps_are_refused_with_a_timezone_fix(settings: Settings) -> None:
+    with pytest.raises(BatchRejected) as caught:
+        validate_raw_orders(
+            _naive_timestamps(valid_batch()), settings, "naive", batch_day=YESTERDAY
+        )
+    details = {f.details for f in caught.value.report.failures if f.column == "order_timestamp"}
+    assert details and all("no timezone" in d for d in details)
+    assert any("tz_localize('UTC')" in d and "+00:00" in d for d in details)
+    assert "Invalid comparison" not in str(caught.value)
+
+
 def test_missing_column_names_the_column_in_every_check_that_needs_it(settings: Settings) -> None:
     with pytest.raises(BatchRejected) as caught:
-        validate_raw_orders(_drop_amount(valid_batch()), settings, "no-amount")
+        validate_raw_orders(_drop_amount(valid_batch()), settings, "no-amount", batch_day=YESTERDAY)
     by_column = {f.expectation: f.details for f in caught.value.report.failures if f.column}
     assert set(by_column) == {OF_TYPE, NOT_NULL, BETWEEN}
     assert all("column 'amount' is not in the batch" in d for d in by_column.values())
@@ -201,7 +227,7 @@ def test_missing_column_names_the_column_in_every_check_that_needs_it(settings: 
 def test_rejected_batch_is_quarantined_with_its_report(settings: Settings) -> None:
     bad = _unknown_segment(valid_batch())
     with pytest.raises(BatchRejected) as caught:
-        validate_raw_orders(bad, settings, "2026-01-05/part 1")
+        validate_raw_orders(bad, settings, "2026-01-05/part 1", batch_day=YESTERDAY)
 
     folder = caught.value.quarantine_path
     assert folder.parent == settings.quarantine_dir / RAW_ORDERS_SUITE
@@ -232,7 +258,7 @@ def test_a_batch_parquet_cannot_hold_is_quarantined_as_strings(settings: Setting
     bad["order_id"] = bad["order_id"].astype(object)
     bad.loc[0, "order_id"] = 12345  # mixed str/int: pyarrow refuses the column
     with pytest.raises(BatchRejected) as caught:
-        validate_raw_orders(bad, settings, "mixed")
+        validate_raw_orders(bad, settings, "mixed", batch_day=YESTERDAY)
 
     assert {(f.expectation, f.column) for f in caught.value.report.failures} == {
         ("expect_column_values_to_be_of_type", "order_id")
@@ -250,7 +276,7 @@ def test_committed_suite_is_gx_json_with_the_contract() -> None:
     raw = json.loads((SUITES_DIR / f"{RAW_ORDERS_SUITE}.json").read_text())
     suite = gx.ExpectationSuite(**raw)
     assert suite.name == RAW_ORDERS_SUITE
-    assert len(suite.expectations) == len(raw["expectations"]) == 18
+    assert len(suite.expectations) == len(raw["expectations"]) == 19
     kinds = {e["type"] for e in raw["expectations"]}
     assert {
         "expect_table_columns_to_match_set",

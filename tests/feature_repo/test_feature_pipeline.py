@@ -69,3 +69,46 @@ def test_rerunning_days_gives_the_same_tables(state):
         features.sort_values(key)[columns].reset_index(drop=True),
         features_again.sort_values(key)[columns].reset_index(drop=True),
     )
+
+
+def _today_so_far(batch: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
+    """A simulated day's orders squeezed into today between midnight and ``now``."""
+    midnight = now.floor("D")
+    offset = batch["order_timestamp"] - batch["order_timestamp"].dt.floor("D")
+    elapsed = (now - midnight - pd.Timedelta(seconds=1)) / pd.Timedelta(days=1)
+    squeezed = (midnight + offset * elapsed).dt.floor("us")
+    return batch.assign(order_timestamp=squeezed.astype("datetime64[ns, UTC]"))
+
+
+def test_todays_snapshot_is_not_in_the_future_and_incremental_materialization_reaches_it(state):
+    """A batch of the unfinished current day; then Feast's own ``materialize_incremental``."""
+    import time
+    from datetime import UTC, datetime
+
+    today = datetime.now(UTC).date()
+    recent = SimulationConfig(customers=200, start_date=today - timedelta(days=20), days=21)
+    days = [recent.start_date + timedelta(days=i) for i in range(21)]
+    land_simulated_days(recent, state, days[:-1])
+    ((_, today_batch),) = simulate_days(recent, [today])
+    morning = _today_so_far(today_batch.iloc[: len(today_batch) // 2], pd.Timestamp.now(tz="UTC"))
+    landing.land_batch(morning, today, state)
+    pipeline.run_feature_pipeline(state)
+
+    features = delta_tables.read_table(state.customer_features_path)
+    assert features["event_timestamp"].max() <= pd.Timestamp.now(tz="UTC")
+
+    # Later the same day the full batch so far arrives again; Feast's incremental run (what
+    # `feast materialize-incremental <now>` calls) picks up where the last window ended.
+    time.sleep(2)
+    landing.land_batch(_today_so_far(today_batch, pd.Timestamp.now(tz="UTC")), today, state)
+    ingested = pipeline.ingest_batches(pipeline.validate_landed_batches(state), state)
+    pipeline.build_features(ingested["days"], state)
+    store = get_feature_store(state)
+    store.materialize_incremental(end_date=datetime.now(UTC))
+
+    latest = delta_tables.read_table(
+        state.customer_features_path, filters=[("snapshot_date", "=", today.isoformat())]
+    ).sort_values("customer_id")
+    assert latest["event_timestamp"].max() <= pd.Timestamp.now(tz="UTC")
+    online = get_online_features(store, latest["customer_id"].tolist(), state.feature_service)
+    assert online["total_orders_30d"].tolist() == latest["total_orders_30d"].tolist()

@@ -1,6 +1,6 @@
 """Feature and label transforms against answers computed by hand."""
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pandas as pd
 import pytest
@@ -54,6 +54,14 @@ def test_snapshot_timestamp_is_end_of_day_utc():
     snaps = compute_customer_snapshots(HISTORY, [date(2026, 2, 1)])
     assert set(snaps["event_timestamp"]) == {pd.Timestamp("2026-02-01 23:59:59", tz="UTC")}
     assert snaps["created_timestamp"].notna().all()
+
+
+def test_a_snapshot_of_an_unfinished_day_is_stamped_when_it_was_computed():
+    computed = datetime(2026, 2, 1, 9, 30, 15, 500_000, tzinfo=UTC)
+    snaps = compute_customer_snapshots(HISTORY, [date(2026, 1, 31), date(2026, 2, 1)], computed)
+    stamps = snaps.groupby("snapshot_date")["event_timestamp"].first()
+    assert stamps["2026-01-31"] == pd.Timestamp("2026-01-31 23:59:59", tz="UTC")
+    assert stamps["2026-02-01"] == pd.Timestamp("2026-02-01 09:30:15", tz="UTC")
 
 
 def test_labels_need_a_full_horizon_and_an_active_customer():

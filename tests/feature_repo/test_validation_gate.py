@@ -106,6 +106,18 @@ BAD_BATCHES = {
         ["unique", "order_id"],
     ),
     "future timestamps": (_future, ["between", "order_timestamp"]),
+    "orders from another day": (
+        lambda b: b.assign(
+            order_timestamp=b["order_timestamp"].where(
+                b.index >= 4, b["order_timestamp"] - pd.Timedelta(days=40)
+            )
+        ),
+        ["between", "order_timestamp", "4 of", str(NEXT_DAY - timedelta(days=40))],
+    ),
+    "naive timestamps": (
+        lambda b: b.assign(order_timestamp=b["order_timestamp"].dt.tz_localize(None)),
+        ["order_timestamp", "no timezone", "tz_localize('UTC')"],
+    ),
     "empty batch": (lambda b: b.iloc[0:0], ["row_count"]),
     "10x larger than usual": (_ten_times, ["row_count"]),
     "10x smaller than usual": (_tenth, ["row_count"]),
@@ -150,3 +162,79 @@ def test_a_normal_next_day_passes(built):
     # Data Docs are built once per run and list the validations.
     index = built.gx_dir / "uncommitted" / "data_docs" / "local_site" / "index.html"
     assert index.exists() and "raw_orders" in index.read_text()
+
+
+def _to_csv(batch: pd.DataFrame, path) -> None:
+    batch.assign(order_timestamp=batch["order_timestamp"].map(pd.Timestamp.isoformat)).to_csv(
+        path, index=False
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "orders_2026-12-2.parquet",  # not zero-padded: once passed validation, then broke ingest
+        "orders_2026-02-30.parquet",  # no such day
+        "orders_2026-12-02.json",
+        "orders-2026-12-02.parquet",
+        "notes.txt",
+    ],
+)
+def test_a_file_that_is_not_a_batch_is_refused_by_name(built, name, monkeypatch):
+    monkeypatch.setenv("CHURN_STATE_DIR", str(built.state_dir))
+    before = downstream(built)
+    path = built.landing_dir / name
+    good_batch().to_parquet(path)
+    with pytest.raises(pipeline.BatchesRefused) as refused:
+        pipeline.validate_landed_batches(built)
+    message = str(refused.value)
+    assert name in message and "orders_YYYY-MM-DD.parquet or orders_YYYY-MM-DD.csv" in message
+    assert landing.pending_batches(built) == [] and not path.exists()
+    kept = refused.value.rejections[0].quarantine_path
+    assert (kept / name).is_file() and (kept / "report.json").is_file()
+    assert downstream(built) == before
+
+
+def test_a_csv_batch_goes_through_the_same_suite(built):
+    path = built.landing_dir / f"orders_{NEXT_DAY.isoformat()}.csv"
+    _to_csv(good_batch(), path)
+    pd.testing.assert_frame_equal(landing.read_batch(path), good_batch())
+    assert pipeline.validate_landed_batches(built) == [str(path)]
+    path.unlink()
+
+
+@pytest.mark.parametrize(
+    ("spoil", "words"),
+    [
+        (lambda b: b.assign(customer_segment="vip"), ["in_set", "customer_segment", "vip"]),
+        (
+            lambda b: b.assign(order_timestamp=b["order_timestamp"].dt.tz_localize(None)),
+            ["no timezone", "+00:00"],
+        ),
+    ],
+    ids=["unknown segment", "timestamps without offset"],
+)
+def test_a_bad_csv_batch_is_refused_like_parquet(built, spoil, words, monkeypatch):
+    monkeypatch.setenv("CHURN_STATE_DIR", str(built.state_dir))
+    before = downstream(built)
+    _to_csv(spoil(good_batch()), built.landing_dir / f"orders_{NEXT_DAY.isoformat()}.csv")
+    with pytest.raises(pipeline.BatchesRefused) as refused:
+        pipeline.validate_landed_batches(built)
+    for word in words:
+        assert word in str(refused.value)
+    assert landing.pending_batches(built) == []
+    assert downstream(built) == before
+
+
+def test_two_files_for_one_day_are_refused(built, monkeypatch):
+    monkeypatch.setenv("CHURN_STATE_DIR", str(built.state_dir))
+    landing.land_batch(good_batch(), NEXT_DAY, built)
+    _to_csv(good_batch(), built.landing_dir / f"orders_{NEXT_DAY.isoformat()}.csv")
+    with pytest.raises(pipeline.BatchesRefused) as refused:
+        pipeline.validate_landed_batches(built)
+    assert "a second batch for" in str(refused.value)
+    # The first in name order passed validation and waits in landing for the next run.
+    (first,) = landing.pending_batches(built)
+    assert first.suffix == ".csv"
+    assert (refused.value.rejections[0].quarantine_path / f"{first.stem}.parquet").is_file()
+    first.unlink()

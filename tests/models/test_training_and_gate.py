@@ -66,6 +66,14 @@ def test_run_records_metrics_dataset_and_lineage(world):
     assert {i["name"] for i in model.signature.inputs.to_dict()} == set(FEATURE_COLUMNS)
 
 
+def test_the_experiment_is_marked_as_model_training_for_the_mlflow_ui(world):
+    experiment = MlflowClient().get_experiment(
+        MlflowClient().get_run(world.trained["run_id"]).info.experiment_id
+    )
+    # The tag MLflow's UI reads to open the experiment on its runs, not on GenAI traces.
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
 def test_first_version_is_champion_with_recorded_reason(world):
     settings = world.settings
     assert world.gate["promoted"] and world.gate["champion_version"] is None

@@ -1,0 +1,69 @@
+"""Running the pipelines on your own data without Airflow: ``churn land|features|train|monitor``."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+
+from dags.cli import main
+from feature_repo import delta_tables, landing
+from feature_repo.simulate import SimulationConfig, simulate_days
+from models.registry import CHAMPION, alias_version
+
+CONFIG = SimulationConfig(customers=300, start_date=date(2026, 3, 1), days=75, seed=11)
+
+
+def _write_csv(batch: pd.DataFrame, path) -> None:
+    """A user's export: ISO-8601 timestamps with their offset."""
+    batch.assign(order_timestamp=batch["order_timestamp"].map(pd.Timestamp.isoformat)).to_csv(
+        path, index=False
+    )
+
+
+def test_own_csv_batches_go_through_features_training_and_monitoring(
+    state, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("CHURN_MIN_F1", "0.0")
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    for day, batch in simulate_days(CONFIG):
+        _write_csv(batch, exports / f"export-{day:%Y%m%d}.csv")
+        main(["land", str(exports / f"export-{day:%Y%m%d}.csv"), "--day", day.isoformat()])
+    assert len(landing.pending_batches(state)) == CONFIG.days
+
+    main(["features"])
+    out = capsys.readouterr().out
+    assert f"for {CONFIG.days} day(s), {CONFIG.start_date} .. {CONFIG.end_date}" in out
+    assert landing.pending_batches(state) == []
+    raw_days = delta_tables.partition_dates(state.raw_orders_path, "event_date")
+    assert raw_days == [CONFIG.start_date + timedelta(days=i) for i in range(CONFIG.days)]
+
+    main(["train", "--run-name", "own-data"])
+    out = capsys.readouterr().out
+    assert "registered version 1" in out and "promoted to champion" in out
+    assert alias_version(state, CHAMPION) == 1
+
+    main(["monitor"])
+    assert "no verdict" in capsys.readouterr().out  # nothing served yet: no predictions logged
+
+
+def test_land_refuses_a_name_that_is_not_a_batch_before_anything_lands(state, tmp_path):
+    own = tmp_path / "orders_2026-12-2.csv"
+    own.write_text("order_id\n")
+    with pytest.raises(SystemExit) as refused:
+        main(["land", str(own)])
+    assert "orders_YYYY-MM-DD.parquet or orders_YYYY-MM-DD.csv" in str(refused.value)
+    assert landing.pending_batches(state) == []
+
+
+def test_features_reports_a_refused_batch_and_exits_non_zero(state, tmp_path):
+    ((day, batch),) = simulate_days(CONFIG, [CONFIG.start_date])
+    own = tmp_path / "orders.csv"
+    _write_csv(batch.assign(customer_segment="vip"), own)
+    main(["land", str(own), "--day", day.isoformat()])
+    with pytest.raises(SystemExit) as refused:
+        main(["features"])
+    assert "expect_column_values_to_be_in_set" in str(refused.value)
+    assert "nothing ingested" in str(refused.value)
