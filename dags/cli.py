@@ -32,11 +32,20 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _feast_config(_: argparse.Namespace) -> None:
+    import shlex
+
+    from feature_repo.settings import FEATURE_REPO_DIR
     from feature_repo.store import ensure_duckdb_delta_extension, write_feature_store_yaml
 
     path = write_feature_store_yaml(get_settings())
     ensure_duckdb_delta_extension()
-    print(f"wrote {path}; now e.g. `cd feature_repo && feast apply`")
+    # The Feast CLI looks in the repo; a file written elsewhere (CHURN_FEATURE_STORE_YAML)
+    # has to be named on its command line.
+    command = ["feast", "plan"]
+    if path != FEATURE_REPO_DIR / "feature_store.yaml":
+        command[1:1] = ["--feature-store-yaml", str(path)]
+    print(f"wrote {path}; the Feast CLI works on feature_repo/ now, e.g.:")
+    print(f"  cd feature_repo && {shlex.join(command)}")
 
 
 def _airflow(args: argparse.Namespace) -> None:

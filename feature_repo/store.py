@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 import yaml
 from feast import FeatureStore, RepoConfig
+from feast.repo_contents import RepoContents
 from feast.repo_operations import parse_repo
 
 from feature_repo.settings import FEATURE_REPO_DIR, Settings
@@ -139,10 +140,22 @@ def _inside_feature_repo() -> Iterator[None]:
             sys.path.remove(str(FEATURE_REPO_DIR))
 
 
-def apply_feature_definitions(store: FeatureStore) -> list[str]:
-    """``feast apply`` in-process: register every object declared in ``feature_repo/``."""
+def _parse_feature_definitions() -> RepoContents:
     with _inside_feature_repo():
-        repo = parse_repo(FEATURE_REPO_DIR)
+        return parse_repo(FEATURE_REPO_DIR)
+
+
+def apply_feature_definitions(store: FeatureStore) -> list[str]:
+    """``feast apply`` in-process: register every object declared in ``feature_repo/``.
+
+    The data sources are registered first, on their own: registering a new or changed
+    source overwrites the stamps of the object passed in with the registry's clock, and a
+    view applied from those same objects would embed that stamp instead of the fixed one in
+    data_sources.py, which every later ``feast plan`` would report as a change. The views
+    are then applied from a fresh parse, whose sources carry the fixed stamps.
+    """
+    store.apply(list(_parse_feature_definitions().data_sources))
+    repo = _parse_feature_definitions()
     objects = [
         *repo.entities,
         *repo.data_sources,
@@ -150,6 +163,10 @@ def apply_feature_definitions(store: FeatureStore) -> list[str]:
         *repo.feature_services,
     ]
     store.apply(objects)
+    # `feast apply` also records the online tables it manages (the registry's Infra); so
+    # does this, or the CLI's `feast plan` would report "Created sqlite table ..." after it.
+    _, _, infra = store.plan(repo)
+    store.registry.update_infra(infra, store.project, commit=True)
     keep_newer_online_rows(store)
     return sorted(obj.name for obj in objects)
 
