@@ -1,10 +1,12 @@
 """The churn prediction API (BentoML).
 
-``/predict`` scores one customer, ``/predict/batch`` many. Features come from Feast's
-online store; the answering model is the registry's ``champion`` (or, in A/B ``split``
-mode, the ``challenger`` for a sticky share of customers). Every prediction is committed
-to the prediction log before it is returned. See docs/serving.md for the design, the
-fault behaviour and the benchmark.
+``/predict`` scores one customer (404 for one without online features), ``/predict/batch``
+many (one item per id, an ``unknown_customer`` item for an id without features). Features
+come from Feast's online store; the answering model is the registry's ``champion`` (or, in
+A/B ``split`` mode, the ``challenger`` for a sticky share of customers). Every prediction
+is committed to the prediction log before it is returned; errors follow the one contract
+of serving/errors.py. See docs/serving.md for the design, the fault behaviour and the
+benchmark.
 """
 
 from __future__ import annotations
@@ -16,16 +18,16 @@ import threading
 import time
 import warnings
 from datetime import UTC, datetime
-from typing import Annotated, cast
+from typing import Annotated, Literal, cast
 
 import bentoml
 import prometheus_client
-from bentoml.exceptions import NotFound
-from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+from starlette.responses import Response
 
 from feature_repo.settings import get_settings
 from models.registry import CHALLENGER, CHAMPION
+from serving.errors import error_payload
 from serving.features import FeatureRow, OnlineFeatures, OnlineStoreUnavailable
 from serving.guard import RequestGuard
 from serving.live_models import LiveModels
@@ -110,6 +112,36 @@ class Prediction(BaseModel):
     features: CustomerFeatures
 
 
+UNKNOWN_CUSTOMER = "unknown customer_id (no online features)"
+
+
+class UnknownCustomer(BaseModel):
+    """A /predict/batch item for a customer the online store holds no features for.
+
+    Same ``error`` (message) and ``type`` (code) keys as an error body; nothing is logged.
+    """
+
+    customer_id: int
+    error: str
+    type: Literal["unknown_customer"]
+
+    @classmethod
+    def of(cls, customer_id: int) -> UnknownCustomer:
+        """The item for ``customer_id``."""
+        return cls(customer_id=customer_id, error=UNKNOWN_CUSTOMER, type="unknown_customer")
+
+
+# A named model, not a bare union: BentoML's OpenAPI keeps only the first member of a union
+# in a response schema, but lists a named model's schema whole.
+class BatchItem(RootModel[Prediction | UnknownCustomer]):
+    """One /predict/batch item, in request order: a prediction or an unknown customer."""
+
+
+# Error statuses each route can answer (serving/errors.py), listed in the OpenAPI document.
+COMMON_ERRORS = (400, 401, 413, 415, 500, 503)
+ERROR_STATUSES = {"/predict": (*COMMON_ERRORS, 404), "/predict/batch": COMMON_ERRORS}
+
+
 class Unavailable(Exception):
     """The service cannot answer now; the client should retry (503 + Retry-After)."""
 
@@ -179,47 +211,61 @@ class ChurnPredictor:
 
     @bentoml.api(route="/predict", input_spec=PredictRequest)
     def predict(self, customer_id: CustomerId) -> Prediction:
-        """Churn prediction for one customer."""
+        """Churn prediction for one customer (404 when it has no online features)."""
         try:
-            return self._predict([customer_id])[0]
+            prediction = self._predict([customer_id])[0]
         except Unavailable as error:
             return self._unavailable(error)  # type: ignore[return-value]
+        if prediction is None:
+            payload = error_payload(404, f"{UNKNOWN_CUSTOMER}: {customer_id}", "unknown_customer")
+            return Response(payload, 404, media_type="application/json")  # type: ignore[return-value]
+        return prediction
 
     @bentoml.api(route="/predict/batch", input_spec=BatchRequest)
-    def predict_batch(self, customer_ids: list[int]) -> list[Prediction]:
-        """Churn predictions for up to ``CHURN_BATCH_LIMIT`` customers in one call."""
+    def predict_batch(self, customer_ids: list[int]) -> list[BatchItem]:
+        """Churn predictions for up to ``CHURN_BATCH_LIMIT`` customers in one call.
+
+        One item per requested id, in request order: a prediction, or an
+        ``unknown_customer`` item for an id without online features (200 either way).
+        """
         try:
-            return self._predict(list(customer_ids))
+            predictions = self._predict(list(customer_ids))
         except Unavailable as error:
             return self._unavailable(error)  # type: ignore[return-value]
+        return [
+            BatchItem(p if p is not None else UnknownCustomer.of(c))
+            for c, p in zip(customer_ids, predictions, strict=True)
+        ]
 
-    def _unavailable(self, error: Unavailable) -> JSONResponse:
+    def _unavailable(self, error: Unavailable) -> Response:
         UNAVAILABLE.labels(cause=error.cause).inc()
         retry = self.settings.serve_retry_after_seconds
-        return JSONResponse(
-            {"error": str(error), "retry_after_seconds": retry},
-            status_code=503,
-            headers={"Retry-After": str(retry)},
-        )
+        payload = error_payload(503, str(error), retry_after_seconds=retry)
+        return Response(payload, 503, {"Retry-After": str(retry)}, media_type="application/json")
 
-    def _predict(self, customer_ids: list[int]) -> list[Prediction]:
+    def _predict(self, customer_ids: list[int]) -> list[Prediction | None]:
+        """Predictions in request order; ``None`` for a customer without online features.
+
+        Only known customers are scored, logged and counted.
+        """
         started = time.perf_counter()
         champion = self.models.get(CHAMPION)
         if champion is None:
             raise Unavailable("model", f"no model loaded yet: {self.models.last_error}")
         try:
-            rows = self.features.read(customer_ids)
+            all_rows = self.features.read(customer_ids)
         except OnlineStoreUnavailable as error:
             raise Unavailable("online_store", str(error)) from error
-        unknown = [c for c, row in zip(customer_ids, rows, strict=True) if row is None]
-        if unknown:
-            ids = ", ".join(str(c) for c in dict.fromkeys(unknown[:20]))
-            raise NotFound(f"unknown customer_id (no online features): {ids}")
-        known = cast(list[FeatureRow], rows)  # no None left: unknown customers got a 404
-        groups = self._route(customer_ids, champion)
-        probabilities: list[float] = [0.0] * len(customer_ids)
-        decisions: list[int] = [0] * len(customer_ids)
-        by_index: list[LoadedModel] = [champion] * len(customer_ids)
+        positions = [i for i, row in enumerate(all_rows) if row is not None]
+        answers: list[Prediction | None] = [None] * len(customer_ids)
+        if not positions:
+            return answers
+        ids = [customer_ids[i] for i in positions]
+        known = cast(list[FeatureRow], [all_rows[i] for i in positions])
+        groups = self._route(ids, champion)
+        probabilities: list[float] = [0.0] * len(ids)
+        decisions: list[int] = [0] * len(ids)
+        by_index: list[LoadedModel] = [champion] * len(ids)
         for model, indices in groups:
             p, d = model.score_rows([known[i] for i in indices])
             for i, pi, di in zip(indices, p, d, strict=True):
@@ -228,12 +274,12 @@ class ChurnPredictor:
         records = [
             PredictionRecord(now, c, by_index[i].version, by_index[i].alias, known[i],
                              probabilities[i], decisions[i])
-            for i, c in enumerate(customer_ids)
+            for i, c in enumerate(ids)
         ]  # fmt: skip
         self.log.append(records)
-        self._shadow(customer_ids, known, now)
-        predictions = [
-            Prediction(
+        self._shadow(ids, known, now)
+        for i, c in enumerate(ids):
+            answers[positions[i]] = Prediction(
                 customer_id=c,
                 churn=bool(decisions[i]),
                 probability=probabilities[i],
@@ -242,13 +288,11 @@ class ChurnPredictor:
                 variant=by_index[i].alias,
                 features=CustomerFeatures(**known[i]),  # type: ignore[arg-type]
             )
-            for i, c in enumerate(customer_ids)
-        ]
         elapsed = time.perf_counter() - started
         for model, indices in groups:
             REQUESTS.labels(variant=model.alias, version=str(model.version)).inc(len(indices))
             LATENCY.labels(variant=model.alias).observe(elapsed)
-        return predictions
+        return answers
 
     def _route(
         self, customer_ids: list[int], champion: LoadedModel
@@ -283,4 +327,4 @@ class ChurnPredictor:
             log.exception("shadow scoring failed")
 
 
-ChurnPredictor.add_asgi_middleware(RequestGuard)
+ChurnPredictor.add_asgi_middleware(RequestGuard, error_statuses=ERROR_STATUSES)

@@ -62,7 +62,13 @@ def test_shadow_never_changes_the_answer_and_auth_guards_predict(two_versions, k
     server = BentoServer(settings, port=free_tcp_port(), env=env)
     with server as url, httpx.Client(base_url=url, timeout=10) as client:
         body = {"customer_ids": customers}
-        assert client.post("/predict/batch", json=body).status_code == 401
+        refused = client.post("/predict/batch", json=body)
+        assert refused.status_code == 401
+        assert refused.json() == {
+            "error": "missing or wrong API key (Authorization: Bearer <key>)",
+            "status": 401,
+            "type": "unauthorized",
+        }
         wrong = {"Authorization": "Bearer nope"}
         assert client.post("/predict/batch", json=body, headers=wrong).status_code == 401
         assert client.get("/readyz").status_code == 200  # probes need no key

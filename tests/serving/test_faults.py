@@ -54,7 +54,13 @@ def test_redis_stop_gives_503_then_recovers_by_itself(
             response = client.post("/predict", json=body)
             assert response.status_code == 503, response.text
             assert response.headers["retry-after"] == "1"
-            assert "online feature store unavailable" in response.json()["error"]
+            error = response.json()
+            assert error["error"].startswith("online feature store unavailable")
+            assert (error["status"], error["type"], error["retry_after_seconds"]) == (
+                503,
+                "unavailable",
+                1,
+            )
             batch = client.post("/predict/batch", json={"customer_ids": known_customers[:3]})
             assert batch.status_code == 503
             assert client.get("/readyz").status_code == 503
@@ -104,6 +110,7 @@ def test_registry_down_at_start_is_not_ready_retries_and_recovers(world, known_c
         assert response.status_code == 503
         assert "no model loaded yet" in response.json()["error"]
         assert "registry unreachable" in response.json()["error"]
+        assert response.json()["type"] == "unavailable"
         wait_until(lambda: server.log_path.read_text().count("registry unreachable") >= 3, 30)
         assert server.alive(), "the server keeps running (no crash loop)"
         assert client.get("/livez").status_code == 200

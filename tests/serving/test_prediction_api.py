@@ -11,6 +11,7 @@ from feature_repo.store import get_feature_store, get_training_frame
 from feature_repo.transforms import FEATURE_COLUMNS, snapshot_timestamp
 from models import registry
 from models.training import model_input
+from serving.errors import ErrorBody
 from serving.prediction_log import read_prediction_log
 
 pytestmark = pytest.mark.slow
@@ -67,7 +68,6 @@ def test_single_prediction_shape(server, known_customers):
     ("path", "body", "status", "says"),
     [
         ("/predict", {"customer_id": 10_000_000}, 404, "unknown customer_id"),
-        ("/predict/batch", {"customer_ids": [1, 10_000_000]}, 404, "10000000"),
         ("/predict", {"customer_id": "abc"}, 400, "customer_id"),
         ("/predict", {"customer_id": 1.5}, 400, "customer_id"),
         ("/predict", {"customer_id": -3}, 400, "greater than or equal to 1"),
@@ -95,7 +95,8 @@ def test_single_prediction_shape(server, known_customers):
 def test_bad_input_gets_a_clear_4xx(server, path, body, status, says):
     response = server.post(path, json=body)
     assert response.status_code == status, response.text
-    assert says in response.text
+    error = assert_error_body(response)
+    assert says in error.error
 
 
 @pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e999"])
@@ -103,7 +104,7 @@ def test_nan_and_infinite_ids_are_a_400(server, literal):
     body = b'{"customer_id": ' + literal + b"}"
     response = server.post("/predict", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400, response.text
-    assert "customer_id" in response.text
+    assert assert_error_body(response).error == "customer_id: Input should be a valid integer"
 
 
 @pytest.mark.parametrize(
@@ -112,6 +113,7 @@ def test_nan_and_infinite_ids_are_a_400(server, literal):
 def test_bodies_that_are_not_an_object_are_a_4xx(server, body):
     response = server.post("/predict", content=body, headers={"content-type": "application/json"})
     assert 400 <= response.status_code < 500, response.text
+    assert assert_error_body(response).type == "invalid_request"
 
 
 def test_oversized_body_is_a_413(server):
@@ -120,14 +122,156 @@ def test_oversized_body_is_a_413(server):
         "/predict/batch", content=body, headers={"content-type": "application/json"}
     )
     assert response.status_code == 413
-    assert "larger than" in response.json()["error"]
+    error = assert_error_body(response)
+    assert error.type == "payload_too_large"
+    assert error.error == "request body larger than 65536 bytes"
 
 
-def test_unknown_customer_in_a_batch_names_it_and_logs_nothing(world, server, known_customers):
+def test_unknown_customer_is_a_404_object_of_the_error_shape(world, server):
     before = len(read_prediction_log(world.settings.prediction_log_path))
-    response = server.post("/predict/batch", json={"customer_ids": [known_customers[0], 9_999_999]})
-    assert response.status_code == 404 and "9999999" in response.text
+    response = server.post("/predict", json={"customer_id": 10_000_000})
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": "unknown customer_id (no online features): 10000000",
+        "status": 404,
+        "type": "unknown_customer",
+    }
     assert len(read_prediction_log(world.settings.prediction_log_path)) == before
+
+
+def test_batch_with_unknown_customers_answers_the_known_and_logs_only_them(
+    world, server, known_customers
+):
+    known = known_customers[2:4]
+    asked = [known[0], 9_999_999, known[1], 9_999_998]
+    path = world.settings.prediction_log_path
+    before = read_prediction_log(path)
+    response = server.post("/predict/batch", json={"customer_ids": asked})
+    assert response.status_code == 200, response.text
+    items = response.json()
+    assert [item["customer_id"] for item in items] == asked  # request order
+    assert [item["variant"] for item in (items[0], items[2])] == ["champion", "champion"]
+    assert items[1] == {
+        "customer_id": 9_999_999,
+        "error": "unknown customer_id (no online features)",
+        "type": "unknown_customer",
+    }
+    assert items[3]["type"] == "unknown_customer" and "churn" not in items[3]
+    logged = read_prediction_log(path)
+    assert len(logged) == len(before) + 2
+    assert sorted(logged["customer_id"].iloc[len(before) :]) == sorted(known)
+
+
+def test_batch_of_only_unknown_customers_is_a_200_and_logs_nothing(world, server):
+    before = len(read_prediction_log(world.settings.prediction_log_path))
+    response = server.post("/predict/batch", json={"customer_ids": [9_999_997, 9_999_997]})
+    assert response.status_code == 200, response.text
+    assert [item["type"] for item in response.json()] == ["unknown_customer"] * 2
+    assert len(read_prediction_log(world.settings.prediction_log_path)) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "fields"),
+    [
+        ({"customer_id": "abc"}, "customer_id: Input should be a valid integer", ["customer_id"]),
+        ([1], "body: Input should be a JSON object", ["body"]),
+        (
+            {"customer_id": 0, "debug": 1},
+            "customer_id: Input should be greater than or equal to 1; "
+            "debug: Extra inputs are not permitted",
+            ["customer_id", "debug"],
+        ),
+    ],
+)
+def test_validation_errors_name_the_field_not_internal_classes(server, body, message, fields):
+    response = server.post("/predict", json=body)
+    assert response.status_code == 400
+    assert "IODescriptor" not in response.text
+    error = assert_error_body(response)
+    assert error.error == message
+    assert [d.field for d in error.details or []] == fields
+
+
+def test_batch_validation_errors_give_the_item_path(server):
+    response = server.post("/predict/batch", json={"customer_ids": [1, "x", -1]})
+    assert response.status_code == 400
+    error = assert_error_body(response)
+    assert error.error == (
+        "customer_ids[1]: Input should be a valid integer; "
+        "customer_ids[2]: Input should be greater than or equal to 1"
+    )
+    assert [(d.field, d.code) for d in error.details or []] == [
+        ("customer_ids[1]", "int_type"),
+        ("customer_ids[2]", "greater_than_equal"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/vnd.bentoml+pickle",
+    ],
+)
+def test_bodies_that_are_not_json_are_a_415(server, content_type):
+    body = b'{"customer_id": 1}'
+    for path in ("/predict", "/predict/batch"):
+        response = server.post(path, content=body, headers={"content-type": content_type})
+        assert response.status_code == 415, response.text
+        error = assert_error_body(response)
+        assert error.type == "unsupported_media_type"
+        assert error.error == (
+            f"unsupported Content-Type '{content_type}': send the body as application/json"
+        )
+
+
+@pytest.mark.parametrize("headers", [{"content-type": "application/json; charset=utf-8"}, {}])
+def test_json_with_parameters_or_without_a_content_type_is_accepted(
+    server, known_customers, headers
+):
+    body = f'{{"customer_id": {known_customers[0]}}}'.encode()
+    response = server.post("/predict", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+
+
+def test_routing_errors_use_the_error_shape(server):
+    wrong_method = server.get("/predict")
+    assert wrong_method.status_code == 405
+    assert (
+        assert_error_body(wrong_method).error == "method GET is not allowed on /predict; use POST"
+    )
+    no_route = server.post("/predict/nothing", json={})
+    assert no_route.status_code == 404
+    assert assert_error_body(no_route).error == "no such endpoint: POST /predict/nothing"
+
+
+def test_openapi_documents_the_error_responses(server):
+    spec = server.get("/docs.json").json()
+    error_ref = {"$ref": "#/components/schemas/Error"}
+    expected = {
+        "/predict": {400, 401, 404, 413, 415, 500, 503},
+        "/predict/batch": {400, 401, 413, 415, 500, 503},
+    }
+    for route, statuses in expected.items():
+        responses = spec["paths"][route]["post"]["responses"]
+        assert {int(s) for s in responses} == {200, *statuses}
+        for status in statuses:
+            assert responses[str(status)]["content"]["application/json"]["schema"] == error_ref
+    assert "Retry-After" in spec["paths"]["/predict"]["post"]["responses"]["503"]["headers"]
+    schemas = spec["components"]["schemas"]
+    assert schemas["Error"]["required"] == ["error", "status", "type"]
+    assert {"details", "retry_after_seconds"} <= set(schemas["Error"]["properties"])
+    assert not {"InvalidArgument", "NotFound", "InternalServerError"} & set(schemas)
+    batch = spec["paths"]["/predict/batch"]["post"]["responses"]["200"]
+    assert batch["content"]["application/json"]["schema"]["items"] == {
+        "$ref": "#/components/schemas/BatchItem"
+    }
+    assert schemas["BatchItem"]["anyOf"] == [
+        {"$ref": "#/components/schemas/Prediction"},
+        {"$ref": "#/components/schemas/UnknownCustomer"},
+    ]
 
 
 def test_per_variant_metrics(world, server, known_customers):
@@ -146,7 +290,9 @@ def test_malformed_json_is_a_400(server):
         "/predict", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert response.status_code == 400
-    assert "json" in response.text.lower()
+    error = assert_error_body(response)
+    assert error.error.startswith("body: Invalid JSON: ")
+    assert [d.code for d in error.details or []] == ["json_invalid"]
 
 
 def test_health_endpoints(server):
@@ -154,3 +300,16 @@ def test_health_endpoints(server):
     assert server.post("/predict", json={"customer_id": 1}).status_code in (200, 404)
     assert server.get("/livez").status_code == 200
     assert "/predict" in server.get("/docs.json").text
+
+
+def assert_error_body(response) -> ErrorBody:
+    """The response's body, checked to be a JSON object of the one error shape."""
+    assert response.headers["content-type"] == "application/json"
+    data = response.json()
+    assert isinstance(data, dict), data
+    assert set(data) <= set(ErrorBody.model_fields), data
+    error = ErrorBody.model_validate(data)
+    assert error.status == response.status_code
+    assert (error.details is not None) == (error.type == "invalid_request"), data
+    assert "IODescriptor" not in response.text
+    return error
