@@ -31,6 +31,21 @@ DAY = date(2026, 3, 1)
 WINDOW = (datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC))
 
 
+def synthetic_features(rng: np.random.Generator, rows: int) -> dict[str, np.ndarray]:
+    """Random values for every feature of the schema, typed and within its bounds."""
+    from core.schema import CUSTOMER_FEATURES
+
+    columns: dict[str, np.ndarray] = {}
+    for feature in CUSTOMER_FEATURES:
+        if feature.values is not None:
+            columns[feature.name] = rng.choice(list(feature.values), rows)
+        elif feature.dtype == "int64":
+            columns[feature.name] = rng.integers(0, 60, rows).astype("int64")
+        else:
+            columns[feature.name] = rng.gamma(2, 60, rows).round(2)
+    return columns
+
+
 def snapshot_frame(customers: int, days: int, seed: int = 0) -> pd.DataFrame:
     """Synthetic customer snapshots in the feature table's schema."""
     rng = np.random.default_rng(seed)
@@ -45,12 +60,7 @@ def snapshot_frame(customers: int, days: int, seed: int = 0) -> pd.DataFrame:
                     "event_timestamp": ts,
                     "created_timestamp": ts,
                     "snapshot_date": day.isoformat(),
-                    "total_orders_30d": rng.integers(0, 12, customers),
-                    "total_spend_30d": rng.gamma(2, 60, customers).round(2),
-                    "avg_order_value": rng.gamma(3, 20, customers).round(2),
-                    "days_since_last_order": rng.integers(0, 60, customers),
-                    "customer_segment": rng.choice(["budget", "regular", "premium"], customers),
-                    "lifetime_value": rng.gamma(2, 600, customers).round(2),
+                    **synthetic_features(rng, customers),
                 }
             )
         )
@@ -64,15 +74,15 @@ def _settings(state: Path, redis_url: str | None):
         os.environ["CHURN_REDIS_URL"] = redis_url
     else:
         os.environ.pop("CHURN_REDIS_URL", None)
-    from feature_repo.settings import get_settings
+    from core.settings import get_settings
 
     return get_settings()
 
 
 def _store_over_snapshots(state: Path, customers: int, days: int, redis_url: str | None):
     """Settings and an applied FeatureStore over ``days`` of synthetic snapshots in Delta."""
-    from feature_repo import delta_tables
-    from feature_repo.store import apply_feature_definitions, get_feature_store
+    from data import delta_tables
+    from data.store import apply_feature_definitions, get_feature_store
 
     settings = _settings(state, redis_url)
     delta_tables.replace_from(
@@ -95,7 +105,7 @@ def _pipelined_hset(client, mappings) -> None:
 
 
 def case_materialize(state: Path, customers: int, redis_url: str | None) -> dict:
-    from feature_repo.store import materialize
+    from data.store import materialize
 
     _, store = _store_over_snapshots(state, customers, 1, redis_url)
     began = time.perf_counter()
@@ -133,7 +143,7 @@ def case_materialize_stages(state: Path, customers: int, redis_url: str) -> dict
     from feast.infra.online_stores.helpers import _mmh3, _redis_key
     from feast.utils import _convert_arrow_to_proto
 
-    from feature_repo.store import materialize
+    from data.store import materialize
 
     settings, store = _store_over_snapshots(state, customers, 1, redis_url)
     client = redis.Redis.from_url(redis_url)
@@ -199,7 +209,7 @@ def case_materialize_stages(state: Path, customers: int, redis_url: str) -> dict
 
 
 def case_historical(state: Path, customers: int, entity_rows: int) -> dict:
-    from feature_repo.store import get_training_frame
+    from data.store import get_training_frame
 
     days = 30
     settings, store = _store_over_snapshots(state, customers, days, None)
@@ -248,8 +258,9 @@ def case_validation(state: Path, rows: int) -> dict:
 
 
 def case_push(state: Path, redis_url: str | None, pushes: int = 300) -> dict:
-    from feature_repo.freshness import push_order
-    from feature_repo.store import get_online_features, materialize
+    from core.schema import DAYS_SINCE_LAST_ORDER
+    from data.freshness import push_order
+    from data.store import get_online_features, materialize
 
     settings, store = _store_over_snapshots(state, 1000, 1, redis_url)
     materialize(store, *WINDOW)
@@ -266,7 +277,7 @@ def case_push(state: Path, redis_url: str | None, pushes: int = 300) -> dict:
         push_order(store, order, settings.feature_service)
         seen = get_online_features(store, [customer], settings.feature_service)
         latencies.append((time.perf_counter() - began) * 1000)
-        assert seen["days_since_last_order"].iloc[0] == 0
+        assert seen[DAYS_SINCE_LAST_ORDER.name].iloc[0] == 0
     return {
         "pushes": pushes,
         "push_to_visible_ms_p50": float(np.percentile(latencies, 50)),

@@ -50,7 +50,7 @@ def bench_server(
     target: str, rates: list[float], duration: float, customers: list[int], warmup: float
 ) -> list[RateResult]:
     """Start ``target`` and run the rate ladder against it."""
-    from feature_repo.settings import get_settings
+    from core.settings import get_settings
     from serving.server import BentoServer
 
     results: list[RateResult] = []
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
         help="Redis database the benchmark materializes its features into",
     )
     args = parser.parse_args(argv)
-    from feature_repo.settings import get_settings
+    from core.settings import get_settings
 
     project = get_settings()
     state_dir = project.state_dir / "bench" / "serving_state"

@@ -13,11 +13,11 @@ import bentoml
 import mlflow
 from feast import FeatureStore
 
-from feature_repo.settings import FEATURE_REPO_DIR, get_settings
-from feature_repo.store import get_feature_store, write_feature_store_yaml
+from core.schema import model_input
+from core.settings import FEATURE_REPO_DIR, get_settings
+from data.store import get_feature_store, write_feature_store_yaml
 from models.registry import CHAMPION
 from models.tracking import configure_mlflow
-from models.training import model_input
 
 
 def predict_with_pandas(store, model, settings, customer_id: int, variant: str) -> dict:

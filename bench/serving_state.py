@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from feature_repo.settings import Settings
+from core.settings import Settings
 
 STAMP = "bench_state.json"
 
@@ -32,8 +32,8 @@ def prepare_state(settings: Settings, customers: int = 3000, days: int = 120) ->
         saved = json.loads(stamp.read_text())
         if saved.get("redis_url") == settings.redis_url and _online_rows(settings) > 0:
             return BenchState(saved["customers"], saved["champion_version"])
-    from feature_repo import delta_tables, pipeline
-    from feature_repo.simulate import SimulationConfig, land_simulated_days
+    from data import delta_tables, pipeline
+    from data.simulate import SimulationConfig, land_simulated_days
     from models import registry
 
     if not settings.redis_url:

@@ -38,8 +38,8 @@ def feature_pipeline():
         """Validate every landed batch; fail without retry when one is refused."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from feature_repo.pipeline import BatchesRefused, validate_landed_batches
-        from feature_repo.settings import get_settings
+        from core.settings import get_settings
+        from data.pipeline import BatchesRefused, validate_landed_batches
 
         try:
             return validate_landed_batches(get_settings())
@@ -48,24 +48,28 @@ def feature_pipeline():
 
     @task
     def ingest(paths: list[str]) -> dict:
-        from feature_repo.pipeline import ingest_batches
-        from feature_repo.settings import get_settings
+        from core.settings import get_settings
+        from core.steps import to_xcom
+        from data.pipeline import ingest_batches
 
-        return ingest_batches(paths, get_settings())
+        return to_xcom(ingest_batches(paths, get_settings()))
 
     @task
     def build_features(ingested: dict) -> dict:
-        from feature_repo.pipeline import build_features
-        from feature_repo.settings import get_settings
+        from core.settings import get_settings
+        from core.steps import IngestedBatches, from_xcom, to_xcom
+        from data.pipeline import build_features
 
-        return build_features(ingested["days"], get_settings())
+        days = from_xcom(IngestedBatches, ingested).days
+        return to_xcom(build_features(days, get_settings()))
 
     @task(outlets=[CUSTOMER_FEATURES])
     def materialize(built: dict) -> dict:
-        from feature_repo.pipeline import materialize_features
-        from feature_repo.settings import get_settings
+        from core.settings import get_settings
+        from core.steps import BuiltFeatures, from_xcom, to_xcom
+        from data.pipeline import materialize_features
 
-        return materialize_features(built, get_settings())
+        return to_xcom(materialize_features(from_xcom(BuiltFeatures, built), get_settings()))
 
     materialize(build_features(ingest(validate())))
 

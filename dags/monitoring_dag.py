@@ -30,7 +30,7 @@ from airflow.sdk import dag, task
 def monitoring():
     @task
     def drift_report() -> dict:
-        from feature_repo.settings import get_settings
+        from core.settings import get_settings
         from monitoring.check import run_drift_check
 
         return run_drift_check(get_settings())

@@ -33,8 +33,8 @@ def training_pipeline():
     def build_training_set(run_id: str | None = None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from core.settings import get_settings
         from expectations.validation import BatchRejected
-        from feature_repo.settings import get_settings
         from models.training import TrainingDataNotReady, build_training_set
 
         try:
@@ -45,21 +45,21 @@ def training_pipeline():
 
     @task
     def train(training_set: dict, run_id: str | None = None) -> dict:
-        from feature_repo.settings import get_settings
+        from core.settings import get_settings
         from models.training import train_and_log
 
         return train_and_log(training_set, get_settings(), dag_run_id=run_id or "manual")
 
     @task
     def register(trained: dict) -> dict:
-        from feature_repo.settings import get_settings
+        from core.settings import get_settings
         from models.registry import register_model
 
         return register_model(trained, get_settings())
 
     @task
     def gate(registered: dict, training_set: dict) -> dict:
-        from feature_repo.settings import get_settings
+        from core.settings import get_settings
         from models.registry import gate
 
         return gate(registered["version"], training_set["holdout_path"], get_settings())

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     )
     from great_expectations.data_context import AbstractDataContext
 
-    from feature_repo.settings import Settings
+    from core.settings import Settings
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 RAW_ORDERS_SUITE = "raw_orders"
@@ -152,7 +152,7 @@ def validate_raw_orders(
     validated_at = datetime.now(UTC)
     min_rows, max_rows = row_count_bounds(usual_rows)
     day_start, day_end = utc_day_bounds(batch_day)
-    return _validate(
+    return validate_frame(
         batch,
         settings,
         suite_name=RAW_ORDERS_SUITE,
@@ -184,7 +184,7 @@ def row_count_bounds(usual_rows: float | None, factor: float = 10.0) -> tuple[in
 
 def validate_training_set(frame: pd.DataFrame, settings: Settings, name: str) -> ValidationReport:
     """Validate a training set before a model is fitted on it (raises :class:`BatchRejected`)."""
-    return _validate(
+    return validate_frame(
         frame,
         settings,
         suite_name=TRAINING_SET_SUITE,
@@ -228,17 +228,26 @@ def reject_unreadable(path: Path, error: Exception, settings: Settings) -> Batch
 
 
 # --- validation ----------------------------------------------------------------------------------
-def _validate(
+def validate_frame(
     batch: pd.DataFrame,
     settings: Settings,
     *,
     suite_name: str,
     batch_name: str,
-    validated_at: datetime,
-    expectation_parameters: dict[str, Any],
+    expectation_parameters: dict[str, Any] | None = None,
+    validated_at: datetime | None = None,
     build_docs: bool = True,
 ) -> ValidationReport:
+    """Validate a frame against the committed suite ``suites/<suite_name>.json``.
+
+    Returns the report when every expectation holds; otherwise the frame is quarantined
+    with its report and :class:`BatchRejected` is raised. ``expectation_parameters`` fill
+    the suite's ``$PARAMETER`` references.
+    """
     from great_expectations.core.run_identifier import RunIdentifier
+
+    validated_at = validated_at or datetime.now(UTC)
+    expectation_parameters = expectation_parameters or {}
 
     if not isinstance(batch, pd.DataFrame):
         raise TypeError(f"batch must be a pandas DataFrame, not {type(batch).__name__}")
@@ -491,11 +500,31 @@ class _Runtime:
 
     def checkpoint(self, suite_name: str) -> Checkpoint:
         """The suite's checkpoint, (re-)registered when the committed JSON changed."""
-        text = (SUITES_DIR / f"{suite_name}.json").read_text()
+        suite = load_suite(suite_name)
+        text = json.dumps(suite, sort_keys=True)
         if self._suite_texts.get(suite_name) != text:
-            self._checkpoints[suite_name] = _register(self.context, suite_name, json.loads(text))
+            self._checkpoints[suite_name] = _register(self.context, suite_name, suite)
             self._suite_texts[suite_name] = text
         return self._checkpoints[suite_name]
+
+
+def load_suite(suite_name: str) -> dict[str, Any]:
+    """The committed suite, with the feature expectations derived from the schema if it asks.
+
+    A suite whose ``meta.feature_expectations`` is ``"core.schema"`` lists no feature
+    column itself: every feature of :mod:`core.schema` joins its column set and brings its
+    own not-null, value-set and lower-bound expectations.
+    """
+    from core.schema import FEATURE_COLUMNS, feature_expectations
+
+    suite = json.loads((SUITES_DIR / f"{suite_name}.json").read_text())
+    if suite.get("meta", {}).get("feature_expectations") != "core.schema":
+        return suite
+    for expectation in suite["expectations"]:
+        if expectation["type"] == "expect_table_columns_to_match_set":
+            expectation["kwargs"]["column_set"] += list(FEATURE_COLUMNS)
+    suite["expectations"] += [{**e, "meta": {}} for e in feature_expectations()]
+    return suite
 
 
 _CACHE: OrderedDict[Path, _Runtime] = OrderedDict()
@@ -557,7 +586,7 @@ def _register(context: AbstractDataContext, suite_name: str, suite_dict: dict) -
         gx.Checkpoint(
             name=suite_name,
             validation_definitions=[validation],
-            actions=[],  # Data Docs are built by _validate, for this result only
+            actions=[],  # Data Docs are built by validate_frame, for this result only
             result_format={"result_format": "SUMMARY", "partial_unexpected_count": SHOWN_VALUES},
         )
     )

@@ -7,7 +7,7 @@ from feast import FileSource, PushSource
 from feast.data_format import DeltaFormat
 from feast.data_source import DataSource
 
-from feature_repo.settings import get_settings
+from core.settings import get_settings
 
 # Feast stamps a data source with the clock time its object is built, and a feature view's
 # registry entry embeds its sources, stamps included. Once the view has been materialized

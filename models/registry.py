@@ -18,7 +18,7 @@ from mlflow.protos.databricks_pb2 import (
     ErrorCode,
 )
 
-from feature_repo.settings import Settings
+from core.settings import Settings
 from models.tracking import configure_mlflow
 from models.training import build_training_set, evaluate, train_and_log
 

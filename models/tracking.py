@@ -5,8 +5,8 @@ from __future__ import annotations
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from feature_repo.backends import ensure_postgres_database
-from feature_repo.settings import Settings
+from core.backends import ensure_postgres_database
+from core.settings import Settings
 
 # MLflow's UI opens an experiment on the page its kind names; without the tag MLflow 3
 # guesses, and an experiment of classic training runs can open on the GenAI traces page.

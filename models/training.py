@@ -23,11 +23,11 @@ from sklearn.model_selection import TunedThresholdClassifierCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from core.schema import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES, model_input
+from core.settings import PROJECT_ROOT, Settings
+from data import delta_tables
+from data.store import get_feature_store, get_training_frame
 from expectations.validation import validate_training_set
-from feature_repo import delta_tables
-from feature_repo.settings import PROJECT_ROOT, Settings
-from feature_repo.store import get_feature_store, get_training_frame
-from feature_repo.transforms import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
 from models.tracking import configure_mlflow
 
 log = logging.getLogger(__name__)
@@ -57,14 +57,6 @@ class TrainingSet:
     holdout_rows: int
     positive_rate: float
     holdout_start: str
-
-
-def model_input(frame: pd.DataFrame) -> pd.DataFrame:
-    """The model's input columns with the types its signature declares (numbers as float)."""
-    features = frame[list(FEATURE_COLUMNS)].copy()
-    features[list(NUMERIC_FEATURES)] = features[list(NUMERIC_FEATURES)].astype("float64")
-    features["customer_segment"] = features["customer_segment"].astype("object")
-    return features
 
 
 class TrainingDataNotReady(RuntimeError):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 from mlflow.artifacts import download_artifacts
 
-from feature_repo.settings import Settings
+from core.settings import Settings
 from models.registry import CHAMPION
 from models.tracking import configure_mlflow
 from monitoring.drift import build_drift_report

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from feature_repo.settings import Settings
-from feature_repo.transforms import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
+from core.schema import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
+from core.settings import Settings
 
 if TYPE_CHECKING:
     import pandas as pd

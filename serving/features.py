@@ -1,6 +1,6 @@
 """Online feature reads for serving: Feast's ``get_online_features``, tuned for the hot path.
 
-The store is the project's Feast configuration (``feature_repo.store.feature_store_config``)
+The store is the project's Feast configuration (``data.store.feature_store_config``)
 with two serving-only changes, both Feast/redis-py options rather than code of ours:
 
 - the registry cache refreshes in a background thread (``cache_mode: thread``), so no
@@ -21,9 +21,9 @@ from pathlib import Path
 import redis
 from feast import FeatureStore
 
-from feature_repo.settings import Settings
-from feature_repo.store import feature_store_config, get_feature_store
-from feature_repo.transforms import FEATURE_COLUMNS
+from core.schema import FEATURE_COLUMNS
+from core.settings import Settings
+from data.store import feature_store_config, get_feature_store
 
 log = logging.getLogger(__name__)
 FeatureRow = dict[str, object]

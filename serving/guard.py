@@ -17,7 +17,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
-from feature_repo.settings import get_settings
+from core.settings import get_settings
 from serving.errors import convert_error, error_payload, patch_openapi
 
 Scope = MutableMapping[str, Any]

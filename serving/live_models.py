@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from mlflow import MlflowClient
 
-from feature_repo.settings import Settings
+from core.settings import Settings
 from models.registry import CHALLENGER, CHAMPION, alias_version
 from models.tracking import configure_mlflow
 from serving.model import LoadedModel, ModelLoadError, load_version

@@ -27,11 +27,10 @@ from sklearn.model_selection import TunedThresholdClassifierCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from feature_repo.settings import Settings
-from feature_repo.transforms import FEATURE_COLUMNS
+from core.schema import FEATURE_COLUMNS, model_input
+from core.settings import Settings
 from models import registry
 from models.registry import CHAMPION, alias_version
-from models.training import model_input
 
 log = logging.getLogger(__name__)
 

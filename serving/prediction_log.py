@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from feature_repo.transforms import FEATURE_COLUMNS
+from core.schema import CATEGORICAL_FEATURES, FEATURE_COLUMNS
 
 _TABLE = f"""
 CREATE TABLE IF NOT EXISTS {{table}} (
@@ -34,14 +34,14 @@ CREATE TABLE IF NOT EXISTS {{table}} (
     customer_id INTEGER NOT NULL,
     model_version INTEGER NOT NULL,
     variant TEXT NOT NULL,
-    {", ".join(f"{c} {'TEXT' if c == 'customer_segment' else 'REAL'}" for c in FEATURE_COLUMNS)},
+    {", ".join(f"{c} {'TEXT' if c in CATEGORICAL_FEATURES else 'REAL'}" for c in FEATURE_COLUMNS)},
     probability REAL NOT NULL,
     prediction INTEGER NOT NULL
 )
 """
 PREDICTIONS = "predictions"
 SHADOW_PREDICTIONS = "shadow_predictions"
-_COLUMNS = (
+LOG_COLUMNS = (
     "logged_at",
     "customer_id",
     "model_version",
@@ -90,9 +90,9 @@ class PredictionLog:
             self._conn.execute("PRAGMA wal_autocheckpoint=0")
         for table in (PREDICTIONS, SHADOW_PREDICTIONS):
             self._conn.execute(_TABLE.format(table=table))
-        placeholders = ", ".join("?" for _ in _COLUMNS)
+        placeholders = ", ".join("?" for _ in LOG_COLUMNS)
         self._inserts = {
-            table: f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES ({placeholders})"
+            table: f"INSERT INTO {table} ({', '.join(LOG_COLUMNS)}) VALUES ({placeholders})"
             for table in (PREDICTIONS, SHADOW_PREDICTIONS)
         }
 
@@ -128,8 +128,8 @@ def read_prediction_log(
     if table not in (PREDICTIONS, SHADOW_PREDICTIONS):
         raise ValueError(f"unknown prediction table {table!r}")
     if not path.exists():
-        return pd.DataFrame(columns=list(_COLUMNS))
-    query = f"SELECT {', '.join(_COLUMNS)} FROM {table}"
+        return pd.DataFrame(columns=list(LOG_COLUMNS))
+    query = f"SELECT {', '.join(LOG_COLUMNS)} FROM {table}"
     params: tuple = ()
     if since is not None:
         query += " WHERE logged_at >= ?"
@@ -138,7 +138,7 @@ def read_prediction_log(
         if not conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)
         ).fetchone():
-            return pd.DataFrame(columns=list(_COLUMNS))
+            return pd.DataFrame(columns=list(LOG_COLUMNS))
         frame = pd.read_sql_query(query + " ORDER BY id", conn, params=params)
     frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True, format="ISO8601")
     return frame

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from feature_repo.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, Settings
 
 SERVICE = "serving.service:ChurnPredictor"
 
@@ -23,6 +23,18 @@ def serve_command(settings: Settings, port: int | None = None, target: str = SER
         bentoml, "serve", target,
         "--host", settings.serve_host, "--port", str(port or settings.serve_port),
     ]  # fmt: skip
+
+
+def server_env(settings: Settings, port: int | None = None) -> dict[str, str]:
+    """Environment of a server process: its own BentoML home under the state folder.
+
+    BentoML keeps its Prometheus multiprocess files in ``$BENTOML_HOME`` and a starting
+    server clears them; a home shared by every server on the machine (``~/bentoml``) lets
+    one server wipe another's metrics. One home per port keeps them apart.
+    """
+    port = port or settings.serve_port
+    home = os.environ.get("BENTOML_HOME") or str(settings.state_dir / "serving" / f"bentoml-{port}")
+    return {"CHURN_STATE_DIR": str(settings.state_dir), "BENTOML_HOME": home}
 
 
 class BentoServer:
@@ -49,7 +61,7 @@ class BentoServer:
 
     def __enter__(self) -> str:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "CHURN_STATE_DIR": str(self.settings.state_dir), **self.extra_env}
+        env = {**os.environ, **server_env(self.settings, self.port), **self.extra_env}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 serve_command(self.settings, self.port, self.target), cwd=PROJECT_ROOT, env=env,

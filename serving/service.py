@@ -22,10 +22,11 @@ from typing import Annotated, Literal, cast
 
 import bentoml
 import prometheus_client
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 from starlette.responses import Response
 
-from feature_repo.settings import get_settings
+from core.schema import CUSTOMER_FEATURES
+from core.settings import get_settings
 from models.registry import CHALLENGER, CHAMPION
 from serving.errors import error_payload
 from serving.features import FeatureRow, OnlineFeatures, OnlineStoreUnavailable
@@ -91,15 +92,13 @@ class BatchRequest(BaseModel):
     customer_ids: Annotated[list[CustomerId], Field(min_length=1, max_length=BATCH_LIMIT)]
 
 
-class CustomerFeatures(BaseModel):
-    """The features as served (null when the online store holds no value for one)."""
-
-    total_orders_30d: float | None
-    total_spend_30d: float | None
-    avg_order_value: float | None
-    days_since_last_order: float | None
-    customer_segment: str | None
-    lifetime_value: float | None
+# The features as served (null when the online store holds no value for one), one field
+# per feature of core/schema.py.
+CustomerFeatures = create_model(
+    "CustomerFeatures",
+    __doc__="The features as served (null when the online store holds no value for one).",
+    **{f.name: (f.served_type | None, Field(description=f.description)) for f in CUSTOMER_FEATURES},
+)
 
 
 class Prediction(BaseModel):

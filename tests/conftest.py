@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from feature_repo.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 
 # Airflow reads its configuration once per process, at first import: every test in this
 # process shares one throwaway Airflow home (and metadata database), whatever its state dir.
@@ -114,8 +114,8 @@ class World:
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """Simulated orders -> validated -> Delta -> features -> Feast -> trained champion v1."""
-    from feature_repo import pipeline
-    from feature_repo.simulate import SimulationConfig, land_simulated_days
+    from data import pipeline
+    from data.simulate import SimulationConfig, land_simulated_days
     from models import registry
 
     root = tmp_path_factory.mktemp("world")

@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.dummy import DummyClassifier
 
-from feature_repo.settings import get_settings
+from core.settings import get_settings
 from models.tracking import configure_mlflow
 
 pytestmark = pytest.mark.slow
@@ -57,8 +57,8 @@ def test_airflow_runs_a_dag_on_postgres(state, postgres_url, tmp_path):
     }
     # A separate process: Airflow binds to one metadata database per process.
     code = (
-        "from dags.airflow_runner import migrate_airflow_db, run_dag\n"
-        "from feature_repo.settings import get_settings\n"
+        "from cli.airflow_runner import migrate_airflow_db, run_dag\n"
+        "from core.settings import get_settings\n"
         "s = get_settings(); migrate_airflow_db(s)\n"
         "print('STATE', run_dag('monitoring', s).state)\n"
     )

@@ -4,8 +4,8 @@ import itertools
 
 import pytest
 
-from dags.airflow_runner import use_project_airflow
-from feature_repo.settings import get_settings
+from cli.airflow_runner import use_project_airflow
+from core.settings import get_settings
 
 EXPECTED = {
     "feature_pipeline": ["validate", "ingest", "build_features", "materialize"],

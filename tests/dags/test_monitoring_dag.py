@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dags.airflow_runner import migrate_airflow_db, queued_runs, run_dag
-from feature_repo.transforms import FEATURE_COLUMNS
+from cli.airflow_runner import migrate_airflow_db, queued_runs, run_dag
+from core.schema import FEATURE_COLUMNS
 from monitoring.check import load_reference
 from serving.prediction_log import PredictionLog, PredictionRecord
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dags.airflow_runner import migrate_airflow_db, run_dag
+from cli.airflow_runner import migrate_airflow_db, run_dag
 
 pytestmark = pytest.mark.slow
 

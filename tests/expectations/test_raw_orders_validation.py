@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.settings import Settings, get_settings
 from expectations import validation
 from expectations.validation import (
     RAW_ORDERS_SUITE,
@@ -24,7 +25,6 @@ from expectations.validation import (
     ValidationReport,
     validate_raw_orders,
 )
-from feature_repo.settings import Settings, get_settings
 
 SEGMENTS = ["budget", "regular", "premium"]
 YESTERDAY = (pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=1)).date()
@@ -304,3 +304,12 @@ def test_import_has_no_side_effects(tmp_path: Path) -> None:
     )
     assert out.stdout.strip() == "False"
     assert not (tmp_path / "state").exists()
+
+
+def test_any_frame_can_be_validated_against_a_named_suite(settings: Settings) -> None:
+    from expectations.validation import TRAINING_SET_SUITE, validate_frame
+
+    with pytest.raises(BatchRejected) as caught:
+        validate_frame(valid_batch(), settings, suite_name=TRAINING_SET_SUITE, batch_name="raw")
+    assert caught.value.report.suite == TRAINING_SET_SUITE
+    assert any(f.expectation == COLUMN_SET for f in caught.value.report.failures)

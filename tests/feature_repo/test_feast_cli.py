@@ -14,10 +14,10 @@ import httpx
 import pandas as pd
 import pytest
 
-from dags.cli import main as churn
-from feature_repo import delta_tables
-from feature_repo.settings import FEATURE_REPO_DIR, PROJECT_ROOT, Settings
-from feature_repo.store import apply_feature_definitions, get_feature_store, materialize
+from cli.main import main as churn
+from core.settings import FEATURE_REPO_DIR, PROJECT_ROOT, Settings
+from data import delta_tables
+from data.store import apply_feature_definitions, get_feature_store, materialize
 
 FEAST = str(Path(sys.executable).with_name("feast"))
 

@@ -24,7 +24,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from feature_repo.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = ROOT / "helm" / "churn-platform"
@@ -529,7 +529,7 @@ def test_production_settings_reach_the_configmap(rendered: dict[str, list[dict]]
 def test_chart_env_builds_the_project_settings(
     rendered: dict[str, list[dict]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The pods' environment (ConfigMap + Secret) read by feature_repo.settings."""
+    """The pods' environment (ConfigMap + Secret) read by core.settings."""
     docs = rendered["default"]
     configmap = find(docs, "ConfigMap", FULLNAME)["data"]
     secret = find(docs, "Secret", FULLNAME)["stringData"]
@@ -844,4 +844,4 @@ def test_dockerfile_builds_the_project_image() -> None:
     )
     # The console script the image's CMD runs is declared by the project.
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert re.search(r'^churn = "dags\.cli:main"$', pyproject, re.MULTILINE)
+    assert re.search(r'^churn = "cli\.main:main"$', pyproject, re.MULTILINE)

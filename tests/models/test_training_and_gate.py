@@ -8,15 +8,9 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 from mlflow.tracking import MlflowClient
 
+from core.schema import FEATURE_COLUMNS, model_input
 from models import registry
-from models.training import (
-    FEATURE_COLUMNS,
-    LABEL,
-    SKOPS_TRUSTED_TYPES,
-    build_training_set,
-    make_model,
-    model_input,
-)
+from models.training import LABEL, SKOPS_TRUSTED_TYPES, build_training_set, make_model
 
 
 def test_training_set_is_point_in_time_and_split_by_time(world):

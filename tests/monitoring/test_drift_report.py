@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feature_repo.settings import PROJECT_ROOT, get_settings
+from core.settings import PROJECT_ROOT, get_settings
 from monitoring import (
     FEATURE_COLUMNS,
     PREDICTION_COLUMNS,

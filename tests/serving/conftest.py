@@ -15,7 +15,7 @@ import httpx
 import pytest
 from serving_support import RedisServer, copy_world, settings_for
 
-from feature_repo import delta_tables
+from data import delta_tables
 from serving.server import BentoServer
 
 

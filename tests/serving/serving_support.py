@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from feature_repo.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 
 
 def free_tcp_port() -> int:

@@ -4,10 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feature_repo.store import get_feature_store, get_online_features
-from feature_repo.transforms import FEATURE_COLUMNS
+from core.schema import FEATURE_COLUMNS, model_input
+from data.store import get_feature_store, get_online_features
 from models import registry
-from models.training import model_input
 from serving.model import compile_fast_path, load_model, probe_rows
 
 

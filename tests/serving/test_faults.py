@@ -15,7 +15,7 @@ import psutil
 import pytest
 from serving_support import copy_world, free_tcp_port, settings_for, wait_until
 
-from feature_repo.store import get_feature_store, materialize
+from data.store import get_feature_store, materialize
 from models.registry import CHAMPION
 from models.tracking import configure_mlflow
 from serving.prediction_log import read_prediction_log

@@ -9,7 +9,7 @@ import mlflow
 import pytest
 from serving_support import SteadyLoad, free_tcp_port, wait_until
 
-from dags.cli import main as churn
+from cli.main import main as churn
 from models.registry import CHAMPION, PREVIOUS_CHAMPION, alias_version
 from models.tracking import configure_mlflow
 from serving.server import BentoServer

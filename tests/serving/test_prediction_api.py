@@ -6,11 +6,11 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from feature_repo import delta_tables
-from feature_repo.store import get_feature_store, get_training_frame
-from feature_repo.transforms import FEATURE_COLUMNS, snapshot_timestamp
+from core.schema import FEATURE_COLUMNS, model_input
+from data import delta_tables
+from data.store import get_feature_store, get_training_frame
+from data.transforms import snapshot_timestamp
 from models import registry
-from models.training import model_input
 from serving.errors import ErrorBody
 from serving.prediction_log import read_prediction_log
 

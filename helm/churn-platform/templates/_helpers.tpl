@@ -109,7 +109,7 @@ Addresses
 {{/*
 A database URL on the PostgreSQL server of postgresql.url: the path replaced by the
 database name and, for postgres* schemes, the scheme by the driver; mirrors
-Settings.postgres_database_url in feature_repo/settings.py.
+Settings.postgres_database_url in core/settings.py.
 Call: include "churn.postgresDatabaseUrl" (list $ "churn_mlflow" "postgresql")
 */}}
 {{- define "churn.postgresDatabaseUrl" -}}

@@ -7,9 +7,9 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from dags.cli import main
-from feature_repo import delta_tables, landing
-from feature_repo.simulate import SimulationConfig, simulate_days
+from cli.main import main
+from data import delta_tables, landing
+from data.simulate import SimulationConfig, simulate_days
 from models.registry import CHAMPION, alias_version
 
 CONFIG = SimulationConfig(customers=300, start_date=date(2026, 3, 1), days=75, seed=11)

@@ -4,11 +4,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from feature_repo import delta_tables
-from feature_repo.freshness import fold_order, push_order
-from feature_repo.parity import check_parity
-from feature_repo.store import get_feature_store, get_online_features
-from feature_repo.transforms import FEATURE_COLUMNS
+from core.schema import FEATURE_COLUMNS
+from data import delta_tables
+from data.freshness import fold_order, push_order
+from data.parity import check_parity
+from data.store import get_feature_store, get_online_features
 
 
 def test_parity_holds_on_the_pipeline_data(world):

@@ -14,15 +14,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from feature_repo import delta_tables
-from feature_repo.settings import Settings
-from feature_repo.store import (
+from core.schema import FEATURE_COLUMNS
+from core.settings import Settings
+from data import delta_tables
+from data.store import (
     get_feature_store,
     get_online_features,
     get_training_frame,
     unknown_customers,
 )
-from feature_repo.transforms import FEATURE_COLUMNS, snapshot_timestamp
+from data.transforms import snapshot_timestamp
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from feature_repo.simulate import (
+from data.simulate import (
     RAW_ORDER_COLUMNS,
     Drift,
     SimulationConfig,

@@ -13,14 +13,14 @@ import warnings
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from feature_repo.settings import get_settings
+from core.settings import get_settings
 
 
 def _demo(args: argparse.Namespace) -> None:
     # The libraries' deprecation chatter would bury the demo's own report.
     warnings.simplefilter("ignore")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from dags.demo import run_demo
+    from cli.demo import run_demo
 
     run_demo(
         get_settings(),
@@ -34,8 +34,8 @@ def _demo(args: argparse.Namespace) -> None:
 def _feast_config(_: argparse.Namespace) -> None:
     import shlex
 
-    from feature_repo.settings import FEATURE_REPO_DIR
-    from feature_repo.store import ensure_duckdb_delta_extension, write_feature_store_yaml
+    from core.settings import FEATURE_REPO_DIR
+    from data.store import ensure_duckdb_delta_extension, write_feature_store_yaml
 
     path = write_feature_store_yaml(get_settings())
     ensure_duckdb_delta_extension()
@@ -49,7 +49,7 @@ def _feast_config(_: argparse.Namespace) -> None:
 
 
 def _airflow(args: argparse.Namespace) -> None:
-    from dags import airflow_runner
+    from cli import airflow_runner
 
     settings = get_settings()
     if args.action == "stop":
@@ -63,11 +63,11 @@ def _airflow(args: argparse.Namespace) -> None:
 
 
 def _serve(_: argparse.Namespace) -> None:
-    from serving.server import serve_command
+    from serving.server import serve_command, server_env
 
     settings = get_settings()
     command = serve_command(settings)
-    os.execv(command[0], command)
+    os.execve(command[0], command, {**os.environ, **server_env(settings)})
 
 
 def _mlflow_ui(_: argparse.Namespace) -> None:
@@ -85,7 +85,7 @@ def _mlflow_ui(_: argparse.Namespace) -> None:
 
 
 def _parity(args: argparse.Namespace) -> None:
-    from feature_repo.parity import check_parity
+    from data.parity import check_parity
 
     report = check_parity(get_settings(), sample=args.sample)
     print(report.summary())
@@ -94,7 +94,7 @@ def _parity(args: argparse.Namespace) -> None:
 
 
 def _land(args: argparse.Namespace) -> None:
-    from feature_repo.landing import BadBatchName, land_file
+    from data.landing import BadBatchName, land_file
 
     try:
         path = land_file(args.file, get_settings(), day=args.day)
@@ -104,23 +104,25 @@ def _land(args: argparse.Namespace) -> None:
 
 
 def _features(_: argparse.Namespace) -> None:
-    from feature_repo.pipeline import BatchesRefused, run_feature_pipeline
+    from data.pipeline import BatchesRefused, run_feature_pipeline
 
     try:
         result = run_feature_pipeline(get_settings())
     except BatchesRefused as refused:
         sys.exit(str(refused))
-    if not result["days"]:
+    ingested, built = result.ingested, result.built
+    if not ingested.days:
         print("no batch in the landing area: nothing ingested, features unchanged")
         return
-    days = result["days"]
-    print(f"ingested {result['rows']:,} orders for {len(days)} day(s), {days[0]} .. {days[-1]}")
+    days = ingested.days
+    print(f"ingested {ingested.rows:,} orders for {len(days)} day(s), {days[0]} .. {days[-1]}")
     print(
-        f"Delta versions: raw_orders v{result['raw_orders_version']}, "
-        f"customer_features v{result['features_version']} ({result['snapshot_rows']:,} "
-        f"snapshots), churn_labels v{result['labels_version']}"
+        f"Delta versions: raw_orders v{ingested.raw_orders_version}, "
+        f"customer_features v{built.features_version} ({built.snapshot_rows:,} "
+        f"snapshots), churn_labels v{built.labels_version}"
     )
-    print(f"materialized to the online store up to {result['window_end']}")
+    if built.window is not None:
+        print(f"materialized to the online store up to {built.window.end.isoformat()}")
 
 
 def _train(args: argparse.Namespace) -> None:

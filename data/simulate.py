@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from feature_repo.settings import Settings
+from core.settings import Settings
 
 SEGMENTS: dict[str, dict[str, float]] = {
     # share of customers, mean orders per 30 days, mean basket (currency units)
@@ -141,7 +141,7 @@ def land_simulated_days(
     config: SimulationConfig, settings: Settings, days: list[date] | None = None
 ) -> int:
     """Simulate ``days`` (default: all) and land each as a batch; return the order count."""
-    from feature_repo.landing import land_batch
+    from data.landing import land_batch
 
     rows = 0
     for day, batch in simulate_days(config, days):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from feature_repo.settings import Settings
+from core.settings import Settings
 
 
 def ensure_postgres_database(settings: Settings, database: str) -> None:

@@ -14,16 +14,17 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-FEATURE_COLUMNS = (
-    "total_orders_30d",
-    "total_spend_30d",
-    "avg_order_value",
-    "days_since_last_order",
-    "customer_segment",
-    "lifetime_value",
+from core.schema import (
+    AVG_ORDER_VALUE,
+    CUSTOMER_SEGMENT,
+    DAYS_SINCE_LAST_ORDER,
+    FEATURE_COLUMNS,
+    LIFETIME_VALUE,
+    TOTAL_ORDERS_30D,
+    TOTAL_SPEND_30D,
+    empty_feature_columns,
 )
-NUMERIC_FEATURES = tuple(c for c in FEATURE_COLUMNS if c != "customer_segment")
-CATEGORICAL_FEATURES = ("customer_segment",)
+
 WINDOW_DAYS = 30
 
 
@@ -66,8 +67,8 @@ def compute_customer_snapshots(
 ) -> pd.DataFrame:
     """Feature snapshots of every customer seen by each day in ``snapshot_days``.
 
-    Windows are ``(d - 30 days, d]``; ``avg_order_value`` and ``lifetime_value`` cover the
-    customer's whole history up to ``d``. Customers with no order yet have no row.
+    Windows are ``(d - 30 days, d]``; the average order value and the lifetime value cover
+    the customer's whole history up to ``d``. Customers with no order yet have no row.
     """
     if orders.empty or not snapshot_days:
         return _empty_snapshots()
@@ -101,12 +102,12 @@ def compute_customer_snapshots(
                     "customer_id": customers[seen],
                     "event_timestamp": snapshot_timestamp(day, created_at),
                     "snapshot_date": day.isoformat(),
-                    "total_orders_30d": orders_30d[seen].astype("int64"),
-                    "total_spend_30d": np.round(spend_30d[seen], 2),
-                    "avg_order_value": np.round(avg_value[seen], 2),
-                    "days_since_last_order": (d - last_order[seen, d]).astype("int64"),
-                    "customer_segment": segments[seen],
-                    "lifetime_value": np.round(lifetime_value[seen], 2),
+                    TOTAL_ORDERS_30D.name: orders_30d[seen].astype("int64"),
+                    TOTAL_SPEND_30D.name: np.round(spend_30d[seen], 2),
+                    AVG_ORDER_VALUE.name: np.round(avg_value[seen], 2),
+                    DAYS_SINCE_LAST_ORDER.name: (d - last_order[seen, d]).astype("int64"),
+                    CUSTOMER_SEGMENT.name: segments[seen],
+                    LIFETIME_VALUE.name: np.round(lifetime_value[seen], 2),
                 }
             )
         )
@@ -133,12 +134,7 @@ def _empty_snapshots() -> pd.DataFrame:
             "event_timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
             "created_timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
             "snapshot_date": pd.Series(dtype="object"),
-            "total_orders_30d": pd.Series(dtype="int64"),
-            "total_spend_30d": pd.Series(dtype="float64"),
-            "avg_order_value": pd.Series(dtype="float64"),
-            "days_since_last_order": pd.Series(dtype="int64"),
-            "customer_segment": pd.Series(dtype="object"),
-            "lifetime_value": pd.Series(dtype="float64"),
+            **empty_feature_columns(),
         }
     )
 

@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import numpy as np
 
-from dags import airflow_runner
-from feature_repo import delta_tables
-from feature_repo.settings import Settings
-from feature_repo.simulate import Drift, SimulationConfig, land_simulated_days
+from cli import airflow_runner
+from core.settings import Settings
+from data import delta_tables
+from data.simulate import Drift, SimulationConfig, land_simulated_days
 
 STATE_PARTS = (
     "delta", "feast", "mlflow", "serving", "landing", "quarantine", "reports", "gx",

@@ -24,10 +24,10 @@ from feast import FeatureStore, RepoConfig
 from feast.repo_contents import RepoContents
 from feast.repo_operations import parse_repo
 
-from feature_repo.settings import FEATURE_REPO_DIR, Settings
+from core.settings import FEATURE_REPO_DIR, Settings
 
 YAML_HEADER = (
-    "# Rendered from the CHURN_* settings by feature_repo.store.write_feature_store_yaml\n"
+    "# Rendered from the CHURN_* settings by data.store.write_feature_store_yaml\n"
     "# (`make feast-config`). Change the environment, not this file.\n"
 )
 
@@ -213,10 +213,23 @@ def heap_frozen_for_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
-    """Load the latest feature row per customer within ``[start, end]`` into the online store."""
+def materialize(
+    store: FeatureStore, start: datetime, end: datetime, feature_service: str | None = None
+) -> None:
+    """Load the latest feature row per entity within ``[start, end]`` into the online store.
+
+    With ``feature_service``, only the feature views it serves are materialized, so one
+    model's views (or a view whose table is not written yet) never hold up another's.
+    """
+    views = feature_views_of(store, feature_service) if feature_service else None
     with heap_frozen_for_gc():
-        store.materialize(start_date=start, end_date=end)
+        store.materialize(start_date=start, end_date=end, feature_views=views)
+
+
+def feature_views_of(store: FeatureStore, feature_service: str) -> list[str]:
+    """The names of the feature views a feature service reads."""
+    service = store.get_feature_service(feature_service)
+    return sorted({projection.name for projection in service.feature_view_projections})
 
 
 def get_training_frame(

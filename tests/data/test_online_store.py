@@ -10,11 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from feature_repo import delta_tables
-from feature_repo.settings import FEATURE_REPO_DIR, get_settings
-from feature_repo.store import (
+from core.settings import FEATURE_REPO_DIR, get_settings
+from data import delta_tables
+from data.store import (
     apply_feature_definitions,
     feast_redis_connection_string,
+    feature_views_of,
     get_feature_store,
     get_online_features,
     heap_frozen_for_gc,
@@ -135,4 +136,25 @@ def test_sqlite_online_store_keeps_newer_values_against_an_older_window(state):
     materialize(store, datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
     assert get_online_features(store, [1], state.feature_service)["total_spend_30d"].tolist() == [
         15.0
+    ]
+
+
+def test_materializing_a_feature_service_touches_only_its_views(state):
+    delta_tables.replace_from(
+        state.customer_features_path,
+        snapshots({1: 10.0}, "2026-01-01 23:59:59"),
+        "snapshot_date",
+        "2026-01-01",
+    )
+    store = get_feature_store(state)
+    apply_feature_definitions(store)
+    assert feature_views_of(store, state.feature_service) == ["customer_features"]
+    materialize(
+        store,
+        datetime(2025, 12, 1, tzinfo=UTC),
+        datetime(2026, 1, 2, tzinfo=UTC),
+        state.feature_service,
+    )
+    assert get_online_features(store, [1], state.feature_service)["total_spend_30d"].tolist() == [
+        10.0
     ]

@@ -1,6 +1,6 @@
 """The configuration reference names every setting."""
 
-from feature_repo.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, Settings
 
 
 def test_every_setting_is_documented():

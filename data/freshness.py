@@ -14,8 +14,16 @@ import pandas as pd
 from feast import FeatureStore
 from feast.data_source import PushMode
 
-from feature_repo.store import get_online_features, unknown_customers
-from feature_repo.transforms import FEATURE_COLUMNS
+from core.schema import (
+    AVG_ORDER_VALUE,
+    CUSTOMER_SEGMENT,
+    DAYS_SINCE_LAST_ORDER,
+    FEATURE_COLUMNS,
+    LIFETIME_VALUE,
+    TOTAL_ORDERS_30D,
+    TOTAL_SPEND_30D,
+)
+from data.store import get_online_features, unknown_customers
 
 PUSH_SOURCE = "customer_snapshots_push"
 
@@ -30,20 +38,20 @@ def fold_order(current: Mapping[str, object] | None, order: Mapping[str, object]
     if current is None:
         orders_30d, spend_30d, lifetime_value, lifetime_orders = 0, 0.0, 0.0, 0
     else:
-        orders_30d = int(current["total_orders_30d"])
-        spend_30d = float(current["total_spend_30d"])
-        lifetime_value = float(current["lifetime_value"])
-        average = float(current["avg_order_value"])
+        orders_30d = int(current[TOTAL_ORDERS_30D.name])
+        spend_30d = float(current[TOTAL_SPEND_30D.name])
+        lifetime_value = float(current[LIFETIME_VALUE.name])
+        average = float(current[AVG_ORDER_VALUE.name])
         lifetime_orders = round(lifetime_value / average) if average > 0 else 0
     lifetime_value += amount
     lifetime_orders += 1
     return {
-        "total_orders_30d": orders_30d + 1,
-        "total_spend_30d": round(spend_30d + amount, 2),
-        "avg_order_value": round(lifetime_value / lifetime_orders, 2),
-        "days_since_last_order": 0,
-        "customer_segment": str(order["customer_segment"]),
-        "lifetime_value": round(lifetime_value, 2),
+        TOTAL_ORDERS_30D.name: orders_30d + 1,
+        TOTAL_SPEND_30D.name: round(spend_30d + amount, 2),
+        AVG_ORDER_VALUE.name: round(lifetime_value / lifetime_orders, 2),
+        DAYS_SINCE_LAST_ORDER.name: 0,
+        CUSTOMER_SEGMENT.name: str(order["customer_segment"]),
+        LIFETIME_VALUE.name: round(lifetime_value, 2),
     }
 
 

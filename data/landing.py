@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from feature_repo.settings import Settings
+from core.settings import Settings
 
 PREFIX = "orders_"
 FORMATS = (".parquet", ".csv")

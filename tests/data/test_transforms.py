@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime
 import pandas as pd
 import pytest
 
-from feature_repo.transforms import compute_churn_labels, compute_customer_snapshots
+from data.transforms import compute_churn_labels, compute_customer_snapshots
 
 
 def orders(*rows: tuple[int, str, float, str]) -> pd.DataFrame:

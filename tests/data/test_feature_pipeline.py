@@ -5,9 +5,9 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from feature_repo import delta_tables, landing, pipeline
-from feature_repo.simulate import SimulationConfig, land_simulated_days, simulate_days
-from feature_repo.store import get_feature_store, get_online_features
+from data import delta_tables, landing, pipeline
+from data.simulate import SimulationConfig, land_simulated_days, simulate_days
+from data.store import get_feature_store, get_online_features
 
 CONFIG = SimulationConfig(customers=300, start_date=date(2026, 3, 1), days=45, seed=5)
 
@@ -57,7 +57,7 @@ def test_rerunning_days_gives_the_same_tables(state):
     features = delta_tables.read_table(state.customer_features_path)
     land(state, all_days(5, offset=35))  # the same days arrive again
     result = pipeline.run_feature_pipeline(state)
-    assert result["days"] == [d.isoformat() for d in all_days(5, offset=35)]
+    assert result.ingested.days == [d.isoformat() for d in all_days(5, offset=35)]
     raw_again = delta_tables.read_table(state.raw_orders_path).sort_values("order_id")
     assert raw_again["order_id"].is_unique
     pd.testing.assert_frame_equal(raw.reset_index(drop=True), raw_again.reset_index(drop=True))
@@ -102,7 +102,7 @@ def test_todays_snapshot_is_not_in_the_future_and_incremental_materialization_re
     time.sleep(2)
     landing.land_batch(_today_so_far(today_batch, pd.Timestamp.now(tz="UTC")), today, state)
     ingested = pipeline.ingest_batches(pipeline.validate_landed_batches(state), state)
-    pipeline.build_features(ingested["days"], state)
+    pipeline.build_features(ingested.days, state)
     store = get_feature_store(state)
     store.materialize_incremental(end_date=datetime.now(UTC))
 

@@ -3,8 +3,8 @@
 import pytest
 from pydantic import ValidationError
 
-from feature_repo.settings import PROJECT_ROOT, get_settings
-from feature_repo.store import feature_store_config
+from core.settings import PROJECT_ROOT, get_settings
+from data.store import feature_store_config
 
 
 def test_defaults_keep_all_state_in_one_folder_with_embedded_back_ends(monkeypatch):

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from feature_repo import delta_tables
+from data import delta_tables
 
 
 def frame(day: str, n: int, value: float) -> pd.DataFrame:
@@ -65,7 +65,7 @@ def test_a_write_killed_midway_leaves_the_previous_version_and_reruns(tmp_path):
     code = (
         "import sys, pandas as pd\n"
         "from pathlib import Path\n"
-        "from feature_repo import delta_tables\n"
+        "from data import delta_tables\n"
         # Many partitions: many files, so there is time between the first file and the commit.
         "days = pd.date_range('2026-01-01', periods=300).strftime('%Y-%m-%d')\n"
         "big = pd.DataFrame({'event_date': days.repeat(10_000), 'id': range(3_000_000)})\n"

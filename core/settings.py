@@ -18,7 +18,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-FEATURE_REPO_DIR = Path(__file__).resolve().parent
+FEATURE_REPO_DIR = PROJECT_ROOT / "feature_repo"
 DAGS_DIR = PROJECT_ROOT / "dags"
 
 

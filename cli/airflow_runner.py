@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from feature_repo.settings import Settings
+from core.settings import Settings
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
@@ -28,7 +28,7 @@ def use_project_airflow(settings: Settings) -> dict[str, str]:
         raise RuntimeError("airflow was imported before use_project_airflow() configured it")
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
     if settings.postgres_url:
-        from feature_repo.backends import ensure_postgres_database
+        from core.backends import ensure_postgres_database
 
         ensure_postgres_database(settings, settings.airflow_database)
     os.environ.update(env)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from feature_repo import delta_tables
-from feature_repo.store import (
+from data import delta_tables
+from data.store import (
     apply_feature_definitions,
     get_feature_store,
     get_online_features,

@@ -7,22 +7,28 @@ and the tests. They pass plain values (paths, dates, versions), never DataFrames
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
 
+from core.settings import Settings
+from core.steps import (
+    BuiltFeatures,
+    FeaturePipelineRun,
+    IngestedBatches,
+    Materialized,
+    TimeWindow,
+)
+from data import delta_tables, landing
+from data.store import apply_feature_definitions, get_feature_store, materialize
+from data.transforms import compute_churn_labels, compute_customer_snapshots
 from expectations.validation import (
     BatchRejected,
     reject_file,
     reject_unreadable,
     validate_raw_orders,
 )
-from feature_repo import delta_tables, landing
-from feature_repo.settings import Settings
-from feature_repo.store import apply_feature_definitions, get_feature_store, materialize
-from feature_repo.transforms import compute_churn_labels, compute_customer_snapshots
 
 log = logging.getLogger(__name__)
 LABEL_EVERY_DAYS = 7
@@ -103,14 +109,7 @@ def validate_landed_batches(settings: Settings) -> list[str]:
     return accepted
 
 
-@dataclass(frozen=True)
-class IngestResult:
-    days: list[str]
-    rows: int
-    raw_orders_version: int | None
-
-
-def ingest_batches(paths: list[str], settings: Settings) -> dict:
+def ingest_batches(paths: list[str], settings: Settings) -> IngestedBatches:
     """Write validated batches into the raw_orders Delta table, one transaction for all.
 
     Each day replaces its own ``event_date`` partition, so re-running a day never
@@ -119,7 +118,7 @@ def ingest_batches(paths: list[str], settings: Settings) -> dict:
     files = [Path(p) for p in paths]
     if not files:
         version = delta_tables.table_version(settings.raw_orders_path)
-        return asdict(IngestResult([], 0, version))
+        return IngestedBatches([], 0, version)
     frames = []
     for file in files:
         batch = landing.read_batch(file)
@@ -134,7 +133,7 @@ def ingest_batches(paths: list[str], settings: Settings) -> dict:
     for file in files:
         landing.archive_batch(file, settings)
     days = sorted({landing.batch_day(f).isoformat() for f in files})
-    return asdict(IngestResult(days, len(raw), version))
+    return IngestedBatches(days, len(raw), version)
 
 
 def label_days(first: date, last: date) -> list[date]:
@@ -146,14 +145,20 @@ def label_days(first: date, last: date) -> list[date]:
     ]
 
 
-def build_features(changed_days: list[str], settings: Settings) -> dict:
+def build_features(changed_days: list[str], settings: Settings) -> BuiltFeatures:
     """Recompute the snapshots and labels that the changed raw days affect.
 
     Snapshots from the first changed day on change (windows and lifetime sums include
     it); labels from ``horizon`` days earlier on change (their future includes it).
     """
     if not changed_days:
-        return {"features_version": delta_tables.table_version(settings.customer_features_path)}
+        return BuiltFeatures(
+            features_version=delta_tables.table_version(settings.customer_features_path),
+            labels_version=delta_tables.table_version(settings.churn_labels_path),
+            snapshot_rows=0,
+            label_rows=0,
+            window=None,
+        )
     orders = delta_tables.read_table(settings.raw_orders_path)
     raw_days = delta_tables.partition_dates(settings.raw_orders_path, "event_date")
     first = min(date.fromisoformat(d) for d in changed_days)
@@ -171,36 +176,38 @@ def build_features(changed_days: list[str], settings: Settings) -> dict:
         labels_version = delta_tables.replace_from(
             settings.churn_labels_path, labels, "label_date", label_start.isoformat()
         )
-    return {
-        "features_version": features_version,
-        "labels_version": labels_version,
-        "snapshot_rows": len(snapshots),
-        "label_rows": len(labels),
+    return BuiltFeatures(
+        features_version=features_version,
+        labels_version=labels_version,
+        snapshot_rows=len(snapshots),
+        label_rows=len(labels),
         # The event times the new snapshots carry (none in the future, see snapshot_timestamp).
-        "window_start": snapshots["event_timestamp"].min().isoformat(),
-        "window_end": snapshots["event_timestamp"].max().isoformat(),
-    }
+        window=TimeWindow(
+            snapshots["event_timestamp"].min().to_pydatetime(),
+            snapshots["event_timestamp"].max().to_pydatetime(),
+        ),
+    )
 
 
-def run_feature_pipeline(settings: Settings) -> dict:
+def run_feature_pipeline(settings: Settings) -> FeaturePipelineRun:
     """The four steps of ``feature_pipeline`` in this process, without Airflow.
 
-    For tests and benchmarks that need a built state; the DAG runs the same functions as
-    separate tasks.
+    For the CLI, tests and benchmarks; the DAG runs the same functions as separate tasks.
     """
     ingested = ingest_batches(validate_landed_batches(settings), settings)
-    built = build_features(ingested["days"], settings)
-    materialize_features(built, settings)
-    return {**ingested, **built}
+    built = build_features(ingested.days, settings)
+    return FeaturePipelineRun(ingested, built, materialize_features(built, settings))
 
 
-def materialize_features(built: dict, settings: Settings) -> dict:
+def materialize_features(built: BuiltFeatures, settings: Settings) -> Materialized:
     """Apply the feature definitions, then materialize the window ``build_features`` wrote."""
-    if "window_start" not in built:
-        return {"skipped": "no new days"}
-    start = datetime.fromisoformat(built["window_start"]) - timedelta(seconds=1)
-    end = datetime.fromisoformat(built["window_end"]) + timedelta(seconds=1)
+    if built.window is None:
+        return Materialized(applied=[], window=None)
+    # A second either side, so rows stamped exactly at the bounds are surely included.
+    window = TimeWindow(
+        built.window.start - timedelta(seconds=1), built.window.end + timedelta(seconds=1)
+    )
     store = get_feature_store(settings)
     applied = apply_feature_definitions(store)
-    materialize(store, start, end)
-    return {"applied": applied, "start": start.isoformat(), "end": end.isoformat()}
+    materialize(store, window.start, window.end, settings.feature_service)
+    return Materialized(applied=applied, window=window)

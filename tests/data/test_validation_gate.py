@@ -7,10 +7,10 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from feature_repo import delta_tables, landing, pipeline
-from feature_repo.settings import get_settings
-from feature_repo.simulate import SimulationConfig, land_simulated_days, simulate_days
-from feature_repo.store import get_feature_store, get_online_features
+from core.settings import get_settings
+from data import delta_tables, landing, pipeline
+from data.simulate import SimulationConfig, land_simulated_days, simulate_days
+from data.store import get_feature_store, get_online_features
 
 CONFIG = SimulationConfig(customers=300, start_date=date(2026, 3, 1), days=40, seed=5)
 NEXT_DAY = CONFIG.start_date + timedelta(days=CONFIG.days)

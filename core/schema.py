@@ -1,0 +1,118 @@
+"""The feature schema: each feature is declared here once, and only here.
+
+Every other view of a feature is derived from :data:`CUSTOMER_FEATURES`: the Feast
+``Field``s (``feature_repo/feature_views.py``), the columns the transforms write
+(``data/transforms.py``, ``data/freshness.py``), the served pydantic models
+(``serving/service.py``), the prediction-log columns (``serving/prediction_log.py``), the
+model-input casts (:func:`model_input`), the training-set suite's column expectations
+(``expectations/validation.py``), the drift report's column roles and the bench's synthetic
+frames. Renaming a feature is one edit of its ``name`` below
+(``tests/core/test_schema.py`` proves it on a copy of the tree).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+
+OWNER = "ml-platform"
+ENTITY_KEY = "customer_id"
+EVENT_TIMESTAMP = "event_timestamp"
+CREATED_TIMESTAMP = "created_timestamp"
+CUSTOMER_SEGMENTS = ("budget", "regular", "premium")
+
+Dtype = Literal["int64", "float64", "string"]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature: its name, type, meaning, owner and the values it may take."""
+
+    name: str
+    dtype: Dtype
+    description: str
+    owner: str = OWNER
+    min_value: float | None = None  # inclusive lower bound (numeric features)
+    values: tuple[str, ...] | None = None  # the allowed values (categorical features)
+
+    @property
+    def kind(self) -> Literal["numeric", "categorical"]:
+        """How a model and a drift report treat it."""
+        return "categorical" if self.dtype == "string" else "numeric"
+
+    @property
+    def served_type(self) -> type:
+        """The Python type the API serves it as (numbers as float, as the model sees them)."""
+        return str if self.kind == "categorical" else float
+
+
+TOTAL_ORDERS_30D = Feature("total_orders_30d", "int64", "Orders in the last 30 days.", min_value=0)
+TOTAL_SPEND_30D = Feature("total_spend_30d", "float64", "Spend in the last 30 days.", min_value=0)
+AVG_ORDER_VALUE = Feature("avg_order_value", "float64", "Lifetime spend per order.", min_value=0)
+DAYS_SINCE_LAST_ORDER = Feature(
+    "days_since_last_order", "int64", "Days since the last order.", min_value=0
+)
+CUSTOMER_SEGMENT = Feature(
+    "customer_segment", "string", "Latest segment: budget/regular/premium.",
+    values=CUSTOMER_SEGMENTS,
+)  # fmt: skip
+LIFETIME_VALUE = Feature("lifetime_value", "float64", "Lifetime spend.", min_value=0)
+
+CUSTOMER_FEATURES: tuple[Feature, ...] = (
+    TOTAL_ORDERS_30D,
+    TOTAL_SPEND_30D,
+    AVG_ORDER_VALUE,
+    DAYS_SINCE_LAST_ORDER,
+    CUSTOMER_SEGMENT,
+    LIFETIME_VALUE,
+)
+
+FEATURE_COLUMNS = tuple(f.name for f in CUSTOMER_FEATURES)
+NUMERIC_FEATURES = tuple(f.name for f in CUSTOMER_FEATURES if f.kind == "numeric")
+CATEGORICAL_FEATURES = tuple(f.name for f in CUSTOMER_FEATURES if f.kind == "categorical")
+
+_PANDAS_DTYPES = {"int64": "int64", "float64": "float64", "string": "object"}
+
+
+def pandas_dtype(feature: Feature) -> str:
+    """The dtype a feature column has in the Delta tables and frames."""
+    return _PANDAS_DTYPES[feature.dtype]
+
+
+def empty_feature_columns() -> dict[str, pd.Series]:
+    """Empty, typed columns of every feature (for frames that have no rows)."""
+    return {f.name: pd.Series(dtype=pandas_dtype(f)) for f in CUSTOMER_FEATURES}
+
+
+def model_input(frame: pd.DataFrame) -> pd.DataFrame:
+    """The model's input columns with the types its signature declares (numbers as float)."""
+    features = frame[list(FEATURE_COLUMNS)].copy()
+    features[list(NUMERIC_FEATURES)] = features[list(NUMERIC_FEATURES)].astype("float64")
+    for name in CATEGORICAL_FEATURES:
+        features[name] = features[name].astype("object")
+    return features
+
+
+def feature_expectations() -> list[dict[str, Any]]:
+    """Great Expectations column expectations every feature column of a frame must meet."""
+    expectations: list[dict[str, Any]] = []
+    for feature in CUSTOMER_FEATURES:
+        column = {"column": feature.name}
+        expectations.append({"type": "expect_column_values_to_not_be_null", "kwargs": column})
+        if feature.values is not None:
+            expectations.append(
+                {
+                    "type": "expect_column_values_to_be_in_set",
+                    "kwargs": {**column, "value_set": list(feature.values)},
+                }
+            )
+        if feature.min_value is not None:
+            expectations.append(
+                {
+                    "type": "expect_column_values_to_be_between",
+                    "kwargs": {**column, "min_value": feature.min_value, "max_value": None},
+                }
+            )
+    return expectations

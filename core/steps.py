@@ -1,0 +1,72 @@
+"""Typed results that the pipeline steps hand each other.
+
+Every step function takes and returns these (one shape per result, whatever the branch);
+only the Airflow tasks convert them to and from XCom's JSON, with :func:`to_xcom` and
+:func:`from_xcom` (pydantic's ``TypeAdapter``, which knows dataclasses and datetimes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter
+
+T = TypeVar("T")
+
+
+def to_xcom(result: Any) -> dict[str, Any]:
+    """A step result as the JSON-able dict an Airflow task returns."""
+    return TypeAdapter(type(result)).dump_python(result, mode="json")
+
+
+def from_xcom(kind: type[T], data: dict[str, Any]) -> T:
+    """A step result back from the dict an upstream Airflow task returned."""
+    return TypeAdapter(kind).validate_python(data)
+
+
+# --- feature pipeline --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class IngestedBatches:
+    """What ``ingest`` wrote: the days (ISO dates), their rows, the raw table's version."""
+
+    days: list[str]
+    rows: int
+    raw_orders_version: int | None
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """A closed interval of event times."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class BuiltFeatures:
+    """What ``build_features`` wrote; ``window`` is None when no day changed."""
+
+    features_version: int | None
+    labels_version: int | None
+    snapshot_rows: int
+    label_rows: int
+    window: TimeWindow | None
+
+
+@dataclass(frozen=True)
+class Materialized:
+    """What ``materialize`` did: the objects applied and the window written online."""
+
+    applied: list[str]
+    window: TimeWindow | None  # None: nothing new, nothing materialized
+
+
+@dataclass(frozen=True)
+class FeaturePipelineRun:
+    """The whole feature pipeline run in one process (CLI, tests, benchmarks)."""
+
+    ingested: IngestedBatches
+    built: BuiltFeatures
+    materialized: Materialized

@@ -1,0 +1,72 @@
+"""The packages import one way: core <- feature_repo, expectations <- data <- models <-
+serving, monitoring <- dags, cli. Checked on the source (every import statement, also
+inside functions), so a lazy import cannot hide a wrong-way dependency."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = {"core", "feature_repo", "expectations", "data", "models", "serving", "monitoring"}
+PROJECT |= {"dags", "cli"}
+
+# package -> the project packages it may import (besides itself)
+ALLOWED = {
+    "core": set(),
+    "feature_repo": {"core"},  # Feast definitions: Feast and the core only
+    "expectations": {"core"},
+    "data": {"core", "expectations"},
+    "models": {"core", "data", "expectations"},
+    "serving": {"core", "data", "models"},
+    "monitoring": {"core", "data", "models", "serving"},
+    "dags": {"core", "data", "expectations", "models", "monitoring"},
+    "cli": {"core", "data", "expectations", "models", "monitoring", "serving"},
+}
+# module prefixes a package must never import, even where the package is allowed
+FORBIDDEN = {
+    "serving": ("models.training",),  # serving scores models; it never trains them
+    "monitoring": ("models.training",),
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def sources(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_package_imports_only_what_it_may(package: str) -> None:
+    wrong = []
+    for path in sources(package):
+        for name in imported_modules(path):
+            top = name.split(".")[0]
+            if top in PROJECT and top != package and top not in ALLOWED[package]:
+                wrong.append(f"{path.relative_to(ROOT)} imports {name}")
+            if name.startswith(FORBIDDEN.get(package, ())):
+                wrong.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert sorted(set(wrong)) == []
+
+
+def test_every_project_package_has_a_rule() -> None:
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    assert packages == set(ALLOWED)
+
+
+def test_the_rule_catches_a_wrong_way_import(tmp_path: Path) -> None:
+    module = tmp_path / "lazy.py"
+    module.write_text("def f():\n    from models.training import make_model\n")
+    assert "models.training" in imported_modules(module)
