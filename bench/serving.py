@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
         "duration_per_rate_s": args.duration,
         "customers": len(state.customers),
         "champion_version": state.champion_version,
+        "champion_runtime": "onnx" if state.champion_onnx else "sklearn",
         "runs": {name: [r.as_dict() for r in results] for name, results in runs.items()},
     }
     report["summary"] = {

@@ -8,6 +8,7 @@ the benchmark never touches the project's ``.state``.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -23,18 +24,26 @@ class BenchState:
 
     customers: list[int]
     champion_version: int
+    champion_onnx: bool = True  # served through its verified ONNX copy
 
 
 def prepare_state(settings: Settings, customers: int = 3000, days: int = 120) -> BenchState:
-    """Build the state once (reused when its stamp matches ``settings.redis_url``)."""
+    """Build the state once (reused when its stamp matches ``settings.redis_url``).
+
+    A state whose champion has no ONNX copy (built before registration made one) is built
+    again from scratch: the service would score it with the slower sklearn fallback.
+    """
     stamp = settings.state_dir / STAMP
     if stamp.exists():
         saved = json.loads(stamp.read_text())
         if saved.get("redis_url") == settings.redis_url and _online_rows(settings) > 0:
-            return BenchState(saved["customers"], saved["champion_version"])
+            if _has_onnx(settings, saved["champion_version"]):
+                return BenchState(saved["customers"], saved["champion_version"])
+            shutil.rmtree(settings.state_dir)  # the benchmark's own folder only
+            settings.state_dir.mkdir(parents=True)
     from data import delta_tables, pipeline
     from data.simulate import SimulationConfig, land_simulated_days
-    from models import registry
+    from models import promotion, registry
 
     if not settings.redis_url:
         raise ValueError("the serving benchmark needs CHURN_REDIS_URL (features in Redis)")
@@ -42,7 +51,7 @@ def prepare_state(settings: Settings, customers: int = 3000, days: int = 120) ->
     config = SimulationConfig(customers=customers, start_date=start, days=days, seed=11)
     land_simulated_days(config, settings)
     pipeline.run_feature_pipeline(settings)
-    registry.run_training_pipeline(settings, run_name="bench")
+    promotion.run_training_pipeline(settings, run_name="bench")
     snapshots = delta_tables.read_table(settings.customer_features_path, columns=["customer_id"])
     known = sorted(int(c) for c in snapshots["customer_id"].unique())
     champion = registry.alias_version(settings, registry.CHAMPION)
@@ -58,7 +67,16 @@ def prepare_state(settings: Settings, customers: int = 3000, days: int = 120) ->
             }
         )
     )
-    return BenchState(known, champion)
+    return BenchState(known, champion, _has_onnx(settings, champion))
+
+
+def _has_onnx(settings: Settings, version: int) -> bool:
+    """Whether the registered ``version`` carries a verified ONNX copy."""
+    from models.onnx_model import TAG_URI
+    from models.tracking import configure_mlflow
+
+    tags = configure_mlflow(settings).get_model_version(settings.model_name, str(version)).tags
+    return TAG_URI in tags
 
 
 def _online_rows(settings: Settings) -> int:

@@ -94,11 +94,11 @@ def _parity(args: argparse.Namespace) -> None:
 
 
 def _land(args: argparse.Namespace) -> None:
-    from data.landing import BadBatchName, land_file
+    from data.landing import BadBatchName, BatchAlreadyWaiting, land_file
 
     try:
         path = land_file(args.file, get_settings(), day=args.day)
-    except (BadBatchName, FileNotFoundError) as error:
+    except (BadBatchName, BatchAlreadyWaiting, FileNotFoundError) as error:
         sys.exit(f"not landed: {error}")
     print(f"landed {path}; validate and ingest it with `churn features` (or `make features`)")
 
@@ -126,19 +126,21 @@ def _features(_: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from models.registry import run_training_pipeline
+    from expectations.validation import BatchRejected
+    from models.onnx_model import OnnxVerificationError
+    from models.promotion import run_training_pipeline
     from models.training import TrainingDataNotReady
 
     run_name = args.run_name or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     try:
         done = run_training_pipeline(get_settings(), run_name=run_name)
-    except TrainingDataNotReady as error:
+    except (TrainingDataNotReady, BatchRejected) as error:
         sys.exit(f"not trained: {error}")
-    gate = done["gate"]
-    print(f"registered version {gate['version']} (run {done['trained']['run_id']})")
-    print(
-        f"gate: {'promoted to champion' if gate['promoted'] else 'not promoted'}: {gate['reason']}"
-    )
+    except OnnxVerificationError as error:
+        sys.exit(f"trained but not registered: {error}")
+    gate = done.gate
+    print(f"registered version {gate.version} (run {done.trained.run_id})")
+    print(f"gate: {'promoted to champion' if gate.promoted else 'not promoted'}: {gate.reason}")
 
 
 def _monitor(args: argparse.Namespace) -> None:

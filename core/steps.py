@@ -70,3 +70,57 @@ class FeaturePipelineRun:
     ingested: IngestedBatches
     built: BuiltFeatures
     materialized: Materialized
+
+
+# --- training pipeline -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainingSet:
+    """A point-in-time training set written as train/holdout Parquet, with its lineage."""
+
+    train_path: str
+    holdout_path: str
+    features_version: int
+    labels_version: int
+    train_rows: int
+    holdout_rows: int
+    positive_rate: float
+    holdout_start: str
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A fitted model logged to MLflow: its run, its model URI, its holdout metrics."""
+
+    run_id: str
+    model_uri: str
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """A registered model version (alias ``challenger``)."""
+
+    version: int
+    run_id: str
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The gate's verdict on a version, with the figures it compared."""
+
+    version: int
+    promoted: bool
+    reason: str
+    f1: float
+    champion_version: int | None
+    champion_f1: float | None
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """The whole training pipeline run in one process (CLI, tests, benchmarks)."""
+
+    training_set: TrainingSet
+    trained: TrainedModel
+    registered: RegisteredVersion
+    gate: GateDecision

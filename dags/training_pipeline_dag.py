@@ -34,11 +34,12 @@ def training_pipeline():
         from airflow.sdk.exceptions import AirflowFailException
 
         from core.settings import get_settings
+        from core.steps import to_xcom
         from expectations.validation import BatchRejected
         from models.training import TrainingDataNotReady, build_training_set
 
         try:
-            return build_training_set(get_settings(), run_name=_safe(run_id))
+            return to_xcom(build_training_set(get_settings(), run_name=_safe(run_id)))
         except (TrainingDataNotReady, BatchRejected) as error:
             # The same data would fail the same way: fail now instead of after a retry.
             raise AirflowFailException(str(error)) from error
@@ -46,23 +47,35 @@ def training_pipeline():
     @task
     def train(training_set: dict, run_id: str | None = None) -> dict:
         from core.settings import get_settings
+        from core.steps import TrainingSet, from_xcom, to_xcom
         from models.training import train_and_log
 
-        return train_and_log(training_set, get_settings(), dag_run_id=run_id or "manual")
+        built = from_xcom(TrainingSet, training_set)
+        return to_xcom(train_and_log(built, get_settings(), dag_run_id=run_id or "manual"))
 
     @task
     def register(trained: dict) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from core.settings import get_settings
+        from core.steps import TrainedModel, from_xcom, to_xcom
+        from models.onnx_model import OnnxVerificationError
         from models.registry import register_model
 
-        return register_model(trained, get_settings())
+        try:
+            return to_xcom(register_model(from_xcom(TrainedModel, trained), get_settings()))
+        except OnnxVerificationError as error:  # the same model fails the same way again
+            raise AirflowFailException(str(error)) from error
 
     @task
     def gate(registered: dict, training_set: dict) -> dict:
         from core.settings import get_settings
-        from models.registry import gate
+        from core.steps import RegisteredVersion, TrainingSet, from_xcom, to_xcom
+        from models.promotion import gate
 
-        return gate(registered["version"], training_set["holdout_path"], get_settings())
+        version = from_xcom(RegisteredVersion, registered).version
+        holdout = from_xcom(TrainingSet, training_set).holdout_path
+        return to_xcom(gate(version, holdout, get_settings()))
 
     training_set = build_training_set()
     gate(register(train(training_set)), training_set)

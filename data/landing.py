@@ -26,8 +26,13 @@ PREFIX = "orders_"
 FORMATS = (".parquet", ".csv")
 EXPECTED_NAME = "orders_YYYY-MM-DD.parquet or orders_YYYY-MM-DD.csv (one UTC day, zero-padded)"
 _NAME = re.compile(r"orders_(\d{4}-\d{2}-\d{2})\.(parquet|csv)")
-_ZONE = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$")
+# A time, then its UTC offset: "2026-12-02" alone ends in "-02", which is no offset.
+_ZONE = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$")
 ARCHIVE = "archive"
+
+
+class BatchAlreadyWaiting(FileExistsError):
+    """A batch for that day is already waiting in the landing area."""
 
 
 class BadBatchName(ValueError):
@@ -49,7 +54,7 @@ def land_batch(batch: pd.DataFrame, day: date, settings: Settings) -> Path:
     """Drop one day's raw events into the landing area (as an upstream system would)."""
     path = landed_path(settings, day)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.tmp")  # hidden: validation leaves it alone
     batch.to_parquet(tmp, index=False)
     tmp.replace(path)  # atomic: a reader never sees half a file
     return path
@@ -68,7 +73,14 @@ def land_file(source: Path, settings: Settings, day: date | None = None) -> Path
     if suffix not in FORMATS:
         raise BadBatchName(source, f"unsupported format {suffix or '(none)'!r}")
     name = f"{PREFIX}{day.isoformat()}{suffix}" if day else source.name
-    batch_day(Path(name))  # refuse a bad name before anything lands
+    landed_day = batch_day(Path(name))  # refuse a bad name before anything lands
+    waiting = [p for p in pending_batches(settings) if p.stem == f"{PREFIX}{landed_day}"]
+    if waiting:
+        # Replacing a waiting file could swap it between validation and ingestion.
+        raise BatchAlreadyWaiting(
+            f"{waiting[0].name} is already waiting for {landed_day}; run the feature pipeline "
+            "first (or remove that file), then land this one"
+        )
     target = settings.landing_dir / name
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{name}.tmp")
@@ -118,22 +130,24 @@ def read_csv_batch(path: Path) -> pd.DataFrame:
     names it. Timestamps without an offset are parsed naive, and the suite refuses them
     with its timezone hint; a file that mixes zoned and naive timestamps is unreadable.
     """
-    frame = pd.read_csv(
-        path, dtype={"order_id": str, "customer_segment": str}, keep_default_na=True
+    frame = pd.read_csv(  # utf-8-sig: spreadsheet exports start with a byte-order mark
+        path, dtype={"order_id": str, "customer_segment": str}, encoding="utf-8-sig"
     )
     if "amount" in frame and pd.api.types.is_integer_dtype(frame["amount"]):
         frame["amount"] = frame["amount"].astype("float64")  # "12" is a valid amount
     if "order_timestamp" in frame:
         text = frame["order_timestamp"].astype("string").str.strip()
-        zoned = text.str.contains(_ZONE, na=False)
+        # Empty cells are the suite's to refuse (not null), not a missing offset.
+        present = text.dropna()
+        zoned = present.str.contains(_ZONE).astype(bool)
         if zoned.all():
             frame["order_timestamp"] = pd.to_datetime(text, format="ISO8601", utc=True)
         elif not zoned.any():
             frame["order_timestamp"] = pd.to_datetime(text, format="ISO8601")
         else:
-            example = text[~zoned].iloc[0]
+            example = present[~zoned].iloc[0]
             raise ValueError(
-                f"order_timestamp: {int((~zoned).sum())} of {len(text)} values have no "
+                f"order_timestamp: {int((~zoned).sum())} of {len(present)} values have no "
                 f"timezone offset (e.g. {example!r}); write every timestamp in ISO-8601 "
                 "with its offset, e.g. 2026-12-02T09:30:00+00:00"
             )

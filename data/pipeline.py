@@ -84,7 +84,7 @@ def validate_landed_batches(settings: Settings) -> list[str]:
         days_seen[day] = path
         try:
             batch = landing.read_batch(path)
-        except (OSError, ValueError) as unreadable:  # pyarrow raises ArrowInvalid (ValueError)
+        except Exception as unreadable:  # untrusted input: any parse error quarantines it
             rejections.append(reject_unreadable(path, unreadable, settings))
             continue
         try:

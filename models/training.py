@@ -1,14 +1,14 @@
 """Training: point-in-time training set from Feast, a scikit-learn model, MLflow tracking.
 
 Steps (one Airflow task each in ``training_pipeline``):
-``build_training_set`` -> ``train_and_log`` -> ``register_model`` -> ``models.gate``.
+``build_training_set`` -> ``train_and_log`` -> ``models.registry.register_model`` ->
+``models.promotion.gate``.
 """
 
 from __future__ import annotations
 
 import logging
 import subprocess
-from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 
 import mlflow
@@ -25,6 +25,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from core.schema import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES, model_input
 from core.settings import PROJECT_ROOT, Settings
+from core.steps import TrainedModel, TrainingSet
 from data import delta_tables
 from data.store import get_feature_store, get_training_frame
 from expectations.validation import validate_training_set
@@ -47,23 +48,11 @@ SKOPS_TRUSTED_TYPES = [
 MODEL_REQUIREMENTS = ["scikit-learn==1.9.1", "pandas==2.3.3", "numpy", "mlflow==3.17.2"]
 
 
-@dataclass(frozen=True)
-class TrainingSet:
-    train_path: str
-    holdout_path: str
-    features_version: int
-    labels_version: int
-    train_rows: int
-    holdout_rows: int
-    positive_rate: float
-    holdout_start: str
-
-
 class TrainingDataNotReady(RuntimeError):
     """There is not enough labelled data for a training set; retrying will not change that."""
 
 
-def build_training_set(settings: Settings, run_name: str) -> dict:
+def build_training_set(settings: Settings, run_name: str) -> TrainingSet:
     """Join labels to point-in-time features with Feast and split off a time holdout.
 
     The holdout is the last ``holdout_days`` of label dates: the model is judged on
@@ -102,7 +91,7 @@ def build_training_set(settings: Settings, run_name: str) -> dict:
     )
     if result.train_rows == 0 or result.holdout_rows == 0:
         raise TrainingDataNotReady(f"training set too small to split: {result}")
-    return asdict(result)
+    return result
 
 
 def make_model(seed: int) -> TunedThresholdClassifierCV:
@@ -161,11 +150,13 @@ def git_commit() -> str:
         return "unknown"
 
 
-def train_and_log(training_set: dict, settings: Settings, dag_run_id: str = "manual") -> dict:
+def train_and_log(
+    training_set: TrainingSet, settings: Settings, dag_run_id: str = "manual"
+) -> TrainedModel:
     """Fit the model, evaluate on the holdout, and log everything to an MLflow run."""
     configure_mlflow(settings)
-    train = pd.read_parquet(training_set["train_path"])
-    holdout = pd.read_parquet(training_set["holdout_path"])
+    train = pd.read_parquet(training_set.train_path)
+    holdout = pd.read_parquet(training_set.holdout_path)
     model = make_model(settings.random_seed)
     model.fit(model_input(train), train[LABEL])
     metrics = evaluate(model, holdout)
@@ -175,10 +166,10 @@ def train_and_log(training_set: dict, settings: Settings, dag_run_id: str = "man
         train,
         source=DeltaDatasetSource(
             path=str(settings.customer_features_path),
-            delta_table_version=training_set["features_version"],
+            delta_table_version=training_set.features_version,
         ),
         targets=LABEL,
-        name=f"{settings.feature_service}@features_v{training_set['features_version']}",
+        name=f"{settings.feature_service}@features_v{training_set.features_version}",
     )
     with mlflow.start_run(run_name=f"train-{dag_run_id}") as run:
         mlflow.log_params(
@@ -188,10 +179,10 @@ def train_and_log(training_set: dict, settings: Settings, dag_run_id: str = "man
                     for k, v in model.estimator.named_steps["classifier"].get_params().items()
                 },
                 "model.decision_threshold": round(float(model.best_threshold_), 4),
-                "train_rows": training_set["train_rows"],
-                "holdout_rows": training_set["holdout_rows"],
-                "holdout_start": training_set["holdout_start"],
-                "positive_rate": round(training_set["positive_rate"], 4),
+                "train_rows": training_set.train_rows,
+                "holdout_rows": training_set.holdout_rows,
+                "holdout_start": training_set.holdout_start,
+                "positive_rate": round(training_set.positive_rate, 4),
             }
         )
         mlflow.log_metrics(metrics)
@@ -211,17 +202,17 @@ def train_and_log(training_set: dict, settings: Settings, dag_run_id: str = "man
         reference_path = reference_dir / "reference.parquet"
         reference_frame(model, holdout).to_parquet(reference_path, index=False)
         mlflow.log_artifact(str(reference_path), artifact_path="monitoring")
-    return {"run_id": run.info.run_id, "model_uri": info.model_uri, "metrics": metrics}
+    return TrainedModel(run_id=run.info.run_id, model_uri=info.model_uri, metrics=metrics)
 
 
-def lineage_tags(training_set: dict, settings: Settings, dag_run_id: str) -> dict[str, str]:
+def lineage_tags(training_set: TrainingSet, settings: Settings, dag_run_id: str) -> dict[str, str]:
     """Where the model came from: data versions, feature service, code, orchestration run."""
     return {
         "lineage.feature_service": settings.feature_service,
         "lineage.features_delta_path": str(settings.customer_features_path),
-        "lineage.features_delta_version": str(training_set["features_version"]),
-        "lineage.labels_delta_version": str(training_set["labels_version"]),
-        "lineage.holdout_start": training_set["holdout_start"],
+        "lineage.features_delta_version": str(training_set.features_version),
+        "lineage.labels_delta_version": str(training_set.labels_version),
+        "lineage.holdout_start": training_set.holdout_start,
         "lineage.git_commit": git_commit(),
         "lineage.dag_run_id": dag_run_id,
         "lineage.trained_on": date.today().isoformat(),

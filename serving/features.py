@@ -93,9 +93,9 @@ class OnlineFeatures:
 
     def close(self) -> None:
         """Stop the registry refresh thread and drop connections."""
-        registry = getattr(self.store, "_registry", None)
-        stop = getattr(registry, "_exit_handler", None)
-        if callable(stop):
-            stop()
+        # A caching registry in "thread" mode refreshes on a public Timer attribute.
+        refresh = getattr(self.store.registry, "registry_refresh_thread", None)
+        if refresh is not None:
+            refresh.cancel()
         if self._redis is not None:
             self._redis.close()

@@ -116,7 +116,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """Simulated orders -> validated -> Delta -> features -> Feast -> trained champion v1."""
     from data import pipeline
     from data.simulate import SimulationConfig, land_simulated_days
-    from models import registry
+    from models import promotion
 
     root = tmp_path_factory.mktemp("world")
     with pytest.MonkeyPatch.context() as mp:
@@ -129,5 +129,5 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         config = SimulationConfig(customers=800, start_date=SMALL_START, days=120, seed=3)
         land_simulated_days(config, settings)
         pipeline.run_feature_pipeline(settings)
-        done = registry.run_training_pipeline(settings, run_name="world")
-        yield World(settings, config, done["training_set"], done["trained"], done["gate"])
+        done = promotion.run_training_pipeline(settings, run_name="world")
+        yield World(settings, config, done.training_set, done.trained, done.gate)

@@ -70,3 +70,35 @@ def test_the_rule_catches_a_wrong_way_import(tmp_path: Path) -> None:
     module = tmp_path / "lazy.py"
     module.write_text("def f():\n    from models.training import make_model\n")
     assert "models.training" in imported_modules(module)
+
+
+def project_modules() -> dict[str, Path]:
+    modules = {}
+    for package in ALLOWED:
+        for path in sources(package):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            modules[name] = path
+    return modules
+
+
+def reachable(start: str, modules: dict[str, Path]) -> set[str]:
+    """Every project module that importing ``start`` (and calling into it) can load."""
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in modules:
+            continue
+        seen.add(name)
+        for imported in imported_modules(modules[name]):
+            # "from a.b import c" names a.b.c: a module if there is one, else a.b's attribute
+            todo.append(imported if imported in modules else imported.rpartition(".")[0])
+    return seen
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_no_path_of_imports_leads_to_forbidden_code(package: str) -> None:
+    modules = project_modules()
+    for name in (m for m in modules if m.split(".")[0] == package):
+        loaded = reachable(name, modules)
+        assert not [m for m in loaded if m.startswith(FORBIDDEN[package])], name

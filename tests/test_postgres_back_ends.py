@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.dummy import DummyClassifier
 
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 from models.tracking import configure_mlflow
 
 pytestmark = pytest.mark.slow
@@ -67,6 +67,6 @@ def test_airflow_runs_a_dag_on_postgres(state, postgres_url, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "STATE success" in done.stdout
-    settings = get_settings(postgres_url=postgres_url)
+    settings = Settings(postgres_url=postgres_url)
     rows = query(settings, database, "SELECT dag_id, state FROM dag_run")
     assert rows == [("monitoring", "success")]

@@ -67,3 +67,15 @@ def test_features_reports_a_refused_batch_and_exits_non_zero(state, tmp_path):
         main(["features"])
     assert "expect_column_values_to_be_in_set" in str(refused.value)
     assert "nothing ingested" in str(refused.value)
+
+
+def test_land_refuses_to_replace_a_batch_that_is_waiting(state, tmp_path):
+    ((day, batch),) = simulate_days(CONFIG, [CONFIG.start_date])
+    first, second = tmp_path / "first.csv", tmp_path / "second.parquet"
+    _write_csv(batch, first)
+    batch.to_parquet(second)
+    main(["land", str(first), "--day", day.isoformat()])
+    with pytest.raises(SystemExit) as refused:
+        main(["land", str(second), "--day", day.isoformat()])
+    assert "is already waiting" in str(refused.value)
+    assert [p.name for p in landing.pending_batches(state)] == [f"orders_{day}.csv"]

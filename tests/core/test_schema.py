@@ -53,15 +53,15 @@ from data import pipeline
 from data.simulate import SimulationConfig, land_simulated_days
 from data import delta_tables
 from data.store import get_feature_store, get_online_features
-from models import registry
+from models import promotion
 import mlflow
 
 settings = get_settings()
 land_simulated_days(SimulationConfig(customers=300, start_date=date(2026, 3, 1), days=75), settings)
 pipeline.run_feature_pipeline(settings)
-done = registry.run_training_pipeline(settings, run_name="renamed")
+done = promotion.run_training_pipeline(settings, run_name="renamed")
 store = get_feature_store(settings)
-model = mlflow.models.get_model_info(done["trained"]["model_uri"])
+model = mlflow.models.get_model_info(done.trained.model_uri)
 
 from serving.prediction_log import LOG_COLUMNS
 from serving.service import CustomerFeatures

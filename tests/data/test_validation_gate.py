@@ -238,3 +238,33 @@ def test_two_files_for_one_day_are_refused(built, monkeypatch):
     assert first.suffix == ".csv"
     assert (refused.value.rejections[0].quarantine_path / f"{first.stem}.parquet").is_file()
     first.unlink()
+
+
+def test_csv_dates_without_a_time_have_no_offset_and_are_refused(built, monkeypatch):
+    monkeypatch.setenv("CHURN_STATE_DIR", str(built.state_dir))
+    batch = good_batch()
+    path = built.landing_dir / f"orders_{NEXT_DAY.isoformat()}.csv"
+    batch.assign(order_timestamp=NEXT_DAY.isoformat()).to_csv(path, index=False)
+    with pytest.raises(pipeline.BatchesRefused) as refused:
+        pipeline.validate_landed_batches(built)
+    assert "no timezone" in str(refused.value)  # "2026-04-10" ends in "-10": not an offset
+
+
+def test_a_csv_export_with_a_byte_order_mark_is_read(built):
+    path = built.landing_dir / f"orders_{NEXT_DAY.isoformat()}.csv"
+    _to_csv(good_batch(), path)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # what spreadsheets write
+    pd.testing.assert_frame_equal(landing.read_batch(path), good_batch())
+    path.unlink()
+
+
+def test_an_empty_csv_timestamp_is_refused_as_a_null(built, monkeypatch):
+    monkeypatch.setenv("CHURN_STATE_DIR", str(built.state_dir))
+    batch = good_batch()
+    text = batch["order_timestamp"].map(pd.Timestamp.isoformat).astype(object)
+    text.iloc[2] = None
+    path = built.landing_dir / f"orders_{NEXT_DAY.isoformat()}.csv"
+    batch.assign(order_timestamp=text).to_csv(path, index=False)
+    with pytest.raises(pipeline.BatchesRefused) as refused:
+        pipeline.validate_landed_batches(built)
+    assert "expect_column_values_to_not_be_null on column 'order_timestamp'" in str(refused.value)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from expectations import validation
 from expectations.validation import (
     RAW_ORDERS_SUITE,
@@ -47,7 +47,7 @@ def valid_batch(rows: int = 50, seed: int = 0) -> pd.DataFrame:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return get_settings(state_dir=tmp_path)
+    return Settings(state_dir=tmp_path)
 
 
 def test_valid_batch_helper_has_the_contract_dtypes() -> None:

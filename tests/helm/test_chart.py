@@ -574,7 +574,7 @@ def test_derived_urls_keep_query_and_custom_databases(chart: helm.Chart) -> None
         },
     )
     secret = find(render(chart, values), "Secret", FULLNAME)["stringData"]
-    settings = get_settings(
+    settings = Settings(
         postgres_url=values["postgresql"]["url"],
         mlflow_database="ml_tracking",
         airflow_database="orchestration",

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.settings import PROJECT_ROOT, get_settings
+from core.settings import PROJECT_ROOT, Settings
 from monitoring import (
     FEATURE_COLUMNS,
     PREDICTION_COLUMNS,
@@ -61,7 +61,7 @@ def churn_frame(
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
-    return get_settings(state_dir=tmp_path_factory.mktemp("state"))
+    return Settings(state_dir=tmp_path_factory.mktemp("state"))
 
 
 @pytest.fixture(scope="module")
@@ -158,11 +158,11 @@ def test_out_dir_and_name(reference, settings, tmp_path):
     ],
 )
 def test_classify_psi_boundaries(psi, level, tmp_path):
-    assert classify_psi(psi, get_settings(state_dir=tmp_path)) == level
+    assert classify_psi(psi, Settings(state_dir=tmp_path)) == level
 
 
 def test_classify_psi_follows_settings(tmp_path):
-    settings = get_settings(state_dir=tmp_path, psi_moderate=0.2, psi_significant=0.3)
+    settings = Settings(state_dir=tmp_path, psi_moderate=0.2, psi_significant=0.3)
     assert classify_psi(0.15, settings) == "none"
     assert classify_psi(0.25, settings) == "moderate"
     assert classify_psi(0.3, settings) == "significant"
@@ -171,7 +171,7 @@ def test_classify_psi_follows_settings(tmp_path):
 
 
 def test_too_few_current_rows(reference, tmp_path):
-    settings = get_settings(state_dir=tmp_path)
+    settings = Settings(state_dir=tmp_path)
     current = churn_frame(settings.drift_min_rows - 1, seed=4)
     with pytest.raises(ValueError, match="drift_min_rows"):
         build_drift_report(reference, current, settings)
@@ -179,7 +179,7 @@ def test_too_few_current_rows(reference, tmp_path):
 
 
 def test_missing_feature_column(reference, tmp_path):
-    settings = get_settings(state_dir=tmp_path)
+    settings = Settings(state_dir=tmp_path)
     current = churn_frame(500, seed=5).drop(columns=["avg_order_value"])
     with pytest.raises(ValueError, match="avg_order_value"):
         build_drift_report(reference, current, settings)
@@ -189,7 +189,7 @@ def test_empty_column(reference, tmp_path):
     current = churn_frame(500, seed=6)
     current["lifetime_value"] = np.nan
     with pytest.raises(ValueError, match="lifetime_value"):
-        build_drift_report(reference, current, get_settings(state_dir=tmp_path))
+        build_drift_report(reference, current, Settings(state_dir=tmp_path))
 
 
 def test_import_has_no_side_effects(tmp_path):

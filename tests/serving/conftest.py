@@ -40,6 +40,8 @@ def known_customers(world) -> list[int]:
 @pytest.fixture(scope="session")
 def two_versions(world, tmp_path_factory) -> dict:
     """A world copy whose registry holds v1 (champion) and v2 (trained on 60% of the rows)."""
+    from dataclasses import replace
+
     import pandas as pd
 
     from models import registry, training
@@ -47,13 +49,13 @@ def two_versions(world, tmp_path_factory) -> dict:
     target = tmp_path_factory.mktemp("two_versions")
     env = copy_world(world, target / "state")
     settings = settings_for(env)
-    train = pd.read_parquet(world.training_set["train_path"])
+    train = pd.read_parquet(world.training_set.train_path)
     subset = target / "train_subset.parquet"
     train.sample(frac=0.6, random_state=5).to_parquet(subset, index=False)
-    training_set = {**world.training_set, "train_path": str(subset)}
+    training_set = replace(world.training_set, train_path=str(subset))
     trained = training.train_and_log(training_set, settings, dag_run_id="challenger")
-    v2 = registry.register_model(trained, settings)["version"]
-    return {"env": env, "settings": settings, "v1": 1, "v2": v2, "model_uri": trained["model_uri"]}
+    v2 = registry.register_model(trained, settings).version
+    return {"env": env, "settings": settings, "v1": 1, "v2": v2, "model_uri": trained.model_uri}
 
 
 @pytest.fixture(scope="module")

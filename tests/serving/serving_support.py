@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from core.settings import Settings, get_settings
+from core.settings import Settings
 
 
 def free_tcp_port() -> int:
@@ -38,7 +38,7 @@ def copy_world(world, target: Path) -> dict[str, str]:
 
 def settings_for(env: dict[str, str]) -> Settings:
     """Settings of a copied state, as its server will read them."""
-    return get_settings(
+    return Settings(
         state_dir=env["CHURN_STATE_DIR"],
         feature_store_yaml=env["CHURN_FEATURE_STORE_YAML"],
         redis_url=env.get("CHURN_REDIS_URL"),

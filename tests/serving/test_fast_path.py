@@ -1,13 +1,26 @@
-"""The numpy fast path gives exactly the registered model's answers."""
+"""Serving scores with the verified ONNX copy: the registered model's decisions, its
+probabilities within the tolerance; a version without a usable copy gets the sklearn model."""
 
+from __future__ import annotations
+
+import logging
+
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 
 from core.schema import FEATURE_COLUMNS, model_input
 from data.store import get_feature_store, get_online_features
 from models import registry
-from serving.model import compile_fast_path, load_model, probe_rows
+from models.onnx_model import TAG_SHA256, TOLERANCE, OnnxScorer
+from serving.model import SklearnScorer, load_model, load_version
+
+
+@pytest.fixture(autouse=True)
+def _tracking(world) -> None:
+    registry.configure_mlflow(world.settings)
 
 
 @pytest.fixture(scope="module")
@@ -15,13 +28,20 @@ def champion(world):
     return load_model(world.settings)
 
 
-def test_fast_path_is_compiled_for_the_champion(champion):
-    assert champion.fast is not None and champion.fast.forest is not None
+@pytest.fixture(scope="module")
+def reference(world):
+    """The registered model as MLflow's sklearn flavor loads it."""
+    return registry.load_version(world.settings, world.gate.version)
 
 
-def test_fast_path_equals_mlflow_model_on_holdout_and_online_rows(world, champion, known_customers):
-    reference = registry.load_version(world.settings, champion.version)  # mlflow.sklearn
-    holdout = pd.read_parquet(world.training_set["holdout_path"])
+def test_champion_is_served_by_onnx_runtime(champion):
+    assert champion.runtime == "onnx" and isinstance(champion.scorer, OnnxScorer)
+
+
+def test_onnx_equals_mlflow_model_on_holdout_and_online_rows(
+    world, champion, reference, known_customers
+):
+    holdout = pd.read_parquet(world.training_set.holdout_path)
     online = get_online_features(
         get_feature_store(world.settings), known_customers, world.settings.feature_service
     ).dropna(subset=list(FEATURE_COLUMNS))
@@ -29,23 +49,56 @@ def test_fast_path_equals_mlflow_model_on_holdout_and_online_rows(world, champio
         inputs = model_input(frame)
         rows = inputs.to_dict(orient="records")
         probability, decision = champion.score_rows(rows)
-        assert np.array_equal(np.asarray(probability), reference.predict_proba(inputs)[:, 1])
         assert np.array_equal(np.asarray(decision), reference.predict(inputs))
+        gap = np.abs(np.asarray(probability) - reference.predict_proba(inputs)[:, 1])
+        assert gap.max() <= TOLERANCE
+        # A row scored alone gets the same number as in a batch.
         one_by_one = [champion.score_rows([row])[0][0] for row in rows[:50]]
         assert one_by_one == probability[:50]
 
 
-def test_fast_path_handles_missing_values_and_unknown_segments(world, champion):
-    reference = registry.load_version(world.settings, champion.version)
-    rows = probe_rows(champion.fast)
-    rows += [{**row, "total_spend_30d": None} for row in rows[:8]]
-    frame = model_input(pd.DataFrame(rows, columns=list(FEATURE_COLUMNS)))
-    probability, decision = champion.score_rows(rows)
-    assert np.array_equal(np.asarray(probability), reference.predict_proba(frame)[:, 1])
+def test_missing_values_and_unknown_segments(world, champion, reference):
+    base = model_input(pd.read_parquet(world.training_set.holdout_path).head(8))
+    rows = base.to_dict(orient="records")
+    probes = [{**row, column: None} for row in rows for column in FEATURE_COLUMNS]
+    probes += [{**row, "customer_segment": "no-such-segment"} for row in rows]
+    frame = model_input(pd.DataFrame(probes, columns=list(FEATURE_COLUMNS)))
+    probability, decision = champion.score_rows(probes)
     assert np.array_equal(np.asarray(decision), reference.predict(frame))
+    assert np.abs(np.asarray(probability) - reference.predict_proba(frame)[:, 1]).max() <= TOLERANCE
 
 
-def test_models_of_another_shape_have_no_fast_path():
-    from sklearn.linear_model import LogisticRegression
+def _rows(world) -> tuple[list[dict], pd.DataFrame]:
+    inputs = model_input(pd.read_parquet(world.training_set.holdout_path).head(40))
+    return inputs.to_dict(orient="records"), inputs
 
-    assert compile_fast_path(LogisticRegression()) is None
+
+def test_version_without_onnx_is_served_by_the_sklearn_model(world, reference, caplog):
+    name = "churn_without_onnx"
+    version = int(mlflow.register_model(world.trained.model_uri, name).version)
+    with caplog.at_level(logging.WARNING, logger="serving.model"):
+        loaded = load_version(world.settings.model_copy(update={"model_name": name}), version)
+    assert loaded.runtime == "sklearn" and isinstance(loaded.scorer, SklearnScorer)
+    assert "has no ONNX model" in caplog.text
+    rows, inputs = _rows(world)
+    probability, decision = loaded.score_rows(rows)
+    assert probability == list(reference.predict_proba(inputs)[:, 1])
+    assert decision == list(reference.predict(inputs))
+
+
+def test_version_whose_onnx_fails_its_check_is_served_by_the_sklearn_model(
+    world, reference, caplog
+):
+    champion_tags = (
+        MlflowClient().get_model_version(world.settings.model_name, str(world.gate.version)).tags
+    )
+    onnx_tags = {k: v for k, v in champion_tags.items() if k.startswith("onnx.")}
+    name = "churn_onnx_tampered"
+    tags = {**onnx_tags, TAG_SHA256: "0" * 64}
+    version = int(mlflow.register_model(world.trained.model_uri, name, tags=tags).version)
+    with caplog.at_level(logging.ERROR, logger="serving.model"):
+        loaded = load_version(world.settings.model_copy(update={"model_name": name}), version)
+    assert loaded.runtime == "sklearn"
+    assert "ONNX model refused at load" in caplog.text and "not the verified" in caplog.text
+    rows, inputs = _rows(world)
+    assert loaded.score_rows(rows)[1] == list(reference.predict(inputs))

@@ -11,6 +11,7 @@ from data import delta_tables
 from data.store import get_feature_store, get_training_frame
 from data.transforms import snapshot_timestamp
 from models import registry
+from models.onnx_model import TOLERANCE
 from serving.errors import ErrorBody
 from serving.prediction_log import read_prediction_log
 
@@ -36,11 +37,14 @@ def test_served_prediction_equals_registered_model_on_offline_features(
     champion = registry.alias_version(settings, registry.CHAMPION)
     model = registry.load_version(settings, champion)
     expected = model.predict_proba(model_input(offline))[:, 1]
+    decisions = model.predict(model_input(offline))
 
-    for row, probability in zip(offline.itertuples(), expected, strict=True):
+    for row, probability, decision in zip(offline.itertuples(), expected, decisions, strict=True):
         prediction = served_by_id[row.customer_id]
         assert prediction["model_version"] == champion
-        assert prediction["probability"] == pytest.approx(probability, abs=1e-12)
+        # Served by the verified ONNX copy: same decision, probability within its tolerance.
+        assert prediction["churn"] == bool(decision)
+        assert prediction["probability"] == pytest.approx(probability, abs=TOLERANCE)
         for feature in FEATURE_COLUMNS:
             assert prediction["features"][feature] == pytest.approx(getattr(row, feature))
 

@@ -1,0 +1,138 @@
+"""The ONNX copy of a registered model: converted, verified, logged, checked again at load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from core.schema import model_input
+from core.steps import TrainedModel
+from models import registry
+from models.onnx_model import (
+    MODEL_FILE,
+    RECORD_FILE,
+    TAG_SHA256,
+    TAG_URI,
+    TOLERANCE,
+    OnnxVerificationError,
+    compare,
+    export_verified,
+    load_scorer,
+    reference_scores,
+    verification_rows,
+)
+from models.training import LABEL, SKOPS_TRUSTED_TYPES, make_model
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE_DIRS = ("core", "data", "feature_repo", "expectations", "models", "serving")
+SOURCE_DIRS += ("monitoring", "dags", "cli", "bench")
+# scikit-learn's private internals of HistGradientBoosting that scoring used to read.
+PRIVATE_NAMES = re.compile(r"\b(_predictors|_baseline_prediction|_loss|_raw_predict)\b")
+
+
+@pytest.fixture(autouse=True)
+def _tracking(world) -> None:
+    registry.configure_mlflow(world.settings)
+
+
+@pytest.fixture(scope="module")
+def champion_tags(world) -> dict[str, str]:
+    registry.configure_mlflow(world.settings)
+    version = MlflowClient().get_model_version(world.settings.model_name, str(world.gate.version))
+    return dict(version.tags)
+
+
+def test_registered_version_carries_its_verified_onnx_model(world, champion_tags):
+    holdout_rows = world.training_set.holdout_rows
+    assert champion_tags["onnx.holdout_rows"] == str(holdout_rows)
+    assert int(champion_tags["onnx.verified_rows"]) > holdout_rows  # and the probe rows
+    assert champion_tags["onnx.decision_mismatches"] == "0"
+    assert float(champion_tags["onnx.max_abs_diff"]) <= TOLERANCE
+    assert champion_tags["onnx.input_precision"] == "double"
+    folder = Path(mlflow.artifacts.download_artifacts(champion_tags[TAG_URI]))
+    sha256 = hashlib.sha256((folder / MODEL_FILE).read_bytes()).hexdigest()
+    assert sha256 == champion_tags[TAG_SHA256]
+    assert champion_tags[TAG_URI].startswith(f"runs:/{world.trained.run_id}/onnx/")
+    model = registry.load_version(world.settings, world.gate.version)
+    # The tuned threshold is applied outside the graph, so the decisions are the model's.
+    assert float(champion_tags["onnx.threshold"]) == float(model.best_threshold_)
+    assert json.loads((folder / RECORD_FILE).read_text())["threshold"] == model.best_threshold_
+
+
+def test_onnx_scorer_gives_the_mlflow_model_answers(world, champion_tags):
+    model = registry.load_version(world.settings, world.gate.version)
+    frame = model_input(pd.read_parquet(world.training_set.holdout_path))
+    rows = verification_rows(frame)
+    probabilities, decisions = reference_scores(model, rows)
+    assert probabilities[: len(frame)] == list(model.predict_proba(frame)[:, 1])
+    result = compare(load_scorer(champion_tags).score_rows(rows), probabilities, decisions)
+    assert result.passed, str(result)
+    assert result.rows == len(rows) > len(frame)
+    # The tuned threshold changes decisions here, so applying it is really checked.
+    assert any((p >= 0.5) != bool(d) for p, d in zip(probabilities, decisions, strict=True))
+
+
+def test_load_check_refuses_a_file_that_is_not_the_verified_one(champion_tags):
+    with pytest.raises(OnnxVerificationError, match="not the verified"):
+        load_scorer({**champion_tags, TAG_SHA256: "0" * 64})
+
+
+def test_load_check_refuses_answers_that_differ_from_the_record(champion_tags, tmp_path):
+    folder = Path(mlflow.artifacts.download_artifacts(champion_tags[TAG_URI], dst_path=tmp_path))
+    record = json.loads((folder / RECORD_FILE).read_text())
+    record["probabilities"][0] += 10 * TOLERANCE
+    (folder / RECORD_FILE).write_text(json.dumps(record))
+    with mlflow.start_run(run_name="onnx-record-changed") as run:
+        mlflow.log_artifacts(str(folder), artifact_path="onnx/changed")
+    changed = {**champion_tags, TAG_URI: f"runs:/{run.info.run_id}/onnx/changed"}
+    with pytest.raises(OnnxVerificationError, match="no longer gives the recorded answers"):
+        load_scorer(changed)
+    assert load_scorer(champion_tags) is not None  # the registered copy still passes
+    assert load_scorer({}) is None  # a version without a copy
+
+
+def test_registration_refuses_a_model_its_onnx_copy_cannot_reproduce(world, tmp_path):
+    settings = world.settings.model_copy(update={"model_name": "churn_onnx_refused"})
+    train = pd.read_parquet(world.training_set.train_path)
+    # Tuned on decision_function scores, so its threshold is no probability: the ONNX copy
+    # (probabilities, threshold applied outside) cannot give its decisions.
+    model = make_model(seed=0).set_params(response_method="decision_function")
+    model.fit(model_input(train), train[LABEL])
+    holdout = tmp_path / "reference.parquet"
+    shutil.copy(world.training_set.holdout_path, holdout)
+    with mlflow.start_run(run_name="onnx-refused") as run:
+        uri = mlflow.sklearn.log_model(
+            model, name="model", pip_requirements=[], skops_trusted_types=SKOPS_TRUSTED_TYPES
+        ).model_uri
+        mlflow.log_artifact(str(holdout), artifact_path="monitoring")
+    with pytest.raises(OnnxVerificationError, match="decisions differ"):
+        registry.register_model(
+            TrainedModel(run_id=run.info.run_id, model_uri=uri, metrics={}), settings
+        )
+    assert MlflowClient().search_model_versions(f"name='{settings.model_name}'") == []
+
+
+def test_verification_needs_the_holdout_of_the_run(world):
+    with mlflow.start_run(run_name="no-holdout") as run:
+        pass
+    with pytest.raises(OnnxVerificationError, match="has no holdout"):
+        export_verified(run.info.run_id, world.trained.model_uri, MlflowClient())
+
+
+def test_no_private_scikit_learn_attribute_in_project_source():
+    found = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for folder in SOURCE_DIRS
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if PRIVATE_NAMES.search(line)
+    ]
+    assert found == []
