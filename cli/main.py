@@ -161,7 +161,8 @@ def _monitor(args: argparse.Namespace) -> None:
 def _rollback(_: argparse.Namespace) -> None:
     from models.registry import rollback_champion
 
-    print(rollback_champion(get_settings()))
+    done = rollback_champion(get_settings())
+    print(f"champion is now v{done.champion} (rolled back from v{done.rolled_back_from})")
 
 
 def main(argv: list[str] | None = None) -> None:

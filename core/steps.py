@@ -124,3 +124,11 @@ class TrainingRun:
     trained: TrainedModel
     registered: RegisteredVersion
     gate: GateDecision
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """``champion`` moved back: the version it points at now, and the one it left."""
+
+    champion: int
+    rolled_back_from: int | None

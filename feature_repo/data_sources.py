@@ -7,6 +7,7 @@ from feast import FileSource, PushSource
 from feast.data_format import DeltaFormat
 from feast.data_source import DataSource
 
+from core.schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from core.settings import get_settings
 
 # Feast stamps a data source with the clock time its object is built, and a feature view's
@@ -36,8 +37,8 @@ customer_snapshots_source = _defined_at_a_fixed_time(
         # The table's location follows CHURN_STATE_DIR; reading the environment is all this does.
         path=str(get_settings().customer_features_path),
         file_format=DeltaFormat(),
-        timestamp_field="event_timestamp",
-        created_timestamp_column="created_timestamp",
+        timestamp_field=EVENT_TIMESTAMP,
+        created_timestamp_column=CREATED_TIMESTAMP,
         description="Daily customer snapshots computed from raw orders (Delta, by snapshot_date).",
     )
 )

@@ -18,7 +18,7 @@ from mlflow.protos.databricks_pb2 import (
 )
 
 from core.settings import Settings
-from core.steps import RegisteredVersion, TrainedModel
+from core.steps import RegisteredVersion, Rollback, TrainedModel
 from models.onnx_model import export_verified
 from models.tracking import configure_mlflow
 
@@ -67,7 +67,7 @@ def load_version(settings: Settings, version: int):
     return mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
 
 
-def rollback_champion(settings: Settings) -> dict:
+def rollback_champion(settings: Settings) -> Rollback:
     """Point ``champion`` back at ``previous_champion`` (the version it replaced)."""
     client = configure_mlflow(settings)
     previous = alias_version(settings, PREVIOUS_CHAMPION)
@@ -77,4 +77,4 @@ def rollback_champion(settings: Settings) -> dict:
     client.set_registered_model_alias(settings.model_name, CHAMPION, str(previous))
     if current is not None:
         client.set_registered_model_alias(settings.model_name, PREVIOUS_CHAMPION, str(current))
-    return {"champion": previous, "rolled_back_from": current}
+    return Rollback(champion=previous, rolled_back_from=current)

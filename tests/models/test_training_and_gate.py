@@ -9,6 +9,7 @@ from deltalake import DeltaTable, write_deltalake
 from mlflow.tracking import MlflowClient
 
 from core.schema import FEATURE_COLUMNS, model_input
+from core.steps import Rollback
 from models import promotion, registry
 from models.training import LABEL, SKOPS_TRUSTED_TYPES, build_training_set, make_model
 
@@ -125,7 +126,7 @@ def test_rollback_moves_champion_back(world):
     client.set_registered_model_alias(name, registry.PREVIOUS_CHAMPION, str(champion))
     client.set_registered_model_alias(name, registry.CHAMPION, str(newer))
     result = registry.rollback_champion(settings)
-    assert result == {"champion": champion, "rolled_back_from": newer}
+    assert result == Rollback(champion=champion, rolled_back_from=newer)
     assert registry.alias_version(settings, registry.CHAMPION) == champion
 
 
