@@ -148,10 +148,11 @@ def _monitor(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     report = run_drift_check(settings)
-    print(f"drift check {report['window_start']} .. {report['window_end']}: {report['reason']}")
-    if "html_path" in report:
-        print(f"Evidently report: {report['html_path']}")
-    if report["significant"]:
+    window = f"{report.window.start:%Y-%m-%d %H:%M} .. {report.window.end:%Y-%m-%d %H:%M} UTC"
+    print(f"drift check {window}: {report.reason}")
+    if report.html_path:
+        print(f"Evidently report: {report.html_path}")
+    if report.significant:
         if args.retrain:
             _train(argparse.Namespace(run_name=None))
         else:

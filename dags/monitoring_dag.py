@@ -31,9 +31,10 @@ def monitoring():
     @task
     def drift_report() -> dict:
         from core.settings import get_settings
+        from core.steps import to_xcom
         from monitoring.check import run_drift_check
 
-        return run_drift_check(get_settings())
+        return to_xcom(run_drift_check(get_settings()))
 
     @task.short_circuit
     def drift_is_significant(report: dict) -> bool:

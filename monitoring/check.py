@@ -8,6 +8,7 @@ on, and says whether the drift is significant enough to retrain.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,9 +16,10 @@ import pandas as pd
 from mlflow.artifacts import download_artifacts
 
 from core.settings import Settings
+from core.steps import TimeWindow
 from models.registry import CHAMPION
 from models.tracking import configure_mlflow
-from monitoring.drift import build_drift_report
+from monitoring.drift import ColumnDrift, build_drift_report
 from serving.prediction_log import read_prediction_log
 
 REFERENCE_ARTIFACT = "monitoring/reference.parquet"
@@ -43,29 +45,44 @@ def current_window_start(settings: Settings, now: datetime) -> datetime:
     return now - timedelta(hours=settings.drift_window_hours)
 
 
-def run_drift_check(settings: Settings) -> dict:
+@dataclass(frozen=True)
+class DriftCheck:
+    """One monitoring run's verdict, in one shape whether or not there was a verdict.
+
+    Without enough logged predictions there is no report: ``features`` and ``prediction``
+    are empty, the paths and ``reference_model_version`` None, and ``reason`` says why.
+    """
+
+    window: TimeWindow
+    current_rows: int
+    significant: bool
+    reason: str
+    reference_model_version: int | None = None
+    features: list[ColumnDrift] = field(default_factory=list)
+    prediction: list[ColumnDrift] = field(default_factory=list)
+    top_drifted: list[str] = field(default_factory=list)
+    psi_binning: str | None = None
+    html_path: str | None = None
+    json_path: str | None = None
+    summary_path: str | None = None
+
+
+def run_drift_check(settings: Settings) -> DriftCheck:
     """Build the drift report for the current window; say whether to retrain."""
     now = datetime.now(UTC)
     since = current_window_start(settings, now)
     current = read_prediction_log(settings.prediction_log_path, since=since)
     current = current[current["logged_at"] < now]
-    result: dict = {
-        "window_start": since.isoformat(),
-        "window_end": now.isoformat(),
-        "current_rows": len(current),
-        "significant": False,
-    }
+    window = TimeWindow(since, now)
     if len(current) < settings.drift_min_rows:
-        result["reason"] = (
+        reason = (
             f"only {len(current)} predictions logged since {since:%Y-%m-%d %H:%M} UTC "
             f"(need {settings.drift_min_rows}): no verdict, window kept open"
         )
-        return result
+        return DriftCheck(window, len(current), significant=False, reason=reason)
     champion_version, reference = load_reference(settings)
     summary = build_drift_report(reference, current, settings)
-    result.update(summary.to_dict())
-    result["reference_model_version"] = champion_version
-    result["reason"] = (
+    reason = (
         "significant drift in "
         + ", ".join(c.column for c in summary.top_drifted() if c.level == "significant")
         if summary.significant
@@ -76,4 +93,17 @@ def run_drift_check(settings: Settings) -> dict:
     path.write_text(
         json.dumps({"window_end": now.isoformat(), "summary": str(summary.summary_path)})
     )
-    return result
+    return DriftCheck(
+        window,
+        len(current),
+        significant=summary.significant,
+        reason=reason,
+        reference_model_version=champion_version,
+        features=list(summary.features),
+        prediction=list(summary.prediction),
+        top_drifted=[c.column for c in summary.top_drifted()],
+        psi_binning=summary.psi_binning,
+        html_path=str(summary.html_path),
+        json_path=str(summary.json_path),
+        summary_path=str(summary.summary_path),
+    )
