@@ -4,7 +4,9 @@ A version registered by ``models.registry.register_model`` carries an ONNX copy 
 model, verified on the holdout at registration (``models/onnx_model.py``). Serving scores
 with that copy in ONNX Runtime (~0.03 ms a row against 7-10 ms for the scikit-learn
 pipeline on a one-row DataFrame), after checking at load that the file is the verified
-one and still gives the recorded answers. A version without an ONNX copy (registered
+one and still gives the recorded answers; the rare row whose probability lies within the
+tolerance of the decision threshold is scored by the scikit-learn model, so every
+decision is the registered model's. A version without an ONNX copy (registered
 before there was one) or whose copy fails that check is served by the MLflow scikit-learn
 model's own ``predict_proba``/``predict`` on a DataFrame: slower, same answers, with a
 warning (no copy) or an error (failed check) in the log.
@@ -24,7 +26,7 @@ from mlflow import MlflowClient
 from core.schema import FEATURE_COLUMNS, model_input
 from core.settings import Settings
 from models import registry
-from models.onnx_model import load_scorer
+from models.onnx_model import TOLERANCE, OnnxScorer, load_scorer
 from models.registry import CHAMPION, alias_version
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,32 @@ class SklearnScorer:
 
 
 @dataclass(frozen=True)
+class GuardedOnnxScorer:
+    """The ONNX scorer, with rows too close to the decision threshold left to the sklearn model.
+
+    The ONNX copy's probabilities match scikit-learn's within ``band`` (the verified
+    tolerance), so a row whose ONNX probability lies within ``band`` of the threshold could
+    fall on the other side in the registered model: those few rows are scored again by it,
+    and every decision is the registered model's.
+    """
+
+    onnx: OnnxScorer
+    exact: SklearnScorer
+    band: float = TOLERANCE
+
+    def score_rows(self, rows: Sequence[Mapping[str, object]]) -> tuple[list[float], list[int]]:
+        """Probabilities of churn and decisions; near-threshold rows from the sklearn model."""
+        probabilities, decisions = self.onnx.score_rows(rows)
+        threshold = 0.5 if self.onnx.threshold is None else self.onnx.threshold
+        close = [i for i, p in enumerate(probabilities) if abs(p - threshold) <= self.band]
+        if close:
+            exact_p, exact_d = self.exact.score_rows([rows[i] for i in close])
+            for i, p, d in zip(close, exact_p, exact_d, strict=True):
+                probabilities[i], decisions[i] = p, d
+        return probabilities, decisions
+
+
+@dataclass(frozen=True)
 class LoadedModel:
     """One registered version, ready to score."""
 
@@ -105,17 +133,23 @@ def load_version(settings: Settings, version: int, alias: str = CHAMPION) -> Loa
         log.error("v%s: ONNX model refused at load (%s); serving the sklearn model", version, error)
     else:
         if scorer is not None:
-            return LoadedModel(name, alias, version, scorer, "onnx")
+            exact = SklearnScorer(_load_sklearn(settings, version))
+            return LoadedModel(name, alias, version, GuardedOnnxScorer(scorer, exact), "onnx")
         log.warning(
             "v%s has no ONNX model (registered before serving used ONNX): serving the MLflow "
             "sklearn model's predict_proba, slower",
             version,
         )
+    return LoadedModel(
+        name, alias, version, SklearnScorer(_load_sklearn(settings, version)), "sklearn"
+    )
+
+
+def _load_sklearn(settings: Settings, version: int) -> object:
     try:
-        model = registry.load_version(settings, version)
+        return registry.load_version(settings, version)
     except Exception as error:  # any artifact, format or registry failure refuses the version
-        raise ModelLoadError(f"cannot load {name} v{version}: {error}") from error
-    return LoadedModel(name, alias, version, SklearnScorer(model), "sklearn")
+        raise ModelLoadError(f"cannot load {settings.model_name} v{version}: {error}") from error
 
 
 def load_model(settings: Settings, alias: str = CHAMPION) -> LoadedModel:

@@ -15,7 +15,7 @@ from core.schema import FEATURE_COLUMNS, model_input
 from data.store import get_feature_store, get_online_features
 from models import registry
 from models.onnx_model import TAG_SHA256, TOLERANCE, OnnxScorer
-from serving.model import SklearnScorer, load_model, load_version
+from serving.model import GuardedOnnxScorer, SklearnScorer, load_model, load_version
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +35,25 @@ def reference(world):
 
 
 def test_champion_is_served_by_onnx_runtime(champion):
-    assert champion.runtime == "onnx" and isinstance(champion.scorer, OnnxScorer)
+    assert champion.runtime == "onnx" and isinstance(champion.scorer, GuardedOnnxScorer)
+    assert isinstance(champion.scorer.onnx, OnnxScorer)
+
+
+def test_rows_near_the_threshold_get_the_registered_models_answer(world, champion, reference):
+    """Within the band around the threshold the sklearn model decides; elsewhere ONNX does."""
+    inputs = model_input(pd.read_parquet(world.training_set.holdout_path).head(200))
+    rows = inputs.to_dict(orient="records")
+    onnx_p, _ = champion.scorer.onnx.score_rows(rows)
+    threshold = champion.scorer.onnx.threshold
+    band = float(np.median(np.abs(np.asarray(onnx_p) - threshold)))  # half the rows inside
+    guarded = GuardedOnnxScorer(champion.scorer.onnx, champion.scorer.exact, band=band)
+    probability, decision = guarded.score_rows(rows)
+    exact = reference.predict_proba(inputs)[:, 1]
+    inside = np.abs(np.asarray(onnx_p) - threshold) <= band
+    assert 0 < inside.sum() < len(rows)
+    assert np.array_equal(np.asarray(probability)[inside], exact[inside])  # sklearn's own
+    assert np.array_equal(np.asarray(probability)[~inside], np.asarray(onnx_p)[~inside])
+    assert np.array_equal(np.asarray(decision), reference.predict(inputs))
 
 
 def test_onnx_equals_mlflow_model_on_holdout_and_online_rows(
