@@ -46,8 +46,9 @@ class BadBatchName(ValueError):
         )
 
 
-def landed_path(settings: Settings, day: date, suffix: str = ".parquet") -> Path:
-    return settings.landing_dir / f"{PREFIX}{day.isoformat()}{suffix}"
+def landed_path(settings: Settings, day: date) -> Path:
+    """Where the simulator lands ``day``'s batch (Parquet)."""
+    return settings.landing_dir / f"{PREFIX}{day.isoformat()}.parquet"
 
 
 def land_batch(batch: pd.DataFrame, day: date, settings: Settings) -> Path:

@@ -132,7 +132,7 @@ def ingest_batches(paths: list[str], settings: Settings) -> IngestedBatches:
     version = delta_tables.replace_partitions(settings.raw_orders_path, raw, "event_date")
     for file in files:
         landing.archive_batch(file, settings)
-    days = sorted({landing.batch_day(f).isoformat() for f in files})
+    days = sorted(raw["event_date"].unique())
     return IngestedBatches(days, len(raw), version)
 
 

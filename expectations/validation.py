@@ -40,6 +40,8 @@ from urllib.parse import unquote, urlsplit
 
 import pandas as pd
 
+from core.schema import FEATURE_COLUMNS, feature_expectations
+
 if TYPE_CHECKING:
     from great_expectations.checkpoint import Checkpoint
     from great_expectations.core.expectation_validation_result import (
@@ -515,8 +517,6 @@ def load_suite(suite_name: str) -> dict[str, Any]:
     column itself: every feature of :mod:`core.schema` joins its column set and brings its
     own not-null, value-set and lower-bound expectations.
     """
-    from core.schema import FEATURE_COLUMNS, feature_expectations
-
     suite = json.loads((SUITES_DIR / f"{suite_name}.json").read_text())
     if suite.get("meta", {}).get("feature_expectations") != "core.schema":
         return suite
