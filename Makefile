@@ -7,6 +7,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
+# The model a per-model target acts on (a spec under models/<name>/): make train MODEL=next_spend
+MODEL ?= churn
 # Bytecode caching makes each Python start-up several times faster (feast, airflow, evidently).
 export PYTHONDONTWRITEBYTECODE :=
 # Airflow, MLflow and BentoML phone home by default; nothing here needs it.
@@ -66,14 +68,14 @@ land: $(STAMP) ## Land your own batch: make land FILE=path/to/orders.csv [DAY=YY
 features: $(STAMP) ## Feature pipeline on what has landed (validate -> ingest -> features -> materialize), no Airflow
 	$(BIN)/churn features
 
-train: $(STAMP) ## Training pipeline (training set -> train -> register -> gate), no Airflow
-	$(BIN)/churn train
+train: $(STAMP) ## Training pipeline of one model (training set -> train -> register -> gate), no Airflow [MODEL=churn]
+	$(BIN)/churn train --model $(MODEL)
 
-monitor: $(STAMP) ## Drift check of the logged predictions, no Airflow (retrain: churn monitor --retrain)
-	$(BIN)/churn monitor
+monitor: $(STAMP) ## Drift check of one model's logged predictions, no Airflow [MODEL=churn] (retrain: churn monitor --retrain)
+	$(BIN)/churn monitor --model $(MODEL)
 
-rollback: $(STAMP) ## Move the champion alias back to the previous champion (serving follows)
-	$(BIN)/churn rollback
+rollback: $(STAMP) ## Move one model's champion alias back to its previous champion (serving follows) [MODEL=churn]
+	$(BIN)/churn rollback --model $(MODEL)
 
 parity: $(STAMP) ## Check train/serve parity: online vs point-in-time offline features
 	$(BIN)/churn parity

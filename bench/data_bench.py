@@ -25,7 +25,12 @@ import numpy as np
 import pandas as pd
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from models.churn.spec import SPEC as CHURN
+
 RESULTS = Path(__file__).resolve().parent / "results"
+# The cases write the customer snapshots only: the churn model's feature service reads them.
+CHURN_SERVICE = CHURN.feature_service
+FEATURE_SERVICES = [CHURN_SERVICE]
 DAY = date(2026, 3, 1)
 # Covers every snapshot written below.
 WINDOW = (datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC))
@@ -89,8 +94,8 @@ def _store_over_snapshots(state: Path, customers: int, days: int, redis_url: str
         settings.customer_features_path, snapshot_frame(customers, days), "snapshot_date",
         DAY.isoformat(),
     )  # fmt: skip
+    apply_feature_definitions(settings)
     store = get_feature_store(settings)
-    apply_feature_definitions(store)
     return settings, store
 
 
@@ -109,7 +114,7 @@ def case_materialize(state: Path, customers: int, redis_url: str | None) -> dict
 
     _, store = _store_over_snapshots(state, customers, 1, redis_url)
     began = time.perf_counter()
-    materialize(store, *WINDOW)
+    materialize(store, *WINDOW, FEATURE_SERVICES)
     seconds = time.perf_counter() - began
     return {"rows": customers, "seconds": seconds, "rows_per_second": customers / seconds}
 
@@ -145,10 +150,12 @@ def case_materialize_stages(state: Path, customers: int, redis_url: str) -> dict
 
     from data.store import materialize
 
-    settings, store = _store_over_snapshots(state, customers, 1, redis_url)
+    _, store = _store_over_snapshots(state, customers, 1, redis_url)
     client = redis.Redis.from_url(redis_url)
-    materialize(store, *WINDOW)  # warm: imports, DuckDB's Delta extension, connections
-    service = store.get_feature_service(settings.feature_service)
+    materialize(
+        store, *WINDOW, FEATURE_SERVICES
+    )  # warm: imports, DuckDB's Delta extension, connections
+    service = store.get_feature_service(CHURN_SERVICE)
     view = store.get_feature_view(service.feature_view_projections[0].name)
     provider = store._get_provider()
     source = view.batch_source
@@ -199,7 +206,7 @@ def case_materialize_stages(state: Path, customers: int, redis_url: str) -> dict
 
     timed("raw_hset_of_feast_bytes", lambda: _pipelined_hset(client, commands))
     clear_online()
-    timed("feast_materialize_warm", lambda: materialize(store, *WINDOW))
+    timed("feast_materialize_warm", lambda: materialize(store, *WINDOW, FEATURE_SERVICES))
     clear_online()
     return {
         "rows": table.num_rows,
@@ -212,7 +219,7 @@ def case_historical(state: Path, customers: int, entity_rows: int) -> dict:
     from data.store import get_training_frame
 
     days = 30
-    settings, store = _store_over_snapshots(state, customers, days, None)
+    _, store = _store_over_snapshots(state, customers, days, None)
     rng = np.random.default_rng(1)
     offsets = rng.integers(0, days * 86_400, entity_rows)
     entities = pd.DataFrame(
@@ -222,7 +229,7 @@ def case_historical(state: Path, customers: int, entity_rows: int) -> dict:
         }
     )
     began = time.perf_counter()
-    result = get_training_frame(store, entities, settings.feature_service)
+    result = get_training_frame(store, entities, CHURN_SERVICE)
     seconds = time.perf_counter() - began
     return {
         "feature_rows": customers * days,
@@ -262,8 +269,8 @@ def case_push(state: Path, redis_url: str | None, pushes: int = 300) -> dict:
     from data.freshness import push_order
     from data.store import get_online_features, materialize
 
-    settings, store = _store_over_snapshots(state, 1000, 1, redis_url)
-    materialize(store, *WINDOW)
+    _, store = _store_over_snapshots(state, 1000, 1, redis_url)
+    materialize(store, *WINDOW, FEATURE_SERVICES)
     latencies = []
     for i in range(pushes):
         customer = 1 + i % 1000
@@ -274,8 +281,8 @@ def case_push(state: Path, redis_url: str | None, pushes: int = 300) -> dict:
             "customer_segment": "regular",
         }
         began = time.perf_counter()
-        push_order(store, order, settings.feature_service)
-        seen = get_online_features(store, [customer], settings.feature_service)
+        push_order(store, order, CHURN_SERVICE)
+        seen = get_online_features(store, [customer], CHURN_SERVICE)
         latencies.append((time.perf_counter() - began) * 1000)
         assert seen[DAYS_SINCE_LAST_ORDER.name].iloc[0] == 0
     return {

@@ -5,9 +5,11 @@
 server in turn (``serving.service:ChurnPredictor``; the textbook
 ``bench.serving_baseline:NaiveChurnPredictor``, which builds a FeatureStore per request;
 ``CachedStoreChurnPredictor``, the same with the store built once) starts
-``bentoml serve``, warms it up, and drives ``/predict`` with an open-loop load generator
-at fixed rates. A server's ladder stops after the first rate it cannot sustain (p99 over
-1 s or errors): higher rates would only queue. Figures are printed and written as JSON
+``bentoml serve``, warms it up, and drives it with an open-loop load generator at fixed
+rates: churn on ``/predict``, every other model spec on ``/models/<name>/predict`` of the
+same service, each against baselines serving that model. A server's ladder stops after the
+first rate it cannot sustain (p99 over 1 s or errors): higher rates would only queue.
+Figures are printed and written as JSON
 to ``bench/results/serving.json`` (git-ignored, next to ``data.json`` of ``make
 bench-data``) and ``bench/results/serving-<UTC time>.json``.
 
@@ -24,17 +26,49 @@ import os
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.serving_load import RateResult, run_rate
 from bench.serving_state import prepare_state, state_settings
 
-SERVERS = {
-    "service": "serving.service:ChurnPredictor",
-    "baseline": "bench.serving_baseline:NaiveChurnPredictor",
-    "baseline_cached": "bench.serving_baseline:CachedStoreChurnPredictor",
-}
+SERVICE = "serving.service:ChurnPredictor"
+NAIVE = "bench.serving_baseline:NaiveChurnPredictor"
+CACHED = "bench.serving_baseline:CachedStoreChurnPredictor"
+
+
+@dataclass(frozen=True)
+class Server:
+    """One server of the benchmark: what ``bentoml serve`` starts, the route it is driven on."""
+
+    target: str
+    route: str = "/predict"
+    model: str = "churn"  # the spec a baseline serves (BENCH_MODEL)
+
+
+def bench_servers() -> tuple[dict[str, Server], list[tuple[str, str]]]:
+    """The servers to run, and the (service run, baseline run) pairs the summary compares.
+
+    The default model (churn) on the service's ``/predict`` (its contract), every other
+    spec on its own route of the same service; each against the two textbook baselines
+    serving that model.
+    """
+    from models.catalog import load_specs
+
+    servers: dict[str, Server] = {}
+    pairs: list[tuple[str, str]] = []
+    for spec in load_specs():
+        suffix = "" if spec.serves_default_routes else f"_{spec.name}"
+        route = "/predict" if spec.serves_default_routes else f"/models/{spec.name}/predict"
+        servers[f"service{suffix}"] = Server(SERVICE, route, spec.name)
+        servers[f"baseline{suffix}"] = Server(NAIVE, model=spec.name)
+        servers[f"baseline_cached{suffix}"] = Server(CACHED, model=spec.name)
+        pairs += [(f"service{suffix}", f"baseline{suffix}"),
+                  (f"service{suffix}", f"baseline_cached{suffix}")]  # fmt: skip
+    return servers, pairs
+
+
 RESULTS = Path(__file__).resolve().parent / "results"
 P99_LIMIT_MS = 50.0
 SATURATED_P99_MS = 1000.0
@@ -47,20 +81,23 @@ def free_port() -> int:
 
 
 def bench_server(
-    target: str, rates: list[float], duration: float, customers: list[int], warmup: float
+    server: Server, rates: list[float], duration: float, customers: list[int], warmup: float
 ) -> list[RateResult]:
-    """Start ``target`` and run the rate ladder against it."""
+    """Start ``server`` and run the rate ladder against its route."""
     from core.settings import get_settings
     from serving.server import BentoServer
 
     results: list[RateResult] = []
-    with BentoServer(get_settings(), port=free_port(), target=target) as url:
-        run_rate(f"{url}/predict", 50, warmup, customers, seed=99)  # warm caches, not reported
+    env = {"BENCH_MODEL": server.model}
+    with BentoServer(get_settings(), port=free_port(), target=server.target, env=env) as url:
+        endpoint = f"{url}{server.route}"
+        run_rate(endpoint, 50, warmup, customers, seed=99)  # warm caches, not reported
         for rate in rates:
             time.sleep(2)  # let the previous rate drain
-            result = run_rate(f"{url}/predict", rate, duration, customers, seed=int(rate))
+            result = run_rate(endpoint, rate, duration, customers, seed=int(rate))
             results.append(result)
-            print(f"  {target.split(':')[1]:<22}{format_result(result)}", flush=True)
+            label = f"{server.target.split(':')[1]} ({server.model})"
+            print(f"  {label:<38}{format_result(result)}", flush=True)
             if result.errors or result.p99_ms > SATURATED_P99_MS:
                 break
     return results
@@ -80,9 +117,13 @@ def max_rate_within(results: list[RateResult], p99_ms: float = P99_LIMIT_MS) -> 
     return max(ok, default=0.0)
 
 
-def summarize(runs: dict[str, list[RateResult]], baseline_name: str = "baseline") -> dict:
+def summarize(
+    runs: dict[str, list[RateResult]],
+    baseline_name: str = "baseline",
+    service_name: str = "service",
+) -> dict:
     """Ratios baseline / service at each rate both ran, and the capacity ratio."""
-    service = {r.target_rate: r for r in runs["service"]}
+    service = {r.target_rate: r for r in runs[service_name]}
     baseline = {r.target_rate: r for r in runs[baseline_name]}
     per_rate = {
         str(rate): {
@@ -92,7 +133,7 @@ def summarize(runs: dict[str, list[RateResult]], baseline_name: str = "baseline"
         for rate in sorted(set(service) & set(baseline))
     }
     at_100 = service.get(100.0)
-    service_max = max_rate_within(runs["service"])
+    service_max = max_rate_within(runs[service_name])
     baseline_max = max_rate_within(runs[baseline_name])
     summary: dict = {
         "baseline_over_service_latency": per_rate,
@@ -115,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rates", default="10,25,50,100,200,300,400")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per rate")
     parser.add_argument("--warmup", type=float, default=5.0)
-    parser.add_argument("--servers", default="service,baseline,baseline_cached")
+    parser.add_argument("--servers", default=None, help="comma-separated (default: all)")
     parser.add_argument(
         "--redis-url",
         default=os.environ.get("CHURN_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
@@ -130,11 +171,12 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"preparing benchmark state in {state_dir} (features in {args.redis_url})", flush=True)
     state = prepare_state(get_settings())
     rates = [float(r) for r in args.rates.split(",")]
+    servers, pairs = bench_servers()
     runs: dict[str, list[RateResult]] = {}
     started = datetime.now(UTC)
-    for name in args.servers.split(","):
-        print(f"{name}: {SERVERS[name]}", flush=True)
-        runs[name] = bench_server(SERVERS[name], rates, args.duration, state.customers, args.warmup)
+    for name in args.servers.split(",") if args.servers else servers:
+        print(f"{name}: {servers[name].target} on {servers[name].route}", flush=True)
+        runs[name] = bench_server(servers[name], rates, args.duration, state.customers, args.warmup)
     report = {
         "started": started.isoformat(),
         "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_end": os.getloadavg()[0]},
@@ -145,9 +187,9 @@ def main(argv: list[str] | None = None) -> dict:
         "runs": {name: [r.as_dict() for r in results] for name, results in runs.items()},
     }
     report["summary"] = {
-        f"service_vs_{name}": summarize(runs, name)
-        for name in runs
-        if name != "service" and "service" in runs
+        f"{service}_vs_{baseline}": summarize(runs, baseline, service)
+        for service, baseline in pairs
+        if service in runs and baseline in runs
     }
     print(json.dumps(report["summary"], indent=2))
     RESULTS.mkdir(parents=True, exist_ok=True)

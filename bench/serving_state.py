@@ -1,8 +1,10 @@
 """A platform state for the serving benchmark: features in Redis and a champion model.
 
 Built with the same functions the DAGs run (simulate -> validate -> Delta -> features ->
-Feast materialize into Redis -> train -> register -> gate), in a folder of its own, so
-the benchmark never touches the project's ``.state``.
+Feast materialize into Redis -> train -> register -> gate, for every model spec), in a
+folder of its own, so the benchmark never touches the project's ``.state``. The benchmark
+measures ``/predict``, the churn model's route; the other models are trained too, so the
+service runs as it does in production (every model loaded, none retrying a missing one).
 """
 
 from __future__ import annotations
@@ -44,19 +46,32 @@ def prepare_state(settings: Settings, customers: int = 3000, days: int = 120) ->
     from data import delta_tables, pipeline
     from data.simulate import SimulationConfig, land_simulated_days
     from models import promotion, registry
+    from models.catalog import load_specs
+    from models.churn.spec import SPEC as CHURN
 
     if not settings.redis_url:
         raise ValueError("the serving benchmark needs CHURN_REDIS_URL (features in Redis)")
     start = datetime.now(UTC).date() - timedelta(days=days)
     config = SimulationConfig(customers=customers, start_date=start, days=days, seed=11)
     land_simulated_days(config, settings)
-    pipeline.run_feature_pipeline(settings)
-    promotion.run_training_pipeline(settings, run_name="bench")
+    specs = load_specs()
+    pipeline.run_feature_pipeline(
+        settings,
+        feature_services=[spec.feature_service for spec in specs],
+        tables=[table for spec in specs for table in spec.feature_tables],
+    )
+    for spec in specs:
+        promotion.run_training_pipeline(spec, settings, run_name="bench")
     snapshots = delta_tables.read_table(settings.customer_features_path, columns=["customer_id"])
     known = sorted(int(c) for c in snapshots["customer_id"].unique())
-    champion = registry.alias_version(settings, registry.CHAMPION)
-    if champion is None:
-        raise RuntimeError("the benchmark model did not become champion")
+    champion = registry.alias_version(settings, CHURN.registered_model, registry.CHAMPION)
+    missing = [
+        spec.name
+        for spec in specs
+        if registry.alias_version(settings, spec.registered_model, registry.CHAMPION) is None
+    ]
+    if champion is None or missing:
+        raise RuntimeError(f"the benchmark models {missing} did not become champion")
     stamp.write_text(
         json.dumps(
             {
@@ -72,10 +87,12 @@ def prepare_state(settings: Settings, customers: int = 3000, days: int = 120) ->
 
 def _has_onnx(settings: Settings, version: int) -> bool:
     """Whether the registered ``version`` carries a verified ONNX copy."""
+    from models.churn.spec import SPEC as CHURN
     from models.onnx_model import TAG_URI
     from models.tracking import configure_mlflow
 
-    tags = configure_mlflow(settings).get_model_version(settings.model_name, str(version)).tags
+    client = configure_mlflow(settings)
+    tags = client.get_model_version(CHURN.registered_model, str(version)).tags
     return TAG_URI in tags
 
 
@@ -95,5 +112,5 @@ def state_settings(state_dir: Path, redis_url: str) -> dict[str, str]:
         "CHURN_STATE_DIR": str(state_dir),
         "CHURN_FEATURE_STORE_YAML": str(state_dir / "feature_store.yaml"),
         "CHURN_REDIS_URL": redis_url,
-        "CHURN_MIN_F1": "0.0",
+        "CHURN_GATE_MIN_SCORES": '{"churn": 0.0}',
     }

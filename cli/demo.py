@@ -1,9 +1,10 @@
 """``make demo``: the closed loop end to end, through the real DAGs, on one machine.
 
-simulate months of orders -> feature_pipeline -> training_pipeline (v1) -> BentoML server
--> live predictions -> monitoring (no drift) -> drifted days and traffic ->
-feature_pipeline -> monitoring (significant drift, triggers training) -> training_pipeline
-(v2, gated) -> summary (printed and written as JSON).
+simulate months of orders -> feature_pipeline -> every model's training pipeline (v1) ->
+BentoML server -> live predictions for every model -> every model's monitoring (no drift)
+-> drifted days and traffic -> feature_pipeline -> monitoring (significant drift, triggers
+training) -> the triggered training pipelines (v2, gated) -> summary (printed and written
+as JSON), one section per model spec.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from cli import airflow_runner
 from core.settings import Settings
+from core.spec import ModelSpec
 from data import delta_tables
 from data.simulate import Drift, SimulationConfig, land_simulated_days
 
@@ -59,22 +61,25 @@ def active_customers(settings: Settings, window_days: int = 30) -> np.ndarray:
     return np.sort(recent["customer_id"].unique())
 
 
-def send_predictions(url: str, customers: np.ndarray, requests: int, seed: int) -> dict[str, Any]:
-    """Real HTTP traffic: mostly single predictions, every 50th a batch of 20."""
+def send_predictions(
+    url: str, customers: np.ndarray, requests: int, seed: int, route: str = "/predict"
+) -> dict[str, Any]:
+    """Real HTTP traffic to ``route``: mostly single predictions, every 50th a batch of 20."""
     rng = np.random.default_rng(seed)
     latencies, statuses = [], {}
     with httpx.Client(base_url=url, timeout=10) as client:
         for i in range(requests):
             if i % 50 == 49:
                 ids = [int(c) for c in rng.choice(customers, size=20, replace=False)]
-                body, path = {"customer_ids": ids}, "/predict/batch"
+                body, path = {"customer_ids": ids}, f"{route}/batch"
             else:
-                body, path = {"customer_id": int(rng.choice(customers))}, "/predict"
+                body, path = {"customer_id": int(rng.choice(customers))}, route
             started = time.perf_counter()
             response = client.post(path, json=body)
             latencies.append((time.perf_counter() - started) * 1000)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
     return {
+        "route": route,
         "requests": requests,
         "status_codes": statuses,
         "latency_ms_p50": round(statistics.median(latencies), 2),
@@ -94,6 +99,20 @@ def _check(result: airflow_runner.DagRunResult) -> airflow_runner.DagRunResult:
     return result
 
 
+def model_route(spec: ModelSpec) -> str:
+    """The route the demo sends a model's traffic to (the default model: ``/predict``)."""
+    return "/predict" if spec.serves_default_routes else f"/models/{spec.name}/predict"
+
+
+def traffic(url: str, settings: Settings, specs: tuple[ModelSpec, ...], requests: int, seed: int):
+    """The same customers' traffic to every model's route."""
+    customers = active_customers(settings)
+    return {
+        spec.name: send_predictions(url, customers, requests, seed, model_route(spec))
+        for spec in specs
+    }
+
+
 def run_demo(
     settings: Settings,
     customers: int | None = None,
@@ -103,8 +122,10 @@ def run_demo(
     quiet: bool = False,
 ) -> dict[str, Any]:
     """Run the loop; return (and write) the summary. ``quiet`` hides library warnings."""
+    from models.catalog import load_specs
     from serving.server import BentoServer
 
+    specs = load_specs()
     started = time.monotonic()
     customers = customers or settings.sim_customers
     days = days or settings.sim_days
@@ -125,6 +146,7 @@ def run_demo(
     reset_state(settings)
     rows = land_simulated_days(config, settings, history)
     print(f"    landed {len(history)} daily batches, {rows} order events")
+    print(f"    models: {', '.join(f'{s.name} ({s.registered_model})' for s in specs)}")
     airflow_runner.migrate_airflow_db(settings)
     if quiet:
         ignore_library_warnings()
@@ -134,85 +156,114 @@ def run_demo(
     _check(airflow_runner.run_dag("feature_pipeline", settings))
     timings["feature_pipeline"] = time.monotonic() - t
 
-    t = _step("training_pipeline: training set -> train -> register -> gate")
-    first_training = _check(airflow_runner.run_dag("training_pipeline", settings))
-    print(f"    gate: {first_training.returns['gate']['reason']}")
-    timings["training_pipeline"] = time.monotonic() - t
+    first: dict[str, airflow_runner.DagRunResult] = {}
+    for spec in specs:
+        t = _step(f"{spec.training_dag_id}: training set -> train -> register -> gate")
+        first[spec.name] = _check(airflow_runner.run_dag(spec.training_dag_id, settings))
+        print(f"    gate: {first[spec.name].returns['gate']['reason']}")
+        timings[f"training_{spec.name}"] = time.monotonic() - t
 
-    t = _step("Start the BentoML server and send live predictions")
+    t = _step("Start the BentoML server and send live predictions to every model")
+    calm: dict[str, dict] = {}
+    drift: dict[str, dict] = {}
     with BentoServer(settings) as url:
         timings["server_start"] = time.monotonic() - t
-        baseline_traffic = send_predictions(url, active_customers(settings), requests, seed=1)
-        print(f"    {baseline_traffic}")
+        baseline_traffic = traffic(url, settings, specs, requests, seed=1)
+        for name, sent in baseline_traffic.items():
+            print(f"    {name}: {sent}")
 
         t = _step("monitoring on normal traffic")
-        calm = _check(airflow_runner.run_dag("monitoring", settings))
-        calm_report = calm.returns["drift_report"]
-        print(f"    significant drift: {calm_report['significant']} ({calm_report['reason']})")
-        retrain_queued = airflow_runner.queued_runs("training_pipeline", settings)
-        if calm_report["significant"] or retrain_queued:
-            raise RuntimeError("normal traffic was judged drifted: the demo's premise is broken")
+        for spec in specs:
+            report = _check(airflow_runner.run_dag(spec.monitoring_dag_id, settings))
+            calm[spec.name] = report.returns["drift_report"]
+            print(f"    {spec.name}: significant drift: {calm[spec.name]['significant']} "
+                  f"({calm[spec.name]['reason']})")  # fmt: skip
+            queued = airflow_runner.queued_runs(spec.training_dag_id, settings)
+            if calm[spec.name]["significant"] or queued:
+                raise RuntimeError(
+                    f"{spec.name}: normal traffic was judged drifted: the demo's premise is broken"
+                )
         timings["monitoring_calm"] = time.monotonic() - t
 
         t = _step(f"Simulate {drift_days} drifted days (spend x2, segment mix) and traffic")
         land_simulated_days(config, settings, drifted)
         _check(airflow_runner.run_dag("feature_pipeline", settings))
-        drift_traffic = send_predictions(url, active_customers(settings), requests, seed=2)
-        print(f"    {drift_traffic}")
+        drift_traffic = traffic(url, settings, specs, requests, seed=2)
+        for name, sent in drift_traffic.items():
+            print(f"    {name}: {sent}")
         timings["drift_days"] = time.monotonic() - t
 
         t = _step("monitoring on drifted traffic")
-        drifted_run = _check(airflow_runner.run_dag("monitoring", settings))
-        drift_report = drifted_run.returns["drift_report"]
-        print(f"    significant drift: {drift_report['significant']} ({drift_report['reason']})")
+        for spec in specs:
+            report = _check(airflow_runner.run_dag(spec.monitoring_dag_id, settings))
+            drift[spec.name] = report.returns["drift_report"]
+            print(f"    {spec.name}: significant drift: {drift[spec.name]['significant']} "
+                  f"({drift[spec.name]['reason']})")  # fmt: skip
         timings["monitoring_drift"] = time.monotonic() - t
 
-    t = _step("training_pipeline, triggered by monitoring")
-    triggered = airflow_runner.queued_runs("training_pipeline", settings)
-    if not triggered:
-        raise RuntimeError("monitoring did not trigger training_pipeline")
-    retrain = [_check(r) for r in airflow_runner.run_queued("training_pipeline", settings)]
-    second_gate = retrain[-1].returns["gate"]
-    print(f"    gate: {second_gate['reason']}")
-    timings["retraining"] = time.monotonic() - t
+    models: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        t = _step(f"{spec.training_dag_id}, triggered by monitoring")
+        triggered = airflow_runner.queued_runs(spec.training_dag_id, settings)
+        runs = [first[spec.name]]
+        if triggered:
+            runs += [_check(r) for r in airflow_runner.run_queued(spec.training_dag_id, settings)]
+            print(f"    gate: {runs[-1].returns['gate']['reason']}")
+        else:
+            print(f"    {spec.name}: no drift, no retraining")
+        timings[f"retraining_{spec.name}"] = time.monotonic() - t
+        models[spec.name] = model_summary(
+            settings,
+            spec,
+            gates=[r.returns["gate"] for r in runs],
+            metrics=[r.returns["train"]["metrics"] for r in runs],
+            calm=calm[spec.name],
+            drift=drift[spec.name],
+            triggered_run=triggered[0]["run_id"] if triggered else None,
+            traffic={
+                "baseline": baseline_traffic[spec.name],
+                "drifted": drift_traffic[spec.name],
+            },
+        )
 
-    summary = build_summary(
-        settings,
-        gates=[first_training.returns["gate"], second_gate],
-        metrics=[
-            first_training.returns["train"]["metrics"],
-            retrain[-1].returns["train"]["metrics"],
-        ],
-        calm=calm_report,
-        drift=drift_report,
-        traffic={"baseline": baseline_traffic, "drifted": drift_traffic},
-        triggered_run=triggered[0]["run_id"],
-        timings={k: round(v, 1) for k, v in timings.items()},
-        total_seconds=round(time.monotonic() - started, 1),
-    )
+    summary = {
+        "models": models,
+        "timings_seconds": {k: round(v, 1) for k, v in timings.items()},
+        "total_seconds": round(time.monotonic() - started, 1),
+        "summary_path": str(settings.demo_summary_path),
+        "how_to": {
+            "mlflow_ui": "make mlflow-ui  # then open http://127.0.0.1:5000",
+            "airflow_ui": "make airflow  # then open http://127.0.0.1:8080 (login printed)",
+            "serve": 'make serve  # then POST http://127.0.0.1:3000/predict {"customer_id": 42}',
+            "other_models": 'POST http://127.0.0.1:3000/models/<name>/predict {"customer_id": 42}',
+        },
+    }
     settings.demo_summary_path.parent.mkdir(parents=True, exist_ok=True)
     settings.demo_summary_path.write_text(json.dumps(summary, indent=2, default=str))
     print_summary(summary)
     return summary
 
 
-def build_summary(settings: Settings, **parts: Any) -> dict[str, Any]:
+def model_summary(settings: Settings, spec: ModelSpec, **parts: Any) -> dict[str, Any]:
+    """One model's part of the summary: versions, gate reasons, champion, drift, traffic."""
     from models.registry import CHAMPION, alias_version
 
     gates, metrics, drift = parts["gates"], parts["metrics"], parts["drift"]
-    champion = alias_version(settings, CHAMPION)
+    champion = alias_version(settings, spec.registered_model, CHAMPION)
     champion_gate = next((g for g in reversed(gates) if g["version"] == champion), None)
     by_column = {f["column"]: f for f in drift.get("features", [])}
     return {
-        "model_name": settings.model_name,
+        "model_name": spec.registered_model,
+        "task": spec.task,
+        "gate_metric": spec.gate_metric,
         "versions": [
             {
                 "version": g["version"],
                 "promoted": g["promoted"],
                 "gate_reason": g["reason"],
-                # Each version's F1 on its own holdout (the newest days of its training
+                # Each version's score on its own holdout (the newest days of its training
                 # data): two versions' figures come from different holdouts.
-                "own_holdout_f1": round(g["f1"], 4),
+                "own_holdout_score": round(g["score"], 4),
                 "metrics": {k: round(v, 4) for k, v in m.items()},
             }
             for g, m in zip(gates, metrics, strict=True)
@@ -240,26 +291,19 @@ def build_summary(settings: Settings, **parts: Any) -> dict[str, Any]:
             ),
         },
         "traffic": parts["traffic"],
-        "timings_seconds": parts["timings"],
-        "total_seconds": parts["total_seconds"],
-        "summary_path": str(settings.demo_summary_path),
-        "how_to": {
-            "mlflow_ui": "make mlflow-ui  # then open http://127.0.0.1:5000",
-            "airflow_ui": "make airflow  # then open http://127.0.0.1:8080 (login printed)",
-            "serve": 'make serve  # then POST http://127.0.0.1:3000/predict {"customer_id": 42}',
-        },
     }
 
 
 def same_holdout(last_gate: dict[str, Any]) -> dict[str, Any] | None:
     """The last gate's comparison: both versions scored on the newest version's holdout."""
-    if last_gate.get("champion_f1") is None:
+    if last_gate.get("champion_score") is None:
         return None
     return {
         "holdout_of_version": last_gate["version"],
-        "f1": {
-            str(last_gate["version"]): round(last_gate["f1"], 4),
-            str(last_gate["champion_version"]): round(last_gate["champion_f1"], 4),
+        "metric": last_gate["metric"],
+        "scores": {
+            str(last_gate["version"]): round(last_gate["score"], 4),
+            str(last_gate["champion_version"]): round(last_gate["champion_score"], 4),
         },
     }
 
@@ -267,28 +311,30 @@ def same_holdout(last_gate: dict[str, Any]) -> dict[str, Any] | None:
 def print_summary(summary: dict[str, Any]) -> None:
     print("\n" + "=" * 72)
     print(f"Demo finished in {summary['total_seconds']} s")
-    for v in summary["versions"]:
-        verdict = "promoted" if v["promoted"] else "not promoted"
-        print(
-            f"  {summary['model_name']} v{v['version']}: F1 {v['own_holdout_f1']} on its own "
-            f"holdout, {verdict}"
-        )
-        print(f"      gate: {v['gate_reason']}")
-    compared = summary["same_holdout"]
-    if compared:
-        scores = ", ".join(f"v{version} F1 {f1}" for version, f1 in compared["f1"].items())
-        print(f"  on one holdout (v{compared['holdout_of_version']}'s, the newest days): {scores}")
-        print(
-            "      each version's own-holdout F1 comes from different days; the gate compares"
-            " them on this one"
-        )
-    champion = summary["champion"]
-    print(f"  champion: v{champion['version']} ({champion['reason']})")
-    drift = summary["drift"]
-    print(f"  drift: significant={drift['significant']}; top drifted features (PSI):")
-    for f in drift["top_drifted"]:
-        print(f"      {f['column']:<24} {f['psi']:.3f}  {f['level']}")
-    print(f"  drift report: {drift['html_report']}")
+    for name, model in summary["models"].items():
+        metric = model["gate_metric"]
+        print(f"  [{name}] {model['model_name']} ({model['task']}, gate on {metric})")
+        for v in model["versions"]:
+            verdict = "promoted" if v["promoted"] else "not promoted"
+            print(
+                f"    v{v['version']}: {metric} {v['own_holdout_score']} on its own holdout, "
+                f"{verdict}"
+            )
+            print(f"        gate: {v['gate_reason']}")
+        compared = model["same_holdout"]
+        if compared:
+            scores = ", ".join(f"v{k} {metric} {x}" for k, x in compared["scores"].items())
+            print(
+                f"    on one holdout (v{compared['holdout_of_version']}'s, the newest days): "
+                f"{scores}"
+            )
+        champion = model["champion"]
+        print(f"    champion: v{champion['version']} ({champion['reason']})")
+        drift = model["drift"]
+        print(f"    drift: significant={drift['significant']}; top drifted features (PSI):")
+        for f in drift["top_drifted"]:
+            print(f"        {f['column']:<24} {f['psi']:.3f}  {f['level']}")
+        print(f"    drift report: {drift['html_report']}")
     print(f"  summary JSON: {summary['summary_path']}")
     for name, how in summary["how_to"].items():
         print(f"  {name}: {how}")

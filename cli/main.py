@@ -15,6 +15,10 @@ from pathlib import Path
 
 from core.settings import get_settings
 
+# Commands that act on one model take --model NAME (a spec under models/); this is the default.
+DEFAULT_MODEL = "churn"
+MODEL_HELP = "the model spec's name (models/<name>/spec.py); default: churn"
+
 
 def _demo(args: argparse.Namespace) -> None:
     # The libraries' deprecation chatter would bury the demo's own report.
@@ -86,10 +90,15 @@ def _mlflow_ui(_: argparse.Namespace) -> None:
 
 def _parity(args: argparse.Namespace) -> None:
     from data.parity import check_parity
+    from models.catalog import get_spec, load_specs
 
-    report = check_parity(get_settings(), sample=args.sample)
-    print(report.summary())
-    if not report.ok:
+    specs = [get_spec(args.model)] if args.model else load_specs()
+    failed = False
+    for spec in specs:
+        report = check_parity(get_settings(), spec.feature_service, sample=args.sample)
+        print(f"{spec.name} ({spec.feature_service}): {report.summary()}")
+        failed |= not report.ok
+    if failed:
         sys.exit(1)
 
 
@@ -105,9 +114,15 @@ def _land(args: argparse.Namespace) -> None:
 
 def _features(_: argparse.Namespace) -> None:
     from data.pipeline import BatchesRefused, run_feature_pipeline
+    from models.catalog import load_specs
 
+    specs = load_specs()
     try:
-        result = run_feature_pipeline(get_settings())
+        result = run_feature_pipeline(
+            get_settings(),
+            feature_services=[spec.feature_service for spec in specs],
+            tables=[table for spec in specs for table in spec.feature_tables],
+        )
     except BatchesRefused as refused:
         sys.exit(str(refused))
     ingested, built = result.ingested, result.built
@@ -120,6 +135,7 @@ def _features(_: argparse.Namespace) -> None:
         f"Delta versions: raw_orders v{ingested.raw_orders_version}, "
         f"customer_features v{built.features_version} ({built.snapshot_rows:,} "
         f"snapshots), churn_labels v{built.labels_version}"
+        + "".join(f", {name} v{version}" for name, version in built.table_versions.items())
     )
     if built.window is not None:
         print(f"materialized to the online store up to {built.window.end.isoformat()}")
@@ -127,42 +143,46 @@ def _features(_: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace) -> None:
     from expectations.validation import BatchRejected
+    from models.catalog import get_spec
     from models.onnx_model import OnnxVerificationError
     from models.promotion import run_training_pipeline
     from models.training import TrainingDataNotReady
 
+    spec = get_spec(args.model)
     run_name = args.run_name or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     try:
-        done = run_training_pipeline(get_settings(), run_name=run_name)
+        done = run_training_pipeline(spec, get_settings(), run_name=run_name)
     except (TrainingDataNotReady, BatchRejected) as error:
         sys.exit(f"not trained: {error}")
     except OnnxVerificationError as error:
         sys.exit(f"trained but not registered: {error}")
     gate = done.gate
-    print(f"registered version {gate.version} (run {done.trained.run_id})")
+    print(f"{spec.registered_model}: registered version {gate.version} (run {done.trained.run_id})")
     print(f"gate: {'promoted to champion' if gate.promoted else 'not promoted'}: {gate.reason}")
 
 
 def _monitor(args: argparse.Namespace) -> None:
+    from models.catalog import get_spec
     from monitoring.check import run_drift_check
 
     settings = get_settings()
-    report = run_drift_check(settings)
+    report = run_drift_check(get_spec(args.model), settings)
     window = f"{report.window.start:%Y-%m-%d %H:%M} .. {report.window.end:%Y-%m-%d %H:%M} UTC"
     print(f"drift check {window}: {report.reason}")
     if report.html_path:
         print(f"Evidently report: {report.html_path}")
     if report.significant:
         if args.retrain:
-            _train(argparse.Namespace(run_name=None))
+            _train(argparse.Namespace(run_name=None, model=args.model))
         else:
             print("drift is significant: retrain with `churn train` (or `churn monitor --retrain`)")
 
 
-def _rollback(_: argparse.Namespace) -> None:
+def _rollback(args: argparse.Namespace) -> None:
+    from models.catalog import get_spec
     from models.registry import rollback_champion
 
-    done = rollback_champion(get_settings())
+    done = rollback_champion(get_settings(), get_spec(args.model).registered_model)
     print(f"champion is now v{done.champion} (rolled back from v{done.rolled_back_from})")
 
 
@@ -184,10 +204,11 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("mlflow-ui", help="MLflow UI on :5000").set_defaults(func=_mlflow_ui)
     parity = commands.add_parser("parity", help="compare online and offline feature vectors")
     parity.add_argument("--sample", type=int, default=200)
+    parity.add_argument("--model", default=None, help="one model's feature service (default: all)")
     parity.set_defaults(func=_parity)
-    commands.add_parser("rollback", help="move champion back to the previous one").set_defaults(
-        func=_rollback
-    )
+    rollback = commands.add_parser("rollback", help="move champion back to the previous one")
+    rollback.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
+    rollback.set_defaults(func=_rollback)
     land = commands.add_parser(
         "land", help="copy your own batch (Parquet or CSV) into the landing area"
     )
@@ -206,11 +227,13 @@ def main(argv: list[str] | None = None) -> None:
         "train", help="training pipeline: training set -> train -> register -> gate"
     )
     train.add_argument("--run-name", default=None, help="names the run's folder and MLflow run")
+    train.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
     train.set_defaults(func=_train)
     monitor = commands.add_parser("monitor", help="drift check of the logged predictions")
     monitor.add_argument(
         "--retrain", action="store_true", help="run the training pipeline if drift is significant"
     )
+    monitor.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
     monitor.set_defaults(func=_monitor)
     args = parser.parse_args(argv)
     args.func(args)

@@ -12,6 +12,7 @@ frames. Renaming a feature is one edit of its ``name`` below
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -81,24 +82,32 @@ def pandas_dtype(feature: Feature) -> str:
     return _PANDAS_DTYPES[feature.dtype]
 
 
-def empty_feature_columns() -> dict[str, pd.Series]:
-    """Empty, typed columns of every feature (for frames that have no rows)."""
-    return {f.name: pd.Series(dtype=pandas_dtype(f)) for f in CUSTOMER_FEATURES}
+def empty_feature_columns(
+    features: Sequence[Feature] = CUSTOMER_FEATURES,
+) -> dict[str, pd.Series]:
+    """Empty, typed columns of ``features`` (for frames that have no rows)."""
+    return {f.name: pd.Series(dtype=pandas_dtype(f)) for f in features}
 
 
-def model_input(frame: pd.DataFrame) -> pd.DataFrame:
+def model_input(
+    frame: pd.DataFrame, features: Sequence[Feature] = CUSTOMER_FEATURES
+) -> pd.DataFrame:
     """The model's input columns with the types its signature declares (numbers as float)."""
-    features = frame[list(FEATURE_COLUMNS)].copy()
-    features[list(NUMERIC_FEATURES)] = features[list(NUMERIC_FEATURES)].astype("float64")
-    for name in CATEGORICAL_FEATURES:
-        features[name] = features[name].astype("object")
-    return features
+    inputs = frame[[f.name for f in features]].copy()
+    numeric = [f.name for f in features if f.kind == "numeric"]
+    inputs[numeric] = inputs[numeric].astype("float64")
+    for feature in features:
+        if feature.kind == "categorical":
+            inputs[feature.name] = inputs[feature.name].astype("object")
+    return inputs
 
 
-def feature_expectations() -> list[dict[str, Any]]:
+def feature_expectations(
+    features: Sequence[Feature] = CUSTOMER_FEATURES,
+) -> list[dict[str, Any]]:
     """Great Expectations column expectations every feature column of a frame must meet."""
     expectations: list[dict[str, Any]] = []
-    for feature in CUSTOMER_FEATURES:
+    for feature in features:
         column = {"column": feature.name}
         expectations.append({"type": "expect_column_values_to_not_be_null", "kwargs": column})
         if feature.values is not None:

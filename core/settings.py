@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -60,22 +60,22 @@ class Settings(BaseSettings):
 
     # --- the model and its features ------------------------------------------------------
     feast_project: str = "churn"
-    feature_service: str = "customer_features_v1"
     feature_ttl_days: int = 90
-    model_name: str = "customer_churn_model"
-    experiment_name: str = "customer_churn"
-    min_f1: float = Field(0.35, description="F1 the first model must reach to become champion.")
+    gate_min_scores: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            'Per model (JSON, e.g. {"churn": 0.5}): replaces the spec\'s min_score, the gate '
+            "metric a first version must reach to become champion."
+        ),
+    )
     churn_horizon_days: int = Field(30, description="No order within this many days = churned.")
-    holdout_days: int = Field(28, description="The last label dates kept for the holdout.")
     random_seed: int = 7
 
     # --- simulation -----------------------------------------------------------------------
     sim_customers: int = 3000
     sim_days: int = 150
 
-    # --- monitoring -----------------------------------------------------------------------
-    psi_moderate: float = 0.1
-    psi_significant: float = 0.25
+    # --- monitoring (the PSI grades are the model spec's) -------------------------------------
     drift_min_rows: int = Field(200, description="Fewer logged predictions: no drift verdict.")
     drift_window_hours: int = Field(24, description="First monitoring run: look this far back.")
 
@@ -128,12 +128,6 @@ class Settings(BaseSettings):
     def _absolute_state_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
-    @model_validator(mode="after")
-    def _thresholds_ordered(self) -> Settings:
-        if not 0 < self.psi_moderate < self.psi_significant:
-            raise ValueError("need 0 < CHURN_PSI_MODERATE < CHURN_PSI_SIGNIFICANT")
-        return self
-
     # --- derived paths (pure: nothing is created here) --------------------------------------
     @property
     def delta_dir(self) -> Path:
@@ -177,9 +171,13 @@ class Settings(BaseSettings):
     def airflow_home(self) -> Path:
         return self.airflow_home_dir or self.state_dir / "airflow"
 
-    @property
-    def prediction_log_path(self) -> Path:
-        return self.state_dir / "serving" / "predictions.db"
+    def prediction_log_path(self, model: str) -> Path:
+        """The prediction log of one model (see serving/prediction_log.py)."""
+        return self.state_dir / "serving" / model / "predictions.db"
+
+    def delta_table_path(self, table: str) -> Path:
+        """Where the Delta table ``table`` lives."""
+        return self.delta_dir / table
 
     @property
     def reports_dir(self) -> Path:

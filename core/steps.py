@@ -7,7 +7,7 @@ only the Airflow tasks convert them to and from XCom's JSON, with :func:`to_xcom
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -53,6 +53,8 @@ class BuiltFeatures:
     snapshot_rows: int
     label_rows: int
     window: TimeWindow | None
+    # The models' own feature tables (core.spec.FeatureTable): name -> Delta version.
+    table_versions: dict[str, int | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Materialized:
 
     applied: list[str]
     window: TimeWindow | None  # None: nothing new, nothing materialized
+    views: list[str] = field(default_factory=list)  # the feature views materialized
 
 
 @dataclass(frozen=True)
@@ -79,11 +82,10 @@ class TrainingSet:
 
     train_path: str
     holdout_path: str
-    features_version: int
-    labels_version: int
+    data_versions: dict[str, int]  # Delta table -> the version read (features and labels)
     train_rows: int
     holdout_rows: int
-    positive_rate: float
+    label_mean: float  # the churn rate of a classifier, the mean target of a regression
     holdout_start: str
 
 
@@ -111,9 +113,10 @@ class GateDecision:
     version: int
     promoted: bool
     reason: str
-    f1: float
+    metric: str  # the spec's gate metric
+    score: float
     champion_version: int | None
-    champion_f1: float | None
+    champion_score: float | None
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@
 Raw order batches in the landing area -> **validate** (Great Expectations; a refused batch
 is quarantined with its report and the run fails here, so nothing downstream changes) ->
 **ingest** (one Delta transaction; each day replaces its own partition) -> **build
-features** (customer snapshots and churn labels, Delta) -> **materialize** (Feast apply +
-materialize into the online store).
+features** (customer snapshots, churn labels and every model spec's own feature tables,
+Delta) -> **materialize** (Feast apply, then materialize the views of every model's feature
+service into the online store, view by view: one failing view does not stop the others).
 
 Trigger it from the UI after dropping `orders_YYYY-MM-DD.parquet` or `.csv` files into
 `$CHURN_STATE_DIR/landing/` (`churn land FILE --day YYYY-MM-DD` copies one there), or run
@@ -59,17 +60,22 @@ def feature_pipeline():
         from core.settings import get_settings
         from core.steps import IngestedBatches, from_xcom, to_xcom
         from data.pipeline import build_features
+        from models.catalog import load_specs
 
         days = from_xcom(IngestedBatches, ingested).days
-        return to_xcom(build_features(days, get_settings()))
+        tables = [table for spec in load_specs() for table in spec.feature_tables]
+        return to_xcom(build_features(days, get_settings(), tables))
 
     @task(outlets=[CUSTOMER_FEATURES])
     def materialize(built: dict) -> dict:
         from core.settings import get_settings
         from core.steps import BuiltFeatures, from_xcom, to_xcom
         from data.pipeline import materialize_features
+        from models.catalog import load_specs
 
-        return to_xcom(materialize_features(from_xcom(BuiltFeatures, built), get_settings()))
+        services = [spec.feature_service for spec in load_specs()]
+        built_features = from_xcom(BuiltFeatures, built)
+        return to_xcom(materialize_features(built_features, get_settings(), services))
 
     materialize(build_features(ingest(validate())))
 

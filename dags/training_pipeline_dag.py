@@ -1,13 +1,15 @@
 """
-### training_pipeline
+### <model>_training_pipeline (one DAG per model spec)
 
-**training set** (labels joined point-in-time to `customer_features_v1` by Feast) ->
-**train** (scikit-learn, logged to MLflow with metrics, signature, dataset input and
-lineage tags) -> **register** (`customer_churn_model`, alias `challenger`) -> **gate**
-(alias `champion` moves only if the new version beats the champion's F1 on the same
-holdout; the decision and reason are written on the version).
+**training set** (the spec's labels joined point-in-time to its Feast feature service,
+checked by its Great Expectations suite) -> **train** (the spec's scikit-learn estimator,
+logged to MLflow with metrics, signature, dataset input and lineage tags) -> **register**
+(ONNX copy verified, alias `challenger`) -> **gate** (alias `champion` moves only if the
+new version beats the champion on the spec's gate metric, on the same holdout; the
+decision and reason are written on the version).
 
-Triggered by `monitoring` when drift is significant, or by hand from the UI.
+Triggered by the model's `<model>_monitoring` DAG when drift is significant, or by hand
+from the UI. The DAGs are made from `models/<name>/spec.py` by the factory in this file.
 """
 
 from __future__ import annotations
@@ -17,68 +19,85 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, task
 
+from models.catalog import load_specs
 
-@dag(
-    dag_id="training_pipeline",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    doc_md=__doc__,
-    tags=["churn", "training", "mlflow", "feast"],
-    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": timedelta(seconds=30)},
-)
-def training_pipeline():
-    @task
-    def build_training_set(run_id: str | None = None) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
 
-        from core.settings import get_settings
-        from core.steps import to_xcom
-        from expectations.validation import BatchRejected
-        from models.training import TrainingDataNotReady, build_training_set
+def make_training_dag(dag_id: str, model: str, description: str, tags: tuple[str, ...]):
+    """The training pipeline DAG of one model spec."""
 
-        try:
-            return to_xcom(build_training_set(get_settings(), run_name=_safe(run_id)))
-        except (TrainingDataNotReady, BatchRejected) as error:
-            # The same data would fail the same way: fail now instead of after a retry.
-            raise AirflowFailException(str(error)) from error
+    @dag(
+        dag_id=dag_id,
+        description=description,
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        doc_md=__doc__.replace("<model>", model),
+        tags=[model, *tags, "training", "mlflow", "feast"],
+        default_args={"owner": "ml-platform", "retries": 1, "retry_delay": timedelta(seconds=30)},
+    )
+    def training_pipeline():
+        @task
+        def build_training_set(run_id: str | None = None) -> dict:
+            from airflow.sdk.exceptions import AirflowFailException
 
-    @task
-    def train(training_set: dict, run_id: str | None = None) -> dict:
-        from core.settings import get_settings
-        from core.steps import TrainingSet, from_xcom, to_xcom
-        from models.training import train_and_log
+            from core.settings import get_settings
+            from core.steps import to_xcom
+            from expectations.validation import BatchRejected
+            from models.catalog import get_spec
+            from models.training import TrainingDataNotReady, build_training_set
 
-        built = from_xcom(TrainingSet, training_set)
-        return to_xcom(train_and_log(built, get_settings(), dag_run_id=run_id or "manual"))
+            try:
+                built = build_training_set(get_spec(model), get_settings(), run_name=_safe(run_id))
+            except (TrainingDataNotReady, BatchRejected) as error:
+                # The same data would fail the same way: fail now instead of after a retry.
+                raise AirflowFailException(str(error)) from error
+            return to_xcom(built)
 
-    @task
-    def register(trained: dict) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
+        @task
+        def train(training_set: dict, run_id: str | None = None) -> dict:
+            from core.settings import get_settings
+            from core.steps import TrainingSet, from_xcom, to_xcom
+            from models.catalog import get_spec
+            from models.training import train_and_log
 
-        from core.settings import get_settings
-        from core.steps import TrainedModel, from_xcom, to_xcom
-        from models.onnx_model import OnnxVerificationError
-        from models.registry import register_model
+            built = from_xcom(TrainingSet, training_set)
+            trained = train_and_log(
+                get_spec(model), built, get_settings(), dag_run_id=run_id or "manual"
+            )
+            return to_xcom(trained)
 
-        try:
-            return to_xcom(register_model(from_xcom(TrainedModel, trained), get_settings()))
-        except OnnxVerificationError as error:  # the same model fails the same way again
-            raise AirflowFailException(str(error)) from error
+        @task
+        def register(trained: dict) -> dict:
+            from airflow.sdk.exceptions import AirflowFailException
 
-    @task
-    def gate(registered: dict, training_set: dict) -> dict:
-        from core.settings import get_settings
-        from core.steps import RegisteredVersion, TrainingSet, from_xcom, to_xcom
-        from models.promotion import gate
+            from core.settings import get_settings
+            from core.steps import TrainedModel, from_xcom, to_xcom
+            from models.catalog import get_spec
+            from models.onnx_model import OnnxVerificationError
+            from models.registry import register_model
 
-        version = from_xcom(RegisteredVersion, registered).version
-        holdout = from_xcom(TrainingSet, training_set).holdout_path
-        return to_xcom(gate(version, holdout, get_settings()))
+            fitted = from_xcom(TrainedModel, trained)
+            try:
+                return to_xcom(register_model(get_spec(model), fitted, get_settings()))
+            except OnnxVerificationError as error:  # the same model fails the same way again
+                raise AirflowFailException(str(error)) from error
 
-    training_set = build_training_set()
-    gate(register(train(training_set)), training_set)
+        @task
+        def gate(registered: dict, training_set: dict) -> dict:
+            from core.settings import get_settings
+            from core.steps import RegisteredVersion, TrainingSet, from_xcom, to_xcom
+            from models.catalog import get_spec
+            from models.promotion import gate
+
+            version = from_xcom(RegisteredVersion, registered).version
+            holdout = from_xcom(TrainingSet, training_set).holdout_path
+            return to_xcom(gate(get_spec(model), version, holdout, get_settings()))
+
+        training_set = build_training_set()
+        gate(register(train(training_set)), training_set)
+
+    return training_pipeline()
 
 
 def _safe(run_id: str | None) -> str:
@@ -86,4 +105,7 @@ def _safe(run_id: str | None) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in (run_id or "manual"))
 
 
-training_pipeline()
+for _spec in load_specs():
+    globals()[_spec.training_dag_id] = make_training_dag(
+        _spec.training_dag_id, _spec.name, _spec.description, _spec.tags
+    )

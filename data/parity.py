@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from core.schema import FEATURE_COLUMNS
 from core.settings import Settings
 from data import delta_tables
 from data.store import (
@@ -41,6 +40,7 @@ class ParityReport:
     mismatches: tuple[Mismatch, ...]
     missing_online: tuple[int, ...]
     pushed_since: tuple[int, ...] = field(default=())
+    features: tuple[str, ...] = field(default=())
 
     @property
     def checked(self) -> int:
@@ -52,7 +52,7 @@ class ParityReport:
 
     def summary(self) -> str:
         lines = [
-            f"parity as of {self.as_of}: {self.checked} customers x {len(FEATURE_COLUMNS)} "
+            f"parity as of {self.as_of}: {self.checked} customers x {len(self.features)} "
             f"features, {len(self.mismatches)} mismatches, {len(self.missing_online)} missing "
             f"online, {len(self.pushed_since)} pushed since (skipped)"
         ]
@@ -73,8 +73,19 @@ def _same(online: object, offline: object) -> bool:
     return math.isclose(float(online), float(offline), rel_tol=1e-9, abs_tol=1e-9)
 
 
-def check_parity(settings: Settings, sample: int = 200, seed: int = 0) -> ParityReport:
-    """Compare online and offline feature vectors for ``sample`` customers."""
+def _utc(value: object) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+
+
+def check_parity(
+    settings: Settings, feature_service: str, sample: int = 200, seed: int = 0
+) -> ParityReport:
+    """Compare online and offline vectors of ``feature_service`` for ``sample`` customers.
+
+    The customers are drawn from the latest customer snapshot; every feature the service
+    serves (whichever view holds it) is compared.
+    """
     days = delta_tables.partition_dates(settings.customer_features_path, "snapshot_date")
     if not days:
         raise RuntimeError("no customer snapshots yet: run feature_pipeline first")
@@ -89,10 +100,11 @@ def check_parity(settings: Settings, sample: int = 200, seed: int = 0) -> Parity
     as_of = snapshot_timestamp(last)
     store = get_feature_store(settings)
     entity_rows = pd.DataFrame({"customer_id": chosen, "event_timestamp": as_of})
-    offline = get_training_frame(store, entity_rows, settings.feature_service)
+    offline = get_training_frame(store, entity_rows, feature_service)
     online = get_online_features(
-        store, chosen.tolist(), settings.feature_service, include_event_timestamps=True
+        store, chosen.tolist(), feature_service, include_event_timestamps=True
     )
+    columns = [c for c in online.columns if c != "customer_id" and not c.endswith("__ts")]
     unknown = set(unknown_customers(online))
     mismatches, missing, pushed = [], [], []
     for (_, off), (_, on) in zip(offline.iterrows(), online.iterrows(), strict=True):
@@ -100,16 +112,12 @@ def check_parity(settings: Settings, sample: int = 200, seed: int = 0) -> Parity
         if customer in unknown:
             missing.append(customer)
             continue
-        online_at = pd.Timestamp(on[f"{FEATURE_COLUMNS[0]}__ts"])
-        if online_at.tzinfo is None:
-            online_at = online_at.tz_localize("UTC")
+        online_at = max(_utc(on[f"{c}__ts"]) for c in columns)
         if online_at > as_of:
             pushed.append(customer)
             continue
         mismatches += [
-            Mismatch(customer, c, on[c], off[c])
-            for c in FEATURE_COLUMNS
-            if not _same(on[c], off[c])
+            Mismatch(customer, c, on[c], off[c]) for c in columns if not _same(on[c], off[c])
         ]
     return ParityReport(
         as_of.isoformat(),
@@ -117,4 +125,5 @@ def check_parity(settings: Settings, sample: int = 200, seed: int = 0) -> Parity
         tuple(mismatches),
         tuple(missing),
         tuple(pushed),
+        tuple(columns),
     )

@@ -7,12 +7,14 @@ and the tests. They pass plain values (paths, dates, versions), never DataFrames
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
 
 from core.settings import Settings
+from core.spec import FeatureTable
 from core.steps import (
     BuiltFeatures,
     FeaturePipelineRun,
@@ -145,11 +147,15 @@ def label_days(first: date, last: date) -> list[date]:
     ]
 
 
-def build_features(changed_days: list[str], settings: Settings) -> BuiltFeatures:
-    """Recompute the snapshots and labels that the changed raw days affect.
+def build_features(
+    changed_days: list[str], settings: Settings, tables: Sequence[FeatureTable] = ()
+) -> BuiltFeatures:
+    """Recompute the snapshots, labels and model feature tables the changed raw days affect.
 
     Snapshots from the first changed day on change (windows and lifetime sums include
-    it); labels from ``horizon`` days earlier on change (their future includes it).
+    it); labels from ``horizon`` days earlier on change (their future includes it). Each of
+    ``tables`` (the models' own feature tables, from their specs) is recomputed from the
+    first changed day on, like the snapshots.
     """
     if not changed_days:
         return BuiltFeatures(
@@ -158,6 +164,10 @@ def build_features(changed_days: list[str], settings: Settings) -> BuiltFeatures
             snapshot_rows=0,
             label_rows=0,
             window=None,
+            table_versions={
+                t.name: delta_tables.table_version(settings.delta_table_path(t.name))
+                for t in tables
+            },
         )
     orders = delta_tables.read_table(settings.raw_orders_path)
     raw_days = delta_tables.partition_dates(settings.raw_orders_path, "event_date")
@@ -176,6 +186,12 @@ def build_features(changed_days: list[str], settings: Settings) -> BuiltFeatures
         labels_version = delta_tables.replace_from(
             settings.churn_labels_path, labels, "label_date", label_start.isoformat()
         )
+    table_versions = {}
+    for table in tables:
+        rows = table.compute(orders, snapshot_days)
+        table_versions[table.name] = delta_tables.replace_from(
+            settings.delta_table_path(table.name), rows, table.partition, first.isoformat()
+        )
     return BuiltFeatures(
         features_version=features_version,
         labels_version=labels_version,
@@ -186,28 +202,39 @@ def build_features(changed_days: list[str], settings: Settings) -> BuiltFeatures
             snapshots["event_timestamp"].min().to_pydatetime(),
             snapshots["event_timestamp"].max().to_pydatetime(),
         ),
+        table_versions=table_versions,
     )
 
 
-def run_feature_pipeline(settings: Settings) -> FeaturePipelineRun:
+def run_feature_pipeline(
+    settings: Settings, feature_services: Sequence[str], tables: Sequence[FeatureTable] = ()
+) -> FeaturePipelineRun:
     """The four steps of ``feature_pipeline`` in this process, without Airflow.
 
     For the CLI, tests and benchmarks; the DAG runs the same functions as separate tasks.
+    ``feature_services`` and ``tables`` come from the model specs (see dags/).
     """
     ingested = ingest_batches(validate_landed_batches(settings), settings)
-    built = build_features(ingested.days, settings)
-    return FeaturePipelineRun(ingested, built, materialize_features(built, settings))
+    built = build_features(ingested.days, settings, tables)
+    materialized = materialize_features(built, settings, feature_services)
+    return FeaturePipelineRun(ingested, built, materialized)
 
 
-def materialize_features(built: BuiltFeatures, settings: Settings) -> Materialized:
-    """Apply the feature definitions, then materialize the window ``build_features`` wrote."""
+def materialize_features(
+    built: BuiltFeatures, settings: Settings, feature_services: Sequence[str]
+) -> Materialized:
+    """Apply the feature definitions, then materialize the window ``build_features`` wrote.
+
+    Only the views of ``feature_services`` are loaded: a view another model declared but
+    whose table is not written yet does not stop these.
+    """
     if built.window is None:
         return Materialized(applied=[], window=None)
     # A second either side, so rows stamped exactly at the bounds are surely included.
     window = TimeWindow(
         built.window.start - timedelta(seconds=1), built.window.end + timedelta(seconds=1)
     )
+    applied = apply_feature_definitions(settings)
     store = get_feature_store(settings)
-    applied = apply_feature_definitions(store)
-    materialize(store, window.start, window.end, settings.feature_service)
-    return Materialized(applied=applied, window=window)
+    views = materialize(store, window.start, window.end, feature_services)
+    return Materialized(applied=applied, window=window, views=views)

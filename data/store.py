@@ -1,9 +1,11 @@
 """Feast operations: configuration from settings, apply, materialize, retrieval.
 
 The Feast configuration is built from the settings: in memory for this code, and written
-as ``feature_repo/feature_store.yaml`` by ``make feast-config`` for the Feast CLI, so both
-read one configuration. The Delta tables are read by Feast's DuckDB offline
-store, which honours the Delta log and keeps one output row per entity row.
+as ``feature_repo/feature_store.yaml`` (``make feast-config``, and before every apply) for
+the Feast CLI, so both read one configuration. The definitions are applied by the Feast
+CLI itself (``feast apply``); everything else reads the registry through a
+``FeatureStore``. The Delta tables are read by Feast's DuckDB offline store, which honours
+the Delta log and keeps one output row per entity row.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib.metadata
+import shutil
 import sqlite3
+import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -21,8 +25,6 @@ from urllib.parse import urlsplit
 import pandas as pd
 import yaml
 from feast import FeatureStore, RepoConfig
-from feast.repo_contents import RepoContents
-from feast.repo_operations import parse_repo
 
 from core.settings import FEATURE_REPO_DIR, Settings
 
@@ -117,57 +119,48 @@ def get_feature_store(settings: Settings, config: dict | None = None) -> Feature
     return FeatureStore(config=RepoConfig(repo_path=FEATURE_REPO_DIR, **config))
 
 
-@contextlib.contextmanager
-def _inside_feature_repo() -> Iterator[None]:
-    """Import the definition files the way the Feast CLI does (cwd and sys.path = repo).
+class FeastApplyFailed(RuntimeError):
+    """``feast apply`` refused the definitions in ``feature_repo/`` (its output says why)."""
 
-    They are imported afresh each time: data_sources.py reads the table location from the
-    environment, which may have changed since an earlier import in this process.
+
+def feast_executable() -> str:
+    """The ``feast`` command of this environment (next to this Python, else on PATH)."""
+    beside = Path(sys.executable).with_name("feast")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("feast")
+    if found is None:
+        raise FeastApplyFailed("the feast command is not installed in this environment")
+    return found
+
+
+def apply_feature_definitions(settings: Settings) -> list[str]:
+    """``feast apply`` on ``feature_repo/`` with the Feast CLI, exactly as a user runs it.
+
+    The configuration is rendered from the settings first (:func:`write_feature_store_yaml`),
+    so the CLI and this process use one registry and one online store. The CLI runs in its
+    own process: Feast imports the definition files as top-level modules, and only a fresh
+    interpreter imports them with the current settings (a test, say, that changed
+    ``CHURN_STATE_DIR``). Returns the names of the objects registered.
     """
-    for name, module in list(sys.modules.items()):
-        origin = getattr(module, "__file__", None) or ""
-        # Top-level modules from inside the repo: the definition files, not this package.
-        if "." not in name and name != __package__ and origin.startswith(str(FEATURE_REPO_DIR)):
-            del sys.modules[name]
-    added = str(FEATURE_REPO_DIR) not in sys.path
-    if added:
-        sys.path.insert(0, str(FEATURE_REPO_DIR))
-    try:
-        with contextlib.chdir(FEATURE_REPO_DIR):
-            yield
-    finally:
-        if added:
-            sys.path.remove(str(FEATURE_REPO_DIR))
-
-
-def _parse_feature_definitions() -> RepoContents:
-    with _inside_feature_repo():
-        return parse_repo(FEATURE_REPO_DIR)
-
-
-def apply_feature_definitions(store: FeatureStore) -> list[str]:
-    """``feast apply`` in-process: register every object declared in ``feature_repo/``.
-
-    The data sources are registered first, on their own: registering a new or changed
-    source overwrites the stamps of the object passed in with the registry's clock, and a
-    view applied from those same objects would embed that stamp instead of the fixed one in
-    data_sources.py, which every later ``feast plan`` would report as a change. The views
-    are then applied from a fresh parse, whose sources carry the fixed stamps.
-    """
-    store.apply(list(_parse_feature_definitions().data_sources))
-    repo = _parse_feature_definitions()
-    objects = [
-        *repo.entities,
-        *repo.data_sources,
-        *repo.feature_views,
-        *repo.feature_services,
-    ]
-    store.apply(objects)
-    # `feast apply` also records the online tables it manages (the registry's Infra); so
-    # does this, or the CLI's `feast plan` would report "Created sqlite table ..." after it.
-    _, _, infra = store.plan(repo)
-    store.registry.update_infra(infra, store.project, commit=True)
+    path = write_feature_store_yaml(settings)
+    ensure_duckdb_delta_extension()
+    command = [
+        feast_executable(), "--chdir", str(FEATURE_REPO_DIR),
+        "--feature-store-yaml", str(path), "apply",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        output = (done.stdout + done.stderr)[-3000:]
+        raise FeastApplyFailed(f"feast apply failed ({done.returncode}):\n{output}")
+    store = get_feature_store(settings)
     keep_newer_online_rows(store)
+    objects = [
+        *store.list_entities(),
+        *store.list_data_sources(),
+        *store.list_feature_views(),
+        *store.list_feature_services(),
+    ]
     return sorted(obj.name for obj in objects)
 
 
@@ -213,17 +206,38 @@ def heap_frozen_for_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
+class MaterializationFailed(RuntimeError):
+    """Some feature views could not be materialized (the others were)."""
+
+    def __init__(self, failures: dict[str, str], done: list[str]):
+        self.failures, self.done = failures, done
+        lines = "; ".join(f"{view}: {why}" for view, why in failures.items())
+        super().__init__(f"materialized {done or 'nothing'}; failed: {lines}")
+
+
 def materialize(
-    store: FeatureStore, start: datetime, end: datetime, feature_service: str | None = None
-) -> None:
+    store: FeatureStore, start: datetime, end: datetime, feature_services: Sequence[str]
+) -> list[str]:
     """Load the latest feature row per entity within ``[start, end]`` into the online store.
 
-    With ``feature_service``, only the feature views it serves are materialized, so one
-    model's views (or a view whose table is not written yet) never hold up another's.
+    Only the feature views the ``feature_services`` read are materialized, each on its own,
+    so one model's view (a view whose table is not written yet, say) never holds up
+    another's: every view is tried, then :class:`MaterializationFailed` names the views
+    that failed. Returns the views materialized.
     """
-    views = feature_views_of(store, feature_service) if feature_service else None
+    views = sorted({v for service in feature_services for v in feature_views_of(store, service)})
+    done, failures = [], {}
     with heap_frozen_for_gc():
-        store.materialize(start_date=start, end_date=end, feature_views=views)
+        for view in views:
+            try:
+                store.materialize(start_date=start, end_date=end, feature_views=[view])
+            except Exception as error:  # any source or store error: the next view still runs
+                failures[view] = f"{type(error).__name__}: {str(error)[:300]}"
+            else:
+                done.append(view)
+    if failures:
+        raise MaterializationFailed(failures, done)
+    return done
 
 
 def feature_views_of(store: FeatureStore, feature_service: str) -> list[str]:
@@ -232,13 +246,22 @@ def feature_views_of(store: FeatureStore, feature_service: str) -> list[str]:
     return sorted({projection.name for projection in service.feature_view_projections})
 
 
+def tables_of(store: FeatureStore, feature_service: str) -> list[str]:
+    """The Delta tables (folder names) behind the feature views a feature service reads."""
+    tables = []
+    for name in feature_views_of(store, feature_service):
+        source = store.get_feature_view(name).batch_source
+        tables.append(Path(source.path).name)  # type: ignore[attr-defined]
+    return sorted(set(tables))
+
+
 def get_training_frame(
     store: FeatureStore, entity_rows: pd.DataFrame, feature_service: str
 ) -> pd.DataFrame:
     """Point-in-time join of the feature service onto ``entity_rows``.
 
-    ``entity_rows`` needs ``customer_id`` and ``event_timestamp``; any other column (such as
-    the label) is carried through. Output rows keep the input order, one per input row.
+    ``entity_rows`` needs the entity key and ``event_timestamp`` (integer or string keys);
+    any other column (the label) is carried through. Output rows keep the input order.
     """
     rows = entity_rows.reset_index(drop=True).copy()
     rows["_row"] = range(len(rows))
@@ -255,14 +278,19 @@ def get_training_frame(
 
 def get_online_features(
     store: FeatureStore,
-    customer_ids: Sequence[int],
+    entity_ids: Sequence[int | str],
     feature_service: str,
     include_event_timestamps: bool = False,
+    entity_key: str = "customer_id",
 ) -> pd.DataFrame:
-    """The online feature vectors of ``customer_ids`` (all-null rows for unknown customers)."""
+    """The online feature vectors of ``entity_ids`` (all-null rows for unknown entities).
+
+    Keys are passed as given: integer and string entity keys both work (Feast serializes
+    them by the entity's value type).
+    """
     response = store.get_online_features(
         features=store.get_feature_service(feature_service),
-        entity_rows=[{"customer_id": int(c)} for c in customer_ids],
+        entity_rows=[{entity_key: c} for c in entity_ids],
     )
     return pd.DataFrame(response.to_dict(include_event_timestamps=include_event_timestamps))
 

@@ -40,8 +40,14 @@ def snapshot_timestamp(day: date, as_of: datetime | None = None) -> pd.Timestamp
     return min(end_of_day, now)
 
 
-def _day_grid(orders: pd.DataFrame, first_day: date, last_day: date):
-    """Per-customer, per-day order counts and spend as dense matrices (customers x days)."""
+def daily_order_grid(
+    orders: pd.DataFrame, first_day: date, last_day: date
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-customer, per-day order counts and spend as dense matrices (customers x days).
+
+    Returns the sorted customer ids, then counts and spend of shape (customers, days), day
+    0 being ``first_day``; orders outside ``[first_day, last_day]`` are left out.
+    """
     customers = np.sort(orders["customer_id"].unique())
     n_days = (last_day - first_day).days + 1
     order_days = (
@@ -75,7 +81,7 @@ def compute_customer_snapshots(
     created_at = created_at or datetime.now(UTC)
     first_day = orders["order_timestamp"].min().date()
     last_day = max(snapshot_days)
-    customers, counts, spend = _day_grid(orders, first_day, last_day)
+    customers, counts, spend = daily_order_grid(orders, first_day, last_day)
     orders_cum = np.cumsum(counts, axis=1)
     spend_cum = np.cumsum(spend, axis=1)
     # Index of the latest day with an order, carried forward (-1: none yet).
@@ -157,7 +163,7 @@ def compute_churn_labels(
     if orders.empty or not days:
         return pd.DataFrame(columns)
     first_day = orders["order_timestamp"].min().date()
-    customers, counts, _ = _day_grid(orders, first_day, data_end)
+    customers, counts, _ = daily_order_grid(orders, first_day, data_end)
     orders_cum = np.cumsum(counts, axis=1)
     frames = []
     for day in days:

@@ -32,6 +32,7 @@ import re
 import shutil
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -40,7 +41,7 @@ from urllib.parse import unquote, urlsplit
 
 import pandas as pd
 
-from core.schema import FEATURE_COLUMNS, feature_expectations
+from core.schema import CUSTOMER_FEATURES, Feature, feature_expectations
 
 if TYPE_CHECKING:
     from great_expectations.checkpoint import Checkpoint
@@ -184,15 +185,25 @@ def row_count_bounds(usual_rows: float | None, factor: float = 10.0) -> tuple[in
     return max(1, math.floor(usual_rows / factor) + 1), math.ceil(usual_rows * factor) - 1
 
 
-def validate_training_set(frame: pd.DataFrame, settings: Settings, name: str) -> ValidationReport:
-    """Validate a training set before a model is fitted on it (raises :class:`BatchRejected`)."""
+def validate_training_set(
+    frame: pd.DataFrame,
+    settings: Settings,
+    name: str,
+    suite_name: str = TRAINING_SET_SUITE,
+    features: Sequence[Feature] = CUSTOMER_FEATURES,
+) -> ValidationReport:
+    """Validate a training set before a model is fitted on it (raises :class:`BatchRejected`).
+
+    ``features`` (the model's) bring their column expectations to a suite that asks for them.
+    """
     return validate_frame(
         frame,
         settings,
-        suite_name=TRAINING_SET_SUITE,
+        suite_name=suite_name,
         batch_name=name,
         validated_at=datetime.now(UTC),
         expectation_parameters={},
+        features=features,
     )
 
 
@@ -239,12 +250,14 @@ def validate_frame(
     expectation_parameters: dict[str, Any] | None = None,
     validated_at: datetime | None = None,
     build_docs: bool = True,
+    features: Sequence[Feature] = CUSTOMER_FEATURES,
 ) -> ValidationReport:
     """Validate a frame against the committed suite ``suites/<suite_name>.json``.
 
     Returns the report when every expectation holds; otherwise the frame is quarantined
     with its report and :class:`BatchRejected` is raised. ``expectation_parameters`` fill
-    the suite's ``$PARAMETER`` references.
+    the suite's ``$PARAMETER`` references; ``features`` are the declared features a suite
+    with ``meta.feature_expectations`` derives its column expectations from.
     """
     from great_expectations.core.run_identifier import RunIdentifier
 
@@ -257,7 +270,7 @@ def validate_frame(
 
     runtime = _runtime(settings.gx_dir)
     with runtime.lock:
-        checkpoint = runtime.checkpoint(suite_name)
+        checkpoint = runtime.checkpoint(suite_name, features)
         result = checkpoint.run(
             batch_parameters={"dataframe": batch},
             expectation_parameters=expectation_parameters,
@@ -500,9 +513,11 @@ class _Runtime:
     _checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
     _suite_texts: dict[str, str] = field(default_factory=dict)
 
-    def checkpoint(self, suite_name: str) -> Checkpoint:
+    def checkpoint(
+        self, suite_name: str, features: Sequence[Feature] = CUSTOMER_FEATURES
+    ) -> Checkpoint:
         """The suite's checkpoint, (re-)registered when the committed JSON changed."""
-        suite = load_suite(suite_name)
+        suite = load_suite(suite_name, features)
         text = json.dumps(suite, sort_keys=True)
         if self._suite_texts.get(suite_name) != text:
             self._checkpoints[suite_name] = _register(self.context, suite_name, suite)
@@ -510,20 +525,20 @@ class _Runtime:
         return self._checkpoints[suite_name]
 
 
-def load_suite(suite_name: str) -> dict[str, Any]:
+def load_suite(suite_name: str, features: Sequence[Feature] = CUSTOMER_FEATURES) -> dict[str, Any]:
     """The committed suite, with the feature expectations derived from the schema if it asks.
 
     A suite whose ``meta.feature_expectations`` is ``"core.schema"`` lists no feature
-    column itself: every feature of :mod:`core.schema` joins its column set and brings its
-    own not-null, value-set and lower-bound expectations.
+    column itself: every one of ``features`` (declared with :class:`core.schema.Feature`)
+    joins its column set and brings its own not-null, value-set and lower-bound expectations.
     """
     suite = json.loads((SUITES_DIR / f"{suite_name}.json").read_text())
     if suite.get("meta", {}).get("feature_expectations") != "core.schema":
         return suite
     for expectation in suite["expectations"]:
         if expectation["type"] == "expect_table_columns_to_match_set":
-            expectation["kwargs"]["column_set"] += list(FEATURE_COLUMNS)
-    suite["expectations"] += [{**e, "meta": {}} for e in feature_expectations()]
+            expectation["kwargs"]["column_set"] += [f.name for f in features]
+    suite["expectations"] += [{**e, "meta": {}} for e in feature_expectations(features)]
     return suite
 
 

@@ -17,21 +17,21 @@ from core.settings import get_settings
 # and would report "Updated feature view customer_features" for the stamps alone, on every
 # run. A fixed stamp (the day these definitions were written) makes every parse the same.
 # Registering a new or changed source overwrites the stamp with the registry's clock, so
-# apply_feature_definitions registers the sources before the views; a CLI `feast apply`
-# into an empty registry cannot, and its view holds the clock stamp until the first
-# apply after a materialization rewrites it.
+# after a `feast apply` into an empty registry the view holds the clock stamp until the
+# first apply after a materialization rewrites it (every feature pipeline run applies).
 DEFINED_AT = datetime(2026, 11, 28, tzinfo=UTC)
 
 S = TypeVar("S", bound=DataSource)
 
 
-def _defined_at_a_fixed_time(source: S) -> S:
+def defined_at_a_fixed_time(source: S) -> S:
+    """``source`` stamped with :data:`DEFINED_AT` (every model's definition file uses it)."""
     source.created_timestamp = DEFINED_AT
     source.last_updated_timestamp = DEFINED_AT
     return source
 
 
-customer_snapshots_source = _defined_at_a_fixed_time(
+customer_snapshots_source = defined_at_a_fixed_time(
     FileSource(
         name="customer_snapshots",
         # The table's location follows CHURN_STATE_DIR; reading the environment is all this does.
@@ -43,7 +43,7 @@ customer_snapshots_source = _defined_at_a_fixed_time(
     )
 )
 
-customer_snapshots_push = _defined_at_a_fixed_time(
+customer_snapshots_push = defined_at_a_fixed_time(
     PushSource(
         name="customer_snapshots_push",
         batch_source=customer_snapshots_source,

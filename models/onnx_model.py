@@ -44,10 +44,16 @@ from onnx import TensorProto, helper
 from sklearn.model_selection import TunedThresholdClassifierCV
 from sklearn.pipeline import Pipeline
 
-from core.schema import model_input
+from core.schema import Feature, model_input
+from core.spec import Task
 
-# Largest |p_onnx - p_sklearn| accepted for the churn probability, at registration and load.
+# Largest |p_onnx - p_sklearn| accepted for a class probability, at registration and load.
 TOLERANCE = 1e-5
+# A regression: the largest |y_onnx - y_sklearn| / max(1, |y_sklearn|). ONNX tree ensembles
+# add their leaf values in float32, so the error grows with the number of trees and is
+# relative: measured 4.3e-5 for next_spend's 200 trees (1e-4 is a cent on 100 units).
+REGRESSION_TOLERANCE = 1e-4
+TOLERANCES = {"classification": TOLERANCE, "regression": REGRESSION_TOLERANCE}
 # The holdout's model inputs, logged on the training run (models.training.train_and_log;
 # monitoring reads the same file as its drift reference).
 HOLDOUT_ARTIFACT = "monitoring/reference.parquet"
@@ -94,21 +100,31 @@ class Comparison:
         )
 
 
+Scores = tuple[list[float], list[int] | None]  # probabilities and decisions; values and None
+
+
 def compare(
-    scores: tuple[Sequence[float], Sequence[int]],
-    probabilities: Sequence[float],
-    decisions: Sequence[int],
+    scores: tuple[Sequence[float], Sequence[int] | None],
+    values: Sequence[float],
+    decisions: Sequence[int] | None,
     tolerance: float = TOLERANCE,
 ) -> Comparison:
-    """Compare ONNX ``scores`` (probabilities, decisions) with the reference answers."""
-    got_p, got_d = np.asarray(scores[0], dtype=np.float64), np.asarray(scores[1])
-    want_p, want_d = np.asarray(probabilities, dtype=np.float64), np.asarray(decisions)
-    # NaN never passes: a probability that is NaN on one side only is an infinite difference.
-    diff = np.where(np.isnan(got_p) | np.isnan(want_p), np.inf, np.abs(got_p - want_p))
+    """Compare ONNX ``scores`` with the reference answers.
+
+    A classifier's scores are (probabilities, decisions), compared absolutely; a
+    regression's are (values, None), compared relatively to ``max(1, |value|)``.
+    """
+    got, want = np.asarray(scores[0], dtype=np.float64), np.asarray(values, dtype=np.float64)
+    scale = 1.0 if decisions is not None else np.maximum(1.0, np.abs(want))
+    # NaN never passes: a score that is NaN on one side only is an infinite difference.
+    diff = np.where(np.isnan(got) | np.isnan(want), np.inf, np.abs(got - want) / scale)
+    mismatches = 0
+    if decisions is not None:
+        mismatches = int((np.asarray(scores[1]) != np.asarray(decisions)).sum())
     return Comparison(
-        rows=len(want_p),
+        rows=len(want),
         max_abs_diff=float(diff.max()) if len(diff) else 0.0,
-        decision_mismatches=int((got_d != want_d).sum()),
+        decision_mismatches=mismatches,
         tolerance=tolerance,
     )
 
@@ -117,12 +133,16 @@ class OnnxScorer:
     """An ONNX Runtime session that scores feature dicts like the registered model.
 
     The graph takes one ``[n, 1]`` input per feature column (skl2onnx's form for a
-    ColumnTransformer that selects columns by name). ``threshold`` is the decision
-    threshold applied to the positive class's probability (``p >= threshold``, as
-    scikit-learn's threshold classifiers do); without one, the graph's own labels are used.
+    ColumnTransformer that selects columns by name). For a binary classifier (``classes``
+    given), ``threshold`` is the decision threshold applied to the positive class's
+    probability (``p >= threshold``, as scikit-learn's threshold classifiers do); without
+    one, the graph's own labels are used. Without ``classes`` it is a regression whose
+    graph answers ``variable``.
     """
 
-    def __init__(self, model: bytes, classes: Sequence[int], threshold: float | None) -> None:
+    def __init__(
+        self, model: bytes, classes: Sequence[int] | None, threshold: float | None
+    ) -> None:
         options = ort.SessionOptions()
         # One thread: a request scores a few rows, where a thread pool only adds hand-over
         # and spin-waiting on the cores the HTTP loop and Redis need.
@@ -132,9 +152,9 @@ class OnnxScorer:
         self.session = ort.InferenceSession(
             model, sess_options=options, providers=["CPUExecutionProvider"]
         )
-        self.classes = np.asarray(classes)
-        if len(self.classes) != 2:
-            raise ValueError(f"a binary classifier is needed, not classes {list(classes)}")
+        self.classes = None if classes is None else np.asarray(classes)
+        if self.classes is not None and len(self.classes) != 2:
+            raise ValueError(f"a binary classifier is needed, not classes {list(self.classes)}")
         self.threshold = threshold
         self.inputs: list[tuple[str, Any]] = []
         for spec in self.session.get_inputs():
@@ -145,8 +165,9 @@ class OnnxScorer:
             else:
                 raise ValueError(f"unsupported ONNX input {spec.name}: {spec.type}")
         outputs = {o.name for o in self.session.get_outputs()}
-        if not {"label", "probabilities"} <= outputs:
-            raise ValueError(f"ONNX outputs {sorted(outputs)} lack label/probabilities")
+        needed = {"label", "probabilities"} if self.classes is not None else {"variable"}
+        if not needed <= outputs:
+            raise ValueError(f"ONNX outputs {sorted(outputs)} lack {sorted(needed)}")
 
     def feed(self, rows: Sequence[Mapping[str, object]]) -> dict[str, np.ndarray]:
         """The session's inputs for feature dicts; None is a missing value."""
@@ -161,8 +182,11 @@ class OnnxScorer:
                 feed[name] = np.array([row[name] for row in rows], dtype=dtype).reshape(-1, 1)
         return feed
 
-    def score_rows(self, rows: Sequence[Mapping[str, object]]) -> tuple[list[float], list[int]]:
-        """Probabilities of the positive class and decisions for feature dicts."""
+    def score_rows(self, rows: Sequence[Mapping[str, object]]) -> Scores:
+        """Probabilities of the positive class and decisions (a regression: values, None)."""
+        if self.classes is None:
+            (values,) = self.session.run(["variable"], self.feed(rows))
+            return np.asarray(values).ravel().astype(np.float64).tolist(), None
         if self.threshold is None:
             labels, probabilities = self.session.run(["label", "probabilities"], self.feed(rows))
             decisions = np.asarray(labels).ravel()
@@ -211,8 +235,10 @@ def round_tree_inputs(model: onnx.ModelProto) -> int:
     return rounded
 
 
-def convert(model: object, frame: pd.DataFrame) -> tuple[bytes, OnnxScorer, str]:
-    """Convert a fitted binary classifier; ``frame`` gives the input columns and types.
+def convert(
+    model: object, frame: pd.DataFrame, task: Task = "classification"
+) -> tuple[bytes, OnnxScorer, str]:
+    """Convert a fitted binary classifier or regressor; ``frame`` gives the input columns.
 
     Returns the ONNX bytes, their scorer (threshold included) and the input precision.
     """
@@ -227,17 +253,24 @@ def convert(model: object, frame: pd.DataFrame) -> tuple[bytes, OnnxScorer, str]
 
     estimator, threshold = split_threshold(model)
     final = estimator[-1] if isinstance(estimator, Pipeline) else estimator
-    options = {id(final): {"zipmap": False}}  # probabilities as a plain [n, 2] tensor
+    classifier = task == "classification"
+    # probabilities as a plain [n, 2] tensor
+    options = {id(final): {"zipmap": False}} if classifier else None
+    outputs = (
+        [("label", Int64TensorType([None])), ("probabilities", FloatTensorType([None, 2]))]
+        if classifier
+        else [("variable", FloatTensorType([None, 1]))]
+    )
+    classes = list(model.classes_) if classifier else None  # type: ignore[attr-defined]
     errors = []
     # float64 inputs first: the transforms then compute what scikit-learn computes, and
     # only the trees' inputs are rounded (round_tree_inputs). ONNX tree ensembles answer
     # in float32, so the probabilities are declared float32. Not every converter takes
     # float64: then float32 inputs, skl2onnx's default (verification says if it is enough).
     for precision, number_type, final_types in (
-        ("double", DoubleTensorType, [("label", Int64TensorType([None])),
-                                      ("probabilities", FloatTensorType([None, 2]))]),
+        ("double", DoubleTensorType, outputs),
         ("float", FloatTensorType, None),
-    ):  # fmt: skip
+    ):
         initial_types = [
             (str(c), (StringTensorType if frame[c].dtype == object else number_type)([None, 1]))
             for c in frame.columns
@@ -250,7 +283,7 @@ def convert(model: object, frame: pd.DataFrame) -> tuple[bytes, OnnxScorer, str]
                 round_tree_inputs(onnx_model)
             onnx.checker.check_model(onnx_model)
             data = onnx_model.SerializeToString()
-            scorer = OnnxScorer(data, list(model.classes_), threshold)  # type: ignore[attr-defined]
+            scorer = OnnxScorer(data, classes, threshold)
         except Exception as error:  # skl2onnx and onnxruntime raise many types; try the next
             errors.append(f"{precision}: {type(error).__name__}: {str(error)[:300]}")
             continue
@@ -271,16 +304,28 @@ def verification_rows(frame: pd.DataFrame) -> list[dict[str, object]]:
     return rows + probes
 
 
-def reference_scores(model: object, rows: Sequence[Mapping[str, object]]) -> tuple[list, list]:
-    """The scikit-learn model's probabilities of the positive class and decisions."""
-    features = model_input(pd.DataFrame(list(rows)))
-    probabilities = model.predict_proba(features)[:, 1]  # type: ignore[attr-defined]
-    decisions = model.predict(features)  # type: ignore[attr-defined]
+def reference_scores(
+    model: object,
+    rows: Sequence[Mapping[str, object]],
+    features: Sequence[Feature],
+    task: Task = "classification",
+) -> Scores:
+    """The scikit-learn model's answers: probabilities and decisions, or values and None."""
+    inputs = model_input(pd.DataFrame(list(rows)), features)
+    if task == "regression":
+        return [float(v) for v in model.predict(inputs)], None  # type: ignore[attr-defined]
+    probabilities = model.predict_proba(inputs)[:, 1]  # type: ignore[attr-defined]
+    decisions = model.predict(inputs)  # type: ignore[attr-defined]
     return [float(p) for p in probabilities], [int(d) for d in decisions]
 
 
 def export_verified(
-    run_id: str, model_uri: str, client: MlflowClient, holdout: pd.DataFrame | None = None
+    run_id: str,
+    model_uri: str,
+    client: MlflowClient,
+    features: Sequence[Feature],
+    task: Task = "classification",
+    holdout: pd.DataFrame | None = None,
 ) -> dict[str, str]:
     """Convert the MLflow model, verify it on the holdout, log it on the run; version tags.
 
@@ -298,11 +343,12 @@ def export_verified(
                 f"run {run_id} has no holdout at {HOLDOUT_ARTIFACT} to verify ONNX on: {error}"
             ) from error
     columns = [str(c) for c in model.feature_names_in_]
-    frame = model_input(holdout)[columns]
-    data, scorer, precision = convert(model, frame)
+    frame = model_input(holdout, features)[columns]
+    data, scorer, precision = convert(model, frame, task)
     rows = verification_rows(frame)
-    probabilities, decisions = reference_scores(model, rows)
-    result = compare(scorer.score_rows(rows), probabilities, decisions)
+    probabilities, decisions = reference_scores(model, rows, features, task)
+    tolerance = TOLERANCES[task]
+    result = compare(scorer.score_rows(rows), probabilities, decisions, tolerance)
     if not result.passed:
         raise OnnxVerificationError(
             f"ONNX model of run {run_id} does not give the MLflow model's answers: {result}"
@@ -310,12 +356,12 @@ def export_verified(
     sha256 = hashlib.sha256(data).hexdigest()
     kept = list(range(min(CHECK_ROWS, len(frame)))) + list(range(len(frame), len(rows)))
     record = {
-        "classes": [int(c) for c in model.classes_],
+        "classes": None if scorer.classes is None else [int(c) for c in scorer.classes],
         "threshold": scorer.threshold,
-        "tolerance": TOLERANCE,
+        "tolerance": tolerance,
         "rows": [rows[i] for i in kept],
         "probabilities": [probabilities[i] for i in kept],
-        "decisions": [decisions[i] for i in kept],
+        "decisions": None if decisions is None else [decisions[i] for i in kept],
     }
     artifact_path = f"{ARTIFACT_DIR}/{sha256[:16]}"  # content-addressed: never overwritten
     with tempfile.TemporaryDirectory() as tmp:
@@ -331,7 +377,7 @@ def export_verified(
         "onnx.holdout_rows": str(len(frame)),
         "onnx.decision_mismatches": str(result.decision_mismatches),
         "onnx.max_abs_diff": f"{result.max_abs_diff:.3g}",
-        "onnx.tolerance": f"{TOLERANCE:g}",
+        "onnx.tolerance": f"{tolerance:g}",
         "onnx.versions": ", ".join(
             f"{p} {version(p)}" for p in ("skl2onnx", "onnx", "onnxruntime")
         ),

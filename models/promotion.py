@@ -1,5 +1,7 @@
 """Promotion: the gate that moves ``champion``, and the training pipeline that ends in it.
 
+Both read the model's spec: the metric compared, its direction, the first version's minimum.
+
 Kept apart from :mod:`models.registry` because the gate scores versions with the training
 code's metrics; serving reads aliases from the registry without loading training code.
 """
@@ -9,7 +11,9 @@ from __future__ import annotations
 import pandas as pd
 
 from core.settings import Settings
+from core.spec import ModelSpec
 from core.steps import GateDecision, TrainingRun
+from models.catalog import load_specs
 from models.registry import (
     CHAMPION,
     PREVIOUS_CHAMPION,
@@ -21,42 +25,51 @@ from models.tracking import configure_mlflow
 from models.training import build_training_set, evaluate, train_and_log
 
 
-def gate(version: int, holdout_path: str, settings: Settings) -> GateDecision:
-    """Promote ``version`` to champion only if it beats the champion's F1 on the same holdout.
+def gate(spec: ModelSpec, version: int, holdout_path: str, settings: Settings) -> GateDecision:
+    """Promote ``version`` to champion only if it beats the champion on the same holdout.
 
-    With no champion yet, the version must reach ``settings.min_f1``. The decision and
-    its reason are written on the version (tags and description).
+    The score is the spec's ``gate_metric``. With no champion yet, the version must reach
+    the spec's minimum (``CHURN_GATE_MIN_SCORES`` may replace it). The decision and its
+    reason are written on the version (tags and description).
     """
+    unknown = set(settings.gate_min_scores) - {s.name for s in load_specs()}
+    if unknown:
+        raise ValueError(f"CHURN_GATE_MIN_SCORES names no declared model: {sorted(unknown)}")
     client = configure_mlflow(settings)
+    name, metric = spec.registered_model, spec.gate_metric
     holdout = pd.read_parquet(holdout_path)
-    f1 = evaluate(load_version(settings, version), holdout)["f1"]
-    champion = alias_version(settings, CHAMPION, client)
-    champion_f1 = None
+    score = evaluate(spec, load_version(name, version), holdout)[metric]
+    champion = alias_version(settings, name, CHAMPION, client)
+    champion_score = None
     if champion is None:
-        promoted = f1 >= settings.min_f1
-        reason = (
-            f"first model: F1 {f1:.4f} {'>=' if promoted else '<'} minimum {settings.min_f1:.4f}"
+        minimum = spec.minimum(settings)
+        promoted = spec.reaches(score, minimum)
+        word = ("reaches" if promoted else "misses") + (
+            " minimum" if spec.greater_is_better else " maximum"
         )
+        reason = f"first model: {metric} {score:.4f} {word} {minimum:.4f}"
     elif champion == version:
         promoted, reason = False, f"version {version} is already the champion"
     else:
-        champion_f1 = evaluate(load_version(settings, champion), holdout)["f1"]
-        promoted = f1 > champion_f1
+        champion_score = evaluate(spec, load_version(name, champion), holdout)[metric]
+        promoted = spec.beats(score, champion_score)
         reason = (
-            f"F1 {f1:.4f} {'beats' if promoted else 'does not beat'} champion v{champion} "
-            f"F1 {champion_f1:.4f} on the same holdout ({len(holdout)} rows)"
+            f"{metric} {score:.4f} {'beats' if promoted else 'does not beat'} champion "
+            f"v{champion} {metric} {champion_score:.4f} on the same holdout ({len(holdout)} rows)"
         )
-    name = settings.model_name
     if promoted:
         if champion is not None:
             client.set_registered_model_alias(name, PREVIOUS_CHAMPION, str(champion))
         client.set_registered_model_alias(name, CHAMPION, str(version))
-    decision = GateDecision(version, promoted, reason, f1, champion, champion_f1)
+    decision = GateDecision(version, promoted, reason, metric, score, champion, champion_score)
     client.set_model_version_tag(name, str(version), "gate.decision", _verdict(promoted))
     client.set_model_version_tag(name, str(version), "gate.reason", reason)
-    client.set_model_version_tag(name, str(version), "gate.f1", f"{f1:.6f}")
-    if champion_f1 is not None:
-        client.set_model_version_tag(name, str(version), "gate.champion_f1", f"{champion_f1:.6f}")
+    client.set_model_version_tag(name, str(version), "gate.metric", metric)
+    client.set_model_version_tag(name, str(version), f"gate.{metric}", f"{score:.6f}")
+    if champion_score is not None:
+        client.set_model_version_tag(
+            name, str(version), f"gate.champion_{metric}", f"{champion_score:.6f}"
+        )
     client.update_model_version(
         name, str(version), description=f"Gate: {_verdict(promoted)}. {reason}"
     )
@@ -67,10 +80,10 @@ def _verdict(promoted: bool) -> str:
     return "promoted" if promoted else "rejected"
 
 
-def run_training_pipeline(settings: Settings, run_name: str) -> TrainingRun:
-    """The four steps of ``training_pipeline`` in this process, without Airflow."""
-    training_set = build_training_set(settings, run_name=run_name)
-    trained = train_and_log(training_set, settings, dag_run_id=run_name)
-    registered = register_model(trained, settings)
-    decision = gate(registered.version, training_set.holdout_path, settings)
+def run_training_pipeline(spec: ModelSpec, settings: Settings, run_name: str) -> TrainingRun:
+    """The four steps of the spec's training pipeline in this process, without Airflow."""
+    training_set = build_training_set(spec, settings, run_name=run_name)
+    trained = train_and_log(spec, training_set, settings, dag_run_id=run_name)
+    registered = register_model(spec, trained, settings)
+    decision = gate(spec, registered.version, training_set.holdout_path, settings)
     return TrainingRun(training_set, trained, registered, decision)

@@ -18,6 +18,7 @@ from mlflow.protos.databricks_pb2 import (
 )
 
 from core.settings import Settings
+from core.spec import ModelSpec
 from core.steps import RegisteredVersion, Rollback, TrainedModel
 from models.onnx_model import export_verified
 from models.tracking import configure_mlflow
@@ -27,7 +28,7 @@ CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous_champion"
 
 
-def register_model(trained: TrainedModel, settings: Settings) -> RegisteredVersion:
+def register_model(spec: ModelSpec, trained: TrainedModel, settings: Settings) -> RegisteredVersion:
     """Register the logged model as a new version and point ``challenger`` at it.
 
     Its ONNX copy (what serving scores) is converted, verified on the holdout and logged
@@ -36,13 +37,13 @@ def register_model(trained: TrainedModel, settings: Settings) -> RegisteredVersi
     client = configure_mlflow(settings)
     run = client.get_run(trained.run_id)
     lineage = {k: v for k, v in run.data.tags.items() if k.startswith("lineage.")}
-    onnx_tags = export_verified(trained.run_id, trained.model_uri, client)
+    onnx_tags = export_verified(trained.run_id, trained.model_uri, client, spec.features, spec.task)
     version = mlflow.register_model(
         trained.model_uri,
-        settings.model_name,
+        spec.registered_model,
         tags={**lineage, "run_id": trained.run_id, **onnx_tags},
     )
-    client.set_registered_model_alias(settings.model_name, CHALLENGER, version.version)
+    client.set_registered_model_alias(spec.registered_model, CHALLENGER, version.version)
     return RegisteredVersion(version=int(version.version), run_id=trained.run_id)
 
 
@@ -51,30 +52,32 @@ def register_model(trained: TrainedModel, settings: Settings) -> RegisteredVersi
 NOT_FOUND_CODES = {ErrorCode.Name(RESOURCE_DOES_NOT_EXIST), ErrorCode.Name(INVALID_PARAMETER_VALUE)}
 
 
-def alias_version(settings: Settings, alias: str, client: MlflowClient | None = None) -> int | None:
+def alias_version(
+    settings: Settings, model_name: str, alias: str, client: MlflowClient | None = None
+) -> int | None:
     """The version an alias points at, or None when the alias (or the model) is not set."""
     client = client or configure_mlflow(settings)
     try:
-        return int(client.get_model_version_by_alias(settings.model_name, alias).version)
+        return int(client.get_model_version_by_alias(model_name, alias).version)
     except MlflowException as error:
         if error.error_code in NOT_FOUND_CODES:
             return None
         raise
 
 
-def load_version(settings: Settings, version: int):
-    """The registered scikit-learn model of ``version``."""
-    return mlflow.sklearn.load_model(f"models:/{settings.model_name}/{version}")
+def load_version(model_name: str, version: int):
+    """The registered scikit-learn model of ``version`` (MLflow configured by the caller)."""
+    return mlflow.sklearn.load_model(f"models:/{model_name}/{version}")
 
 
-def rollback_champion(settings: Settings) -> Rollback:
+def rollback_champion(settings: Settings, model_name: str) -> Rollback:
     """Point ``champion`` back at ``previous_champion`` (the version it replaced)."""
     client = configure_mlflow(settings)
-    previous = alias_version(settings, PREVIOUS_CHAMPION)
-    current = alias_version(settings, CHAMPION)
+    previous = alias_version(settings, model_name, PREVIOUS_CHAMPION, client)
+    current = alias_version(settings, model_name, CHAMPION, client)
     if previous is None:
-        raise RuntimeError("no previous champion to roll back to")
-    client.set_registered_model_alias(settings.model_name, CHAMPION, str(previous))
+        raise RuntimeError(f"{model_name}: no previous champion to roll back to")
+    client.set_registered_model_alias(model_name, CHAMPION, str(previous))
     if current is not None:
-        client.set_registered_model_alias(settings.model_name, PREVIOUS_CHAMPION, str(current))
+        client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, str(current))
     return Rollback(champion=previous, rolled_back_from=current)

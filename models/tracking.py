@@ -14,8 +14,11 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 CUSTOM_MODEL_DEVELOPMENT = "custom_model_development"
 
 
-def configure_mlflow(settings: Settings) -> MlflowClient:
-    """Set the tracking/registry URI and the experiment (created with our artifact root)."""
+def configure_mlflow(settings: Settings, experiment_name: str | None = None) -> MlflowClient:
+    """Set the tracking/registry URI and, if named, the experiment (made with our artifact root).
+
+    Registry work (aliases, versions) names no experiment.
+    """
     if settings.postgres_url and not settings.mlflow_server_uri:
         ensure_postgres_database(settings, settings.mlflow_database)
     elif not settings.mlflow_server_uri:
@@ -23,13 +26,15 @@ def configure_mlflow(settings: Settings) -> MlflowClient:
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
     client = MlflowClient()
-    experiment = client.get_experiment_by_name(settings.experiment_name)
+    if experiment_name is None:
+        return client
+    experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         artifact_location = (
             None if settings.mlflow_server_uri else settings.mlflow_artifact_location
         )
         client.create_experiment(
-            settings.experiment_name,
+            experiment_name,
             artifact_location=artifact_location,
             tags={EXPERIMENT_KIND_TAG: CUSTOM_MODEL_DEVELOPMENT},
         )
@@ -37,5 +42,5 @@ def configure_mlflow(settings: Settings) -> MlflowClient:
         client.set_experiment_tag(
             experiment.experiment_id, EXPERIMENT_KIND_TAG, CUSTOM_MODEL_DEVELOPMENT
         )
-    mlflow.set_experiment(settings.experiment_name)
+    mlflow.set_experiment(experiment_name)
     return client

@@ -1,8 +1,9 @@
-"""Training: point-in-time training set from Feast, a scikit-learn model, MLflow tracking.
+"""Training: a point-in-time training set from Feast, the spec's estimator, MLflow tracking.
 
-Steps (one Airflow task each in ``training_pipeline``):
+Steps (one Airflow task each in ``<model>_training_pipeline``):
 ``build_training_set`` -> ``train_and_log`` -> ``models.registry.register_model`` ->
-``models.promotion.gate``.
+``models.promotion.gate``. Everything model-specific (labels, feature service, suite,
+estimator, metrics) comes from the model's spec (``core/spec.py``).
 """
 
 from __future__ import annotations
@@ -14,25 +15,30 @@ from datetime import date, timedelta
 import mlflow
 import numpy as np
 import pandas as pd
+from feast.errors import FeatureServiceNotFoundException
 from mlflow.data.delta_dataset_source import DeltaDatasetSource
 from mlflow.models import infer_signature
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
-from sklearn.model_selection import TunedThresholdClassifierCV
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    mean_absolute_error,
+    precision_score,
+    r2_score,
+    recall_score,
+    roc_auc_score,
+    root_mean_squared_error,
+)
 
-from core.schema import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES, model_input
+from core.schema import EVENT_TIMESTAMP, model_input
 from core.settings import PROJECT_ROOT, Settings
+from core.spec import ModelSpec
 from core.steps import TrainedModel, TrainingSet
 from data import delta_tables
-from data.store import get_feature_store, get_training_frame
+from data.store import get_feature_store, get_training_frame, tables_of
 from expectations.validation import validate_training_set
 from models.tracking import configure_mlflow
 
 log = logging.getLogger(__name__)
-LABEL = "churned"
 # Exact requirements of the logged model: inferring them takes ~11 s in a subprocess and
 # picks up unrelated packages of this environment.
 # Types skops (MLflow's default sklearn format) refuses unless named; all are scikit-learn's
@@ -52,29 +58,45 @@ class TrainingDataNotReady(RuntimeError):
     """There is not enough labelled data for a training set; retrying will not change that."""
 
 
-def build_training_set(settings: Settings, run_name: str) -> TrainingSet:
-    """Join labels to point-in-time features with Feast and split off a time holdout.
+def build_training_set(spec: ModelSpec, settings: Settings, run_name: str) -> TrainingSet:
+    """Join the spec's labels to point-in-time features with Feast; split off a time holdout.
 
-    The holdout is the last ``holdout_days`` of label dates: the model is judged on
+    The holdout is the last ``spec.holdout_days`` of label dates: the model is judged on
     customers and weeks it has not seen, as it will be in production.
     """
-    labels = delta_tables.read_table(settings.churn_labels_path)
+    # Each version is read before its table: a table written while this runs is then at a
+    # newer version than recorded, never an older one.
+    data_versions = dict(spec.label_versions(settings))
+    labels = spec.build_labels(settings)
     if labels.empty:
-        raise TrainingDataNotReady("no churn labels yet: run feature_pipeline on enough days first")
+        raise TrainingDataNotReady(
+            f"no {spec.name} labels yet: run feature_pipeline on enough days first"
+        )
+    store = get_feature_store(settings)
+    try:
+        tables = tables_of(store, spec.feature_service)
+    except FeatureServiceNotFoundException as error:
+        raise TrainingDataNotReady(
+            f"feature service {spec.feature_service} is not registered: run feature_pipeline"
+        ) from error
+    data_versions = {
+        **{t: delta_tables.table_version(settings.delta_table_path(t)) or 0 for t in tables},
+        **data_versions,
+    }
     # The Delta read order of the labels varies from one write to the next; the model's CV
     # folds and early-stopping split follow row order, so a fixed order keeps training
     # reproducible: the same labels and seed give the same model.
-    labels = labels.sort_values(["event_timestamp", "customer_id"], kind="stable")
-    store = get_feature_store(settings)
-    frame = get_training_frame(
-        store, labels[["customer_id", "event_timestamp", LABEL]], settings.feature_service
-    )
-    frame = frame.dropna(subset=list(FEATURE_COLUMNS))
-    validate_training_set(frame, settings, name=f"training_set-{run_name}")
-    last_label = frame["event_timestamp"].max().date()
-    holdout_start = last_label - timedelta(days=settings.holdout_days - 1)
-    is_holdout = frame["event_timestamp"].dt.date >= holdout_start
-    out = settings.state_dir / "training_sets" / run_name
+    labels = labels.sort_values([EVENT_TIMESTAMP, spec.entity_key], kind="stable")
+    frame = get_training_frame(store, labels[list(spec.label_columns)], spec.feature_service)
+    frame = frame.dropna(subset=list(spec.feature_names))
+    validate_training_set(
+        frame, settings, name=f"{spec.training_suite}-{run_name}",
+        suite_name=spec.training_suite, features=spec.features,
+    )  # fmt: skip
+    last_label = frame[EVENT_TIMESTAMP].max().date()
+    holdout_start = last_label - timedelta(days=spec.holdout_days - 1)
+    is_holdout = frame[EVENT_TIMESTAMP].dt.date >= holdout_start
+    out = settings.state_dir / "training_sets" / spec.name / run_name
     out.mkdir(parents=True, exist_ok=True)
     train_path, holdout_path = out / "train.parquet", out / "holdout.parquet"
     frame[~is_holdout].to_parquet(train_path, index=False)
@@ -82,11 +104,10 @@ def build_training_set(settings: Settings, run_name: str) -> TrainingSet:
     result = TrainingSet(
         train_path=str(train_path),
         holdout_path=str(holdout_path),
-        features_version=delta_tables.table_version(settings.customer_features_path) or 0,
-        labels_version=delta_tables.table_version(settings.churn_labels_path) or 0,
+        data_versions=data_versions,
         train_rows=int((~is_holdout).sum()),
         holdout_rows=int(is_holdout.sum()),
-        positive_rate=float(frame[LABEL].mean()),
+        label_mean=float(frame[spec.label].mean()),
         holdout_start=holdout_start.isoformat(),
     )
     if result.train_rows == 0 or result.holdout_rows == 0:
@@ -94,31 +115,18 @@ def build_training_set(settings: Settings, run_name: str) -> TrainingSet:
     return result
 
 
-def make_model(seed: int) -> TunedThresholdClassifierCV:
-    """Scaling + one-hot encoding + gradient boosting, with the decision threshold tuned for F1.
-
-    Churners are a small minority at any date, so the default 0.5 threshold trades F1
-    away; scikit-learn's TunedThresholdClassifierCV picks the threshold by cross-validation.
-    """
-    prep = ColumnTransformer(
-        [
-            ("numeric", StandardScaler(), list(NUMERIC_FEATURES)),
-            ("segment", OneHotEncoder(handle_unknown="ignore"), list(CATEGORICAL_FEATURES)),
-        ]
-    )
-    classifier = HistGradientBoostingClassifier(
-        max_iter=150, learning_rate=0.08, max_leaf_nodes=15, random_state=seed
-    )
-    pipeline = Pipeline([("prep", prep), ("classifier", classifier)])
-    return TunedThresholdClassifierCV(pipeline, scoring="f1", cv=3, random_state=seed)
-
-
-def evaluate(model, frame: pd.DataFrame) -> dict[str, float]:
-    """Accuracy, precision, recall, F1 and ROC AUC on ``frame``."""
-    truth = frame[LABEL].to_numpy()
-    features = model_input(frame)
-    probability = model.predict_proba(features)[:, 1]
+def evaluate(spec: ModelSpec, model, frame: pd.DataFrame) -> dict[str, float]:
+    """The spec's task metrics (scikit-learn's) of ``model`` on ``frame``."""
+    truth = frame[spec.label].to_numpy()
+    features = model_input(frame, spec.features)
     predicted = model.predict(features)
+    if spec.task == "regression":
+        return {
+            "mae": float(mean_absolute_error(truth, predicted)),
+            "rmse": float(root_mean_squared_error(truth, predicted)),
+            "r2": float(r2_score(truth, predicted)),
+        }
+    probability = model.predict_proba(features)[:, 1]
     return {
         "accuracy": float(accuracy_score(truth, predicted)),
         "precision": float(precision_score(truth, predicted, zero_division=0)),
@@ -128,11 +136,15 @@ def evaluate(model, frame: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def reference_frame(model, frame: pd.DataFrame) -> pd.DataFrame:
+def reference_frame(spec: ModelSpec, model, frame: pd.DataFrame) -> pd.DataFrame:
     """Features plus the model's outputs: what monitoring compares live traffic with."""
-    reference = model_input(frame)
-    reference["probability"] = model.predict_proba(reference)[:, 1]
-    reference["prediction"] = model.predict(reference[list(FEATURE_COLUMNS)]).astype("int64")
+    reference = model_input(frame, spec.features)
+    inputs = reference[list(spec.feature_names)]
+    if spec.task == "classification":
+        reference["probability"] = model.predict_proba(inputs)[:, 1]
+        reference["prediction"] = model.predict(inputs).astype("int64")
+    else:
+        reference["prediction"] = model.predict(inputs).astype("float64")
     return reference
 
 
@@ -150,44 +162,63 @@ def git_commit() -> str:
         return "unknown"
 
 
+def estimator_params(model) -> dict[str, object]:
+    """The fitted estimator's own parameters (final step of a pipeline; threshold if tuned)."""
+    inner = getattr(model, "estimator", model)
+    final = inner.steps[-1][1] if hasattr(inner, "steps") else inner
+    params: dict[str, object] = {f"model.{k}": v for k, v in final.get_params(deep=False).items()}
+    params["model.estimator"] = type(final).__name__
+    threshold = getattr(model, "best_threshold_", None)  # a tuned threshold is public, fitted
+    if threshold is not None:
+        params["model.decision_threshold"] = round(float(threshold), 4)
+    return params
+
+
+def model_signature(spec: ModelSpec, model, example: pd.DataFrame):
+    """Input columns and the model's output (churn probability, or the predicted value)."""
+    output = (
+        model.predict_proba(example)[:, 1]
+        if spec.task == "classification"
+        else model.predict(example)
+    )
+    return infer_signature(example, output)
+
+
 def train_and_log(
-    training_set: TrainingSet, settings: Settings, dag_run_id: str = "manual"
+    spec: ModelSpec, training_set: TrainingSet, settings: Settings, dag_run_id: str = "manual"
 ) -> TrainedModel:
-    """Fit the model, evaluate on the holdout, and log everything to an MLflow run."""
-    configure_mlflow(settings)
+    """Fit the spec's estimator, evaluate on the holdout, and log everything to an MLflow run."""
+    configure_mlflow(settings, spec.experiment)
     train = pd.read_parquet(training_set.train_path)
     holdout = pd.read_parquet(training_set.holdout_path)
-    model = make_model(settings.random_seed)
-    model.fit(model_input(train), train[LABEL])
-    metrics = evaluate(model, holdout)
-    example = model_input(holdout.head(5))
-    signature = infer_signature(example, model.predict_proba(example)[:, 1])
+    model = spec.make_estimator(spec, settings.random_seed)
+    model.fit(model_input(train, spec.features), train[spec.label])
+    metrics = evaluate(spec, model, holdout)
+    example = model_input(holdout.head(5), spec.features)
+    signature = model_signature(spec, model, example)
+    first_table, first_version = next(iter(training_set.data_versions.items()))
     dataset = mlflow.data.from_pandas(
         train,
         source=DeltaDatasetSource(
-            path=str(settings.customer_features_path),
-            delta_table_version=training_set.features_version,
+            path=str(settings.delta_table_path(first_table)),
+            delta_table_version=first_version,
         ),
-        targets=LABEL,
-        name=f"{settings.feature_service}@features_v{training_set.features_version}",
+        targets=spec.label,
+        name=f"{spec.feature_service}@{first_table}_v{first_version}",
     )
-    with mlflow.start_run(run_name=f"train-{dag_run_id}") as run:
+    with mlflow.start_run(run_name=f"train-{spec.name}-{dag_run_id}") as run:
         mlflow.log_params(
             {
-                **{
-                    f"model.{k}": v
-                    for k, v in model.estimator.named_steps["classifier"].get_params().items()
-                },
-                "model.decision_threshold": round(float(model.best_threshold_), 4),
+                **estimator_params(model),
                 "train_rows": training_set.train_rows,
                 "holdout_rows": training_set.holdout_rows,
                 "holdout_start": training_set.holdout_start,
-                "positive_rate": round(training_set.positive_rate, 4),
+                "label_mean": round(training_set.label_mean, 4),
             }
         )
         mlflow.log_metrics(metrics)
         mlflow.log_input(dataset, context="training")
-        mlflow.set_tags(lineage_tags(training_set, settings, dag_run_id))
+        mlflow.set_tags(lineage_tags(spec, training_set, settings, dag_run_id))
         info = mlflow.sklearn.log_model(
             model,
             name="model",
@@ -200,18 +231,20 @@ def train_and_log(
         reference_dir = settings.state_dir / "tmp" / run.info.run_id
         reference_dir.mkdir(parents=True, exist_ok=True)
         reference_path = reference_dir / "reference.parquet"
-        reference_frame(model, holdout).to_parquet(reference_path, index=False)
+        reference_frame(spec, model, holdout).to_parquet(reference_path, index=False)
         mlflow.log_artifact(str(reference_path), artifact_path="monitoring")
     return TrainedModel(run_id=run.info.run_id, model_uri=info.model_uri, metrics=metrics)
 
 
-def lineage_tags(training_set: TrainingSet, settings: Settings, dag_run_id: str) -> dict[str, str]:
+def lineage_tags(
+    spec: ModelSpec, training_set: TrainingSet, settings: Settings, dag_run_id: str
+) -> dict[str, str]:
     """Where the model came from: data versions, feature service, code, orchestration run."""
     return {
-        "lineage.feature_service": settings.feature_service,
-        "lineage.features_delta_path": str(settings.customer_features_path),
-        "lineage.features_delta_version": str(training_set.features_version),
-        "lineage.labels_delta_version": str(training_set.labels_version),
+        "lineage.model": spec.name,
+        "lineage.feature_service": spec.feature_service,
+        "lineage.delta_dir": str(settings.delta_dir),
+        **{f"lineage.delta.{t}_version": str(v) for t, v in training_set.data_versions.items()},
         "lineage.holdout_start": training_set.holdout_start,
         "lineage.git_commit": git_commit(),
         "lineage.dag_run_id": dag_run_id,

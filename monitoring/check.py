@@ -16,6 +16,7 @@ import pandas as pd
 from mlflow.artifacts import download_artifacts
 
 from core.settings import Settings
+from core.spec import ModelSpec
 from core.steps import TimeWindow
 from models.registry import CHAMPION
 from models.tracking import configure_mlflow
@@ -25,21 +26,23 @@ from serving.prediction_log import read_prediction_log
 REFERENCE_ARTIFACT = "monitoring/reference.parquet"
 
 
-def load_reference(settings: Settings, alias: str = CHAMPION) -> tuple[int, pd.DataFrame]:
+def load_reference(
+    settings: Settings, spec: ModelSpec, alias: str = CHAMPION
+) -> tuple[int, pd.DataFrame]:
     """The reference frame logged with the run of the version behind ``alias``."""
     client = configure_mlflow(settings)
-    version = client.get_model_version_by_alias(settings.model_name, alias)
+    version = client.get_model_version_by_alias(spec.registered_model, alias)
     path = download_artifacts(run_id=version.run_id, artifact_path=REFERENCE_ARTIFACT)
     return int(version.version), pd.read_parquet(path)
 
 
-def _state_path(settings: Settings) -> Path:
-    return settings.reports_dir / "drift" / "last_check.json"
+def _state_path(settings: Settings, spec: ModelSpec) -> Path:
+    return settings.reports_dir / "drift" / spec.name / "last_check.json"
 
 
-def current_window_start(settings: Settings, now: datetime) -> datetime:
+def current_window_start(settings: Settings, spec: ModelSpec, now: datetime) -> datetime:
     """Where this run's window starts: the end of the previous run's window."""
-    path = _state_path(settings)
+    path = _state_path(settings, spec)
     if path.exists():
         return datetime.fromisoformat(json.loads(path.read_text())["window_end"])
     return now - timedelta(hours=settings.drift_window_hours)
@@ -67,11 +70,11 @@ class DriftCheck:
     summary_path: str | None = None
 
 
-def run_drift_check(settings: Settings) -> DriftCheck:
-    """Build the drift report for the current window; say whether to retrain."""
+def run_drift_check(spec: ModelSpec, settings: Settings) -> DriftCheck:
+    """Build the spec's drift report for the current window; say whether to retrain."""
     now = datetime.now(UTC)
-    since = current_window_start(settings, now)
-    current = read_prediction_log(settings.prediction_log_path, since=since)
+    since = current_window_start(settings, spec, now)
+    current = read_prediction_log(settings.prediction_log_path(spec.name), spec, since=since)
     current = current[current["logged_at"] < now]
     window = TimeWindow(since, now)
     if len(current) < settings.drift_min_rows:
@@ -80,15 +83,15 @@ def run_drift_check(settings: Settings) -> DriftCheck:
             f"(need {settings.drift_min_rows}): no verdict, window kept open"
         )
         return DriftCheck(window, len(current), significant=False, reason=reason)
-    champion_version, reference = load_reference(settings)
-    summary = build_drift_report(reference, current, settings)
+    champion_version, reference = load_reference(settings, spec)
+    summary = build_drift_report(spec, reference, current, settings)
     reason = (
         "significant drift in "
         + ", ".join(c.column for c in summary.top_drifted() if c.level == "significant")
         if summary.significant
         else "no feature reached the significant PSI threshold"
     )
-    path = _state_path(settings)
+    path = _state_path(settings, spec)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         json.dumps({"window_end": now.isoformat(), "summary": str(summary.summary_path)})

@@ -2,11 +2,12 @@
 
 :func:`build_drift_report` runs one Evidently 0.7 ``Report`` with ``DataDriftPreset``
 using PSI on every column (numerical and categorical), reads each column's PSI out of
-Evidently's result (never recomputed here), grades it with the settings thresholds and
-saves Evidently's HTML and JSON next to our own summary JSON.
+Evidently's result (never recomputed here), grades it with the spec's thresholds and
+saves Evidently's HTML and JSON next to our own summary JSON. The columns, their types and
+the thresholds are the model spec's.
 
 Verdict: ``DriftSummary.significant`` is True when any FEATURE column reaches
-``settings.psi_significant``. Prediction drift (``probability``, ``prediction``) is
+the spec's ``psi_significant``. Prediction drift (``probability``, ``prediction``) is
 computed, graded and reported, but does not alone make the verdict: with the features
 stable, a moved output points at the model or its serving, not at the data, and is for a
 person to read rather than a reason to retrain.
@@ -29,19 +30,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.schema import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
 from core.settings import Settings
+from core.spec import ModelSpec
 
 if TYPE_CHECKING:
     import pandas as pd
 
-# The model's features, as the feature pipeline defines them.
-NUMERICAL_FEATURES: tuple[str, ...] = NUMERIC_FEATURES
-PREDICTION_COLUMNS: tuple[str, ...] = ("probability", "prediction")
-# How Evidently should type the model outputs: the churn probability is numerical,
-# the 0/1 label categorical.
-NUMERICAL_PREDICTIONS: tuple[str, ...] = ("probability",)
-CATEGORICAL_PREDICTIONS: tuple[str, ...] = ("prediction",)
+
+def numerical_outputs(spec: ModelSpec) -> tuple[str, ...]:
+    """Model outputs Evidently should treat as numbers: a probability, a predicted value."""
+    return ("probability",) if spec.task == "classification" else ("prediction",)
+
+
+def categorical_outputs(spec: ModelSpec) -> tuple[str, ...]:
+    """Model outputs Evidently should treat as categories: a classifier's 0/1 decision."""
+    return ("prediction",) if spec.task == "classification" else ()
+
 
 LEVELS: tuple[str, ...] = ("none", "moderate", "significant")
 
@@ -59,7 +63,8 @@ PSI_BINNING = (
 )
 
 VERDICT_RULE = (
-    "significant is true when any feature column has PSI >= psi_significant; prediction "
+    "significant is true when any feature column has PSI >= the model spec's psi_significant; "
+    "prediction "
     "drift is reported and graded but does not alone decide."
 )
 
@@ -119,20 +124,23 @@ class DriftSummary:
         }
 
 
-def classify_psi(psi: float, settings: Settings) -> str:
-    """``none`` below ``psi_moderate``, ``moderate`` below ``psi_significant``, else
-    ``significant``. A NaN PSI has no level: ValueError."""
+def classify_psi(psi: float, spec: ModelSpec) -> str:
+    """``none`` below the spec's ``psi_moderate``, ``moderate`` below its
+    ``psi_significant``, else ``significant``. A NaN PSI has no level: ValueError."""
     if math.isnan(psi):
         raise ValueError("PSI is NaN: no drift level")
-    if psi < settings.psi_moderate:
+    if psi < spec.psi_moderate:
         return "none"
-    if psi < settings.psi_significant:
+    if psi < spec.psi_significant:
         return "moderate"
     return "significant"
 
 
-def _check_inputs(reference: pd.DataFrame, current: pd.DataFrame, settings: Settings) -> None:
-    required = FEATURE_COLUMNS + PREDICTION_COLUMNS
+def _check_inputs(
+    spec: ModelSpec, reference: pd.DataFrame, current: pd.DataFrame, settings: Settings
+) -> None:
+    required = spec.feature_names + spec.output_columns
+    categorical = spec.categorical_features + categorical_outputs(spec)
     for label, frame in (("reference", reference), ("current", current)):
         missing = [c for c in required if c not in frame.columns]
         if missing:
@@ -148,13 +156,14 @@ def _check_inputs(reference: pd.DataFrame, current: pd.DataFrame, settings: Sett
         for column in required:
             values = frame[column]
             usable = values.notna()
-            if column not in CATEGORICAL_FEATURES + CATEGORICAL_PREDICTIONS:
+            if column not in categorical:
                 usable &= ~values.isin([np.inf, -np.inf])
             if not usable.any():
                 raise ValueError(f"column {column!r} of {label} data has no usable value")
 
 
 def build_drift_report(
+    spec: ModelSpec,
     reference: pd.DataFrame,
     current: pd.DataFrame,
     settings: Settings,
@@ -164,7 +173,7 @@ def build_drift_report(
     """Compare ``current`` (logged live traffic) with ``reference`` (training features plus
     the model's outputs) with Evidently's PSI, grade each column and save the reports.
 
-    Only :data:`FEATURE_COLUMNS` and :data:`PREDICTION_COLUMNS` are used; other columns
+    Only the spec's features and outputs are used; other columns
     (timestamp, customer_id, model_version, ...) are ignored. Writes, into ``out_dir``
     (default ``settings.reports_dir / "drift"``), ``<name>_<UTC time>.html`` and
     ``.evidently.json`` (Evidently's) and ``.summary.json`` (:meth:`DriftSummary.to_dict`).
@@ -174,37 +183,39 @@ def build_drift_report(
     """
     if not name or "/" in name or "\\" in name:
         raise ValueError(f"name {name!r} must be a plain file-name stem")
-    _check_inputs(reference, current, settings)
+    _check_inputs(spec, reference, current, settings)
 
     from monitoring._evidently_report import psi_by_column, run_psi_report
 
     created_at = datetime.now(UTC)
-    columns = list(FEATURE_COLUMNS + PREDICTION_COLUMNS)
+    features_, outputs = spec.feature_names, spec.output_columns
+    columns = list(features_ + outputs)
     snapshot = run_psi_report(
         reference[columns].reset_index(drop=True),
         current[columns].reset_index(drop=True),
-        numerical=NUMERICAL_FEATURES + NUMERICAL_PREDICTIONS,
-        categorical=CATEGORICAL_FEATURES + CATEGORICAL_PREDICTIONS,
-        features=FEATURE_COLUMNS,
-        predictions=PREDICTION_COLUMNS,
-        threshold=settings.psi_significant,
+        numerical=spec.numeric_features + numerical_outputs(spec),
+        categorical=spec.categorical_features + categorical_outputs(spec),
+        features=features_,
+        predictions=outputs,
+        threshold=spec.psi_significant,
         notes={
             "binning": PSI_BINNING,
             "features": (
-                f"PSI per feature column; Evidently flags a column at PSI >= "
-                f"{settings.psi_significant} (psi_significant). Our levels: none below "
-                f"{settings.psi_moderate}, moderate below {settings.psi_significant}, "
+                f"PSI per feature column of {spec.name}; Evidently flags a column at PSI >= "
+                f"{spec.psi_significant} (psi_significant). Our levels: none below "
+                f"{spec.psi_moderate}, moderate below {spec.psi_significant}, "
                 f"significant from there. {VERDICT_RULE}"
             ),
             "prediction": (
-                "PSI of the model outputs (probability numerical, prediction categorical). "
+                f"PSI of the model outputs ({', '.join(outputs)}). "
                 "Reported for reading; it does not alone decide the drift verdict."
             ),
         },
         metadata={
+            "model": spec.name,
             "psi_binning": PSI_BINNING,
-            "psi_moderate": str(settings.psi_moderate),
-            "psi_significant": str(settings.psi_significant),
+            "psi_moderate": str(spec.psi_moderate),
+            "psi_significant": str(spec.psi_significant),
         },
         timestamp=created_at.replace(tzinfo=None),
         name=name,
@@ -216,15 +227,15 @@ def build_drift_report(
         raise RuntimeError(f"Evidently returned no PSI for {absent}")
 
     def grade(names: tuple[str, ...]) -> tuple[ColumnDrift, ...]:
-        return tuple(ColumnDrift(c, psi[c], classify_psi(psi[c], settings)) for c in names)
+        return tuple(ColumnDrift(c, psi[c], classify_psi(psi[c], spec)) for c in names)
 
-    features = grade(FEATURE_COLUMNS)
-    out = Path(out_dir) if out_dir is not None else settings.reports_dir / "drift"
+    features = grade(features_)
+    out = Path(out_dir) if out_dir is not None else settings.reports_dir / "drift" / spec.name
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{name}_{created_at:%Y%m%dT%H%M%S.%f}Z"
     summary = DriftSummary(
         features=features,
-        prediction=grade(PREDICTION_COLUMNS),
+        prediction=grade(outputs),
         significant=any(c.level == "significant" for c in features),
         reference_rows=len(reference),
         current_rows=len(current),
@@ -233,8 +244,8 @@ def build_drift_report(
         psi_binning=PSI_BINNING,
         summary_path=out / f"{stem}.summary.json",
         created_at=created_at,
-        psi_moderate=settings.psi_moderate,
-        psi_significant=settings.psi_significant,
+        psi_moderate=spec.psi_moderate,
+        psi_significant=spec.psi_significant,
     )
     snapshot.save_html(str(summary.html_path))  # Evidently writes only for a str path
     summary.json_path.write_text(evidently_json, encoding="utf-8")

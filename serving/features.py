@@ -21,8 +21,8 @@ from pathlib import Path
 import redis
 from feast import FeatureStore
 
-from core.schema import FEATURE_COLUMNS
 from core.settings import Settings
+from core.spec import ModelSpec
 from data.store import feature_store_config, get_feature_store
 
 log = logging.getLogger(__name__)
@@ -53,12 +53,18 @@ def build_serving_store(settings: Settings) -> FeatureStore:
 
 
 class OnlineFeatures:
-    """Reads one feature service's online vectors; built once per worker."""
+    """Reads one model's feature service online; built once per worker and model.
 
-    def __init__(self, settings: Settings) -> None:
+    Models share one ``store`` (one registry cache) when it is passed in.
+    """
+
+    def __init__(
+        self, settings: Settings, spec: ModelSpec, store: FeatureStore | None = None
+    ) -> None:
         self.settings = settings
-        self.store = build_serving_store(settings)
-        self.service = self.store.get_feature_service(settings.feature_service)
+        self.spec = spec
+        self.store = store or build_serving_store(settings)
+        self.service = self.store.get_feature_service(spec.feature_service)
         self._redis = redis.Redis.from_url(
             settings.redis_url,
             socket_timeout=settings.serve_online_timeout_seconds,
@@ -66,19 +72,19 @@ class OnlineFeatures:
             retry=None,  # fail fast like Feast's own client (retry=null): readiness must not wait
         ) if settings.redis_url else None  # fmt: skip
 
-    def read(self, customer_ids: Sequence[int]) -> list[FeatureRow | None]:
-        """One feature dict per customer, ``None`` for a customer without online features."""
+    def read(self, entity_ids: Sequence[int | str]) -> list[FeatureRow | None]:
+        """One feature dict per entity, ``None`` for an entity without online features."""
+        key = self.spec.entity_key
         try:
             response = self.store.get_online_features(
-                features=self.service,
-                entity_rows=[{"customer_id": int(c)} for c in customer_ids],
+                features=self.service, entity_rows=[{key: c} for c in entity_ids]
             )
         except (redis.RedisError, sqlite3.OperationalError, OSError) as error:
             raise OnlineStoreUnavailable(f"online feature store unavailable: {error}") from error
         columns = response.to_dict()
         rows: list[FeatureRow | None] = []
-        for i in range(len(customer_ids)):
-            row = {c: columns[c][i] for c in FEATURE_COLUMNS}
+        for i in range(len(entity_ids)):
+            row = {c: columns[c][i] for c in self.spec.feature_names}
             rows.append(None if all(v is None for v in row.values()) else row)
         return rows
 

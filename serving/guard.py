@@ -25,7 +25,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-PROTECTED_PREFIX = "/predict"
+PROTECTED_PREFIX = ("/predict", "/models/")  # the prediction routes of every model
 OPENAPI_PATH = "/docs.json"
 JSON_MEDIA_TYPE = b"application/json"
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from mlflow import MlflowClient
 
 from core.settings import Settings
+from core.spec import ModelSpec
 from models.registry import CHALLENGER, CHAMPION, alias_version
 from models.tracking import configure_mlflow
 from serving.model import LoadedModel, ModelLoadError, load_version
@@ -31,10 +32,12 @@ class LiveModels:
     def __init__(
         self,
         settings: Settings,
+        spec: ModelSpec,
         on_failure: Callable[[str, str], None] | None = None,
         on_swap: Callable[[str, int], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.spec = spec
         self.aliases = (CHAMPION,) if settings.ab_mode == "off" else (CHAMPION, CHALLENGER)
         self.models: dict[str, LoadedModel | None] = dict.fromkeys(self.aliases)
         self.last_error: str | None = None
@@ -56,7 +59,9 @@ class LiveModels:
         for alias in self.aliases:
             try:
                 self._client = self._client or configure_mlflow(self.settings)
-                version = alias_version(self.settings, alias, self._client)
+                version = alias_version(
+                    self.settings, self.spec.registered_model, alias, self._client
+                )
             except Exception as error:  # registry unreachable: keep what is served
                 self._report(alias, f"registry unreachable: {error}")
                 answered = False
@@ -74,7 +79,7 @@ class LiveModels:
             if (current and current.version == version) or self._failed.get(alias) == version:
                 continue
             try:
-                loaded = load_version(self.settings, version, alias)
+                loaded = load_version(self.settings, self.spec, version, alias)
             except ModelLoadError as error:
                 self._failed[alias] = version
                 kept = f"v{current.version}" if current else "nothing"
@@ -95,7 +100,9 @@ class LiveModels:
 
     def start(self) -> None:
         """Run :meth:`refresh` in a daemon thread until :meth:`stop`."""
-        self._thread = threading.Thread(target=self._run, name="churn-model-refresh", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"{self.spec.name}-model-refresh", daemon=True
+        )
         self._thread.start()
 
     def _run(self) -> None:

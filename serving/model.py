@@ -23,10 +23,11 @@ from typing import Literal, Protocol
 import pandas as pd
 from mlflow import MlflowClient
 
-from core.schema import FEATURE_COLUMNS, model_input
+from core.schema import model_input
 from core.settings import Settings
+from core.spec import ModelSpec
 from models import registry
-from models.onnx_model import TOLERANCE, OnnxScorer, load_scorer
+from models.onnx_model import TOLERANCE, OnnxScorer, Scores, load_scorer
 from models.registry import CHAMPION, alias_version
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,10 @@ class ModelLoadError(RuntimeError):
 
 
 class Scorer(Protocol):
-    """Scores feature dicts: churn probabilities and decisions at the model's threshold."""
+    """Scores feature dicts: a classifier's probabilities and decisions at its threshold,
+    or a regression's values (and None)."""
 
-    def score_rows(self, rows: Sequence[Mapping[str, object]]) -> tuple[list[float], list[int]]: ...
+    def score_rows(self, rows: Sequence[Mapping[str, object]]) -> Scores: ...
 
 
 _THREAD = threading.local()
@@ -68,11 +70,15 @@ class SklearnScorer:
     """The MLflow scikit-learn model through its own API (versions without ONNX)."""
 
     model: object
+    spec: ModelSpec
 
-    def score_rows(self, rows: Sequence[Mapping[str, object]]) -> tuple[list[float], list[int]]:
-        """Probabilities of churn and decisions, from a DataFrame of the rows."""
+    def score_rows(self, rows: Sequence[Mapping[str, object]]) -> Scores:
+        """Probabilities and decisions (a regression: values), from a DataFrame of the rows."""
         one_openmp_thread()
-        inputs = model_input(pd.DataFrame(list(rows), columns=list(FEATURE_COLUMNS)))
+        frame = pd.DataFrame(list(rows), columns=list(self.spec.feature_names))
+        inputs = model_input(frame, self.spec.features)
+        if self.spec.task == "regression":
+            return [float(v) for v in self.model.predict(inputs)], None  # type: ignore[attr-defined]
         probability = self.model.predict_proba(inputs)[:, 1]  # type: ignore[attr-defined]
         prediction = self.model.predict(inputs)  # type: ignore[attr-defined]
         return [float(p) for p in probability], [int(p) for p in prediction]
@@ -92,14 +98,16 @@ class GuardedOnnxScorer:
     exact: SklearnScorer
     band: float = TOLERANCE
 
-    def score_rows(self, rows: Sequence[Mapping[str, object]]) -> tuple[list[float], list[int]]:
-        """Probabilities of churn and decisions; near-threshold rows from the sklearn model."""
+    def score_rows(self, rows: Sequence[Mapping[str, object]]) -> Scores:
+        """Probabilities and decisions; near-threshold rows from the sklearn model."""
         probabilities, decisions = self.onnx.score_rows(rows)
+        if decisions is None:  # a regression has no decision to guard
+            return probabilities, None
         threshold = 0.5 if self.onnx.threshold is None else self.onnx.threshold
         close = [i for i, p in enumerate(probabilities) if abs(p - threshold) <= self.band]
         if close:
             exact_p, exact_d = self.exact.score_rows([rows[i] for i in close])
-            for i, p, d in zip(close, exact_p, exact_d, strict=True):
+            for i, p, d in zip(close, exact_p, exact_d or [], strict=True):
                 probabilities[i], decisions[i] = p, d
         return probabilities, decisions
 
@@ -114,14 +122,16 @@ class LoadedModel:
     scorer: Scorer
     runtime: Runtime
 
-    def score_rows(self, rows: Sequence[Mapping[str, object]]) -> tuple[list[float], list[int]]:
-        """Churn probabilities and decisions for feature dicts (None: a missing value)."""
+    def score_rows(self, rows: Sequence[Mapping[str, object]]) -> Scores:
+        """Scores for feature dicts (None: a missing value); see :class:`Scorer`."""
         return self.scorer.score_rows(rows)
 
 
-def load_version(settings: Settings, version: int, alias: str = CHAMPION) -> LoadedModel:
+def load_version(
+    settings: Settings, spec: ModelSpec, version: int, alias: str = CHAMPION
+) -> LoadedModel:
     """Load one registered version: its verified ONNX copy, else the MLflow sklearn model."""
-    name = settings.model_name
+    name = spec.registered_model
     try:
         tags = MlflowClient().get_model_version(name, str(version)).tags
     except Exception as error:  # registry unreachable or version gone: refuse the version
@@ -133,7 +143,7 @@ def load_version(settings: Settings, version: int, alias: str = CHAMPION) -> Loa
         log.error("v%s: ONNX model refused at load (%s); serving the sklearn model", version, error)
     else:
         if scorer is not None:
-            exact = SklearnScorer(_load_sklearn(settings, version))
+            exact = SklearnScorer(_load_sklearn(name, version), spec)
             return LoadedModel(name, alias, version, GuardedOnnxScorer(scorer, exact), "onnx")
         log.warning(
             "v%s has no ONNX model (registered before serving used ONNX): serving the MLflow "
@@ -141,20 +151,20 @@ def load_version(settings: Settings, version: int, alias: str = CHAMPION) -> Loa
             version,
         )
     return LoadedModel(
-        name, alias, version, SklearnScorer(_load_sklearn(settings, version)), "sklearn"
+        name, alias, version, SklearnScorer(_load_sklearn(name, version), spec), "sklearn"
     )
 
 
-def _load_sklearn(settings: Settings, version: int) -> object:
+def _load_sklearn(name: str, version: int) -> object:
     try:
-        return registry.load_version(settings, version)
+        return registry.load_version(name, version)
     except Exception as error:  # any artifact, format or registry failure refuses the version
-        raise ModelLoadError(f"cannot load {settings.model_name} v{version}: {error}") from error
+        raise ModelLoadError(f"cannot load {name} v{version}: {error}") from error
 
 
-def load_model(settings: Settings, alias: str = CHAMPION) -> LoadedModel:
+def load_model(settings: Settings, spec: ModelSpec, alias: str = CHAMPION) -> LoadedModel:
     """Resolve ``alias`` to a version and load that version (so the version is exact)."""
-    version = alias_version(settings, alias)
+    version = alias_version(settings, spec.registered_model, alias)
     if version is None:
-        raise ModelLoadError(f"alias {alias!r} of {settings.model_name} is not set")
-    return load_version(settings, version, alias)
+        raise ModelLoadError(f"alias {alias!r} of {spec.registered_model} is not set")
+    return load_version(settings, spec, version, alias)

@@ -117,17 +117,24 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     from data import pipeline
     from data.simulate import SimulationConfig, land_simulated_days
     from models import promotion
+    from models.catalog import load_specs
+    from models.churn.spec import SPEC as CHURN
 
     root = tmp_path_factory.mktemp("world")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CHURN_STATE_DIR", str(root / "state"))
         mp.setenv("CHURN_FEATURE_STORE_YAML", str(root / "state" / "feature_store.yaml"))
-        mp.setenv("CHURN_MIN_F1", "0.0")
+        mp.setenv("CHURN_GATE_MIN_SCORES", '{"churn": 0.0}')
         for name in ("CHURN_REDIS_URL", "CHURN_POSTGRES_URL", "CHURN_MLFLOW_SERVER_URI"):
             mp.delenv(name, raising=False)
         settings = get_settings()
         config = SimulationConfig(customers=800, start_date=SMALL_START, days=120, seed=3)
         land_simulated_days(config, settings)
-        pipeline.run_feature_pipeline(settings)
-        done = promotion.run_training_pipeline(settings, run_name="world")
+        specs = load_specs()
+        pipeline.run_feature_pipeline(
+            settings,
+            feature_services=[spec.feature_service for spec in specs],
+            tables=[table for spec in specs for table in spec.feature_tables],
+        )
+        done = promotion.run_training_pipeline(CHURN, settings, run_name="world")
         yield World(settings, config, done.training_set, done.trained, done.gate)

@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.dummy import DummyClassifier
 
 from core.settings import Settings, get_settings
+from models.churn.spec import SPEC as CHURN
 from models.tracking import configure_mlflow
 
 pytestmark = pytest.mark.slow
@@ -32,13 +33,13 @@ def test_mlflow_tracks_and_registers_in_postgres(state, postgres_url, monkeypatc
     monkeypatch.setenv("CHURN_MLFLOW_DATABASE", unique_database("churn_mlflow_test"))
     settings = get_settings()
     assert settings.mlflow_tracking_uri.startswith("postgresql+psycopg2://")
-    client = configure_mlflow(settings)
+    client = configure_mlflow(settings, CHURN.experiment)
     with mlflow.start_run() as run:
         mlflow.log_metric("f1", 0.5)
         model = DummyClassifier().fit([[0], [1]], [0, 1])
         info = mlflow.sklearn.log_model(model, name="model", pip_requirements=[])
-    version = mlflow.register_model(info.model_uri, settings.model_name).version
-    client.set_registered_model_alias(settings.model_name, "champion", version)
+    version = mlflow.register_model(info.model_uri, CHURN.registered_model).version
+    client.set_registered_model_alias(CHURN.registered_model, "champion", version)
     assert MlflowClient().get_run(run.info.run_id).data.metrics["f1"] == 0.5
     rows = query(
         settings, settings.mlflow_database, "SELECT alias, version FROM registered_model_aliases"
@@ -60,7 +61,7 @@ def test_airflow_runs_a_dag_on_postgres(state, postgres_url, tmp_path):
         "from cli.airflow_runner import migrate_airflow_db, run_dag\n"
         "from core.settings import get_settings\n"
         "s = get_settings(); migrate_airflow_db(s)\n"
-        "print('STATE', run_dag('monitoring', s).state)\n"
+        "print('STATE', run_dag('churn_monitoring', s).state)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
@@ -69,4 +70,4 @@ def test_airflow_runs_a_dag_on_postgres(state, postgres_url, tmp_path):
     assert "STATE success" in done.stdout
     settings = Settings(postgres_url=postgres_url)
     rows = query(settings, database, "SELECT dag_id, state FROM dag_run")
-    assert rows == [("monitoring", "success")]
+    assert rows == [("churn_monitoring", "success")]

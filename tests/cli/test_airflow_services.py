@@ -10,6 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from models.catalog import load_specs
+
 pytestmark = pytest.mark.slow
 
 
@@ -34,15 +36,20 @@ def test_airflow_services_run_a_triggered_dag_and_stop_cleanly(tmp_path, free_po
             token = api.post("/auth/token", json={"username": "admin", "password": password})
             api.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
             dags = {d["dag_id"] for d in api.get("/api/v2/dags").json()["dags"]}
-            assert dags == {"feature_pipeline", "training_pipeline", "monitoring"}
-            run = api.post("/api/v2/dags/monitoring/dagRuns", json={"logical_date": None}).json()
+            expected = {"feature_pipeline"}
+            for spec in load_specs():
+                expected |= {spec.training_dag_id, spec.monitoring_dag_id}
+            assert dags == expected
+            run = api.post(
+                "/api/v2/dags/churn_monitoring/dagRuns", json={"logical_date": None}
+            ).json()
             deadline = time.monotonic() + 240
             state_now = "queued"
             while state_now in ("queued", "running") and time.monotonic() < deadline:
                 time.sleep(3)
-                state_now = api.get(f"/api/v2/dags/monitoring/dagRuns/{run['dag_run_id']}").json()[
-                    "state"
-                ]
+                state_now = api.get(
+                    f"/api/v2/dags/churn_monitoring/dagRuns/{run['dag_run_id']}"
+                ).json()["state"]
             assert state_now == "success"
     finally:
         pids = [int(p.read_text()) for p in (state / "airflow" / "run").glob("*.pid")]

@@ -10,6 +10,7 @@ import pytest
 from cli.main import main
 from data import delta_tables, landing
 from data.simulate import SimulationConfig, simulate_days
+from models.churn.spec import SPEC as CHURN
 from models.registry import CHAMPION, alias_version
 
 CONFIG = SimulationConfig(customers=300, start_date=date(2026, 3, 1), days=75, seed=11)
@@ -25,7 +26,7 @@ def _write_csv(batch: pd.DataFrame, path) -> None:
 def test_own_csv_batches_go_through_features_training_and_monitoring(
     state, tmp_path, monkeypatch, capsys
 ):
-    monkeypatch.setenv("CHURN_MIN_F1", "0.0")
+    monkeypatch.setenv("CHURN_GATE_MIN_SCORES", '{"churn": 0.0}')
     exports = tmp_path / "exports"
     exports.mkdir()
     for day, batch in simulate_days(CONFIG):
@@ -40,13 +41,24 @@ def test_own_csv_batches_go_through_features_training_and_monitoring(
     raw_days = delta_tables.partition_dates(state.raw_orders_path, "event_date")
     assert raw_days == [CONFIG.start_date + timedelta(days=i) for i in range(CONFIG.days)]
 
-    main(["train", "--run-name", "own-data"])
+    main(["train", "--model", "churn", "--run-name", "own-data"])
     out = capsys.readouterr().out
-    assert "registered version 1" in out and "promoted to champion" in out
-    assert alias_version(state, CHAMPION) == 1
+    assert "customer_churn_model: registered version 1" in out and "promoted to champion" in out
+    assert alias_version(state, CHURN.registered_model, CHAMPION) == 1
+    assert (state.state_dir / "training_sets" / "churn" / "own-data" / "train.parquet").is_file()
 
-    main(["monitor"])
+    main(["monitor", "--model", "churn"])
     assert "no verdict" in capsys.readouterr().out  # nothing served yet: no predictions logged
+
+    main(["parity", "--model", "churn"])
+    assert "churn (customer_features_v1): parity as of" in capsys.readouterr().out
+
+
+def test_an_unknown_model_is_refused_by_name(state):
+    from models.catalog import UnknownModel
+
+    with pytest.raises(UnknownModel, match="no model 'nope'"):
+        main(["train", "--model", "nope"])
 
 
 def test_land_refuses_a_name_that_is_not_a_batch_before_anything_lands(state, tmp_path):

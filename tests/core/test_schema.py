@@ -54,25 +54,30 @@ from data.simulate import SimulationConfig, land_simulated_days
 from data import delta_tables
 from data.store import get_feature_store, get_online_features
 from models import promotion
+from models.catalog import load_specs
+from models.churn.spec import SPEC as CHURN
 import mlflow
 
 settings = get_settings()
 land_simulated_days(SimulationConfig(customers=300, start_date=date(2026, 3, 1), days=75), settings)
-pipeline.run_feature_pipeline(settings)
-done = promotion.run_training_pipeline(settings, run_name="renamed")
+specs = load_specs()
+pipeline.run_feature_pipeline(
+    settings, [s.feature_service for s in specs], [t for s in specs for t in s.feature_tables]
+)
+done = promotion.run_training_pipeline(CHURN, settings, run_name="renamed")
 store = get_feature_store(settings)
 model = mlflow.models.get_model_info(done.trained.model_uri)
 
-from serving.prediction_log import LOG_COLUMNS
-from serving.service import CustomerFeatures
+from serving.prediction_log import log_columns
+from serving.service import features_model
 
 print(json.dumps({
     "delta": list(delta_tables.read_table(settings.customer_features_path).columns),
     "feast": [f.name for f in store.get_feature_view("customer_features").features],
-    "online": list(get_online_features(store, [1], settings.feature_service).columns),
+    "online": list(get_online_features(store, [1], "customer_features_v1").columns),
     "signature": [i["name"] for i in model.signature.inputs.to_dict()],
-    "served": list(CustomerFeatures.model_fields),
-    "log": list(LOG_COLUMNS),
+    "served": list(features_model(CHURN).model_fields),
+    "log": list(log_columns(CHURN)),
 }))
 """
 
@@ -106,7 +111,7 @@ def test_renaming_a_feature_is_one_edit(tmp_path: Path):
         {
             "CHURN_STATE_DIR": str(tmp_path / "state"),
             "CHURN_FEATURE_STORE_YAML": str(tmp_path / "state" / "feature_store.yaml"),
-            "CHURN_MIN_F1": "0.0",
+            "CHURN_GATE_MIN_SCORES": '{"churn": 0.0}',
             "PYTHONPATH": str(copy),
         }
     )

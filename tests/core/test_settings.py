@@ -1,10 +1,13 @@
 """One settings object, from the environment; embedded defaults, servers by configuration."""
 
+from dataclasses import replace
+
 import pytest
 from pydantic import ValidationError
 
 from core.settings import PROJECT_ROOT, get_settings
 from data.store import feature_store_config
+from models.churn.spec import SPEC as CHURN
 
 
 def test_defaults_keep_all_state_in_one_folder_with_embedded_back_ends(monkeypatch):
@@ -26,7 +29,11 @@ def test_defaults_keep_all_state_in_one_folder_with_embedded_back_ends(monkeypat
         "path": f"{settings.state_dir}/feast/online.db",
     }
     assert feast["registry"]["path"].startswith(f"sqlite:///{settings.state_dir}/")
-    for path in (settings.raw_orders_path, settings.prediction_log_path, settings.reports_dir):
+    for path in (
+        settings.raw_orders_path,
+        settings.prediction_log_path("churn"),
+        settings.reports_dir,
+    ):
         assert settings.state_dir in path.parents
 
 
@@ -47,10 +54,29 @@ def test_server_urls_switch_the_back_ends(monkeypatch):
 
 
 def test_invalid_settings_are_refused_clearly(monkeypatch):
-    monkeypatch.setenv("CHURN_PSI_MODERATE", "0.3")
-    with pytest.raises(ValidationError, match="CHURN_PSI_MODERATE"):
+    monkeypatch.setenv("CHURN_GATE_MIN_SCORES", '{"churn": "high"}')
+    with pytest.raises(ValidationError, match="gate_min_scores"):
         get_settings()
-    monkeypatch.delenv("CHURN_PSI_MODERATE")
+    monkeypatch.delenv("CHURN_GATE_MIN_SCORES")
     monkeypatch.setenv("CHURN_SERVE_PORT", "not-a-port")
     with pytest.raises(ValidationError, match="serve_port"):
         get_settings()
+
+
+def test_gate_min_scores_replace_the_spec_minimum_per_model(monkeypatch):
+    monkeypatch.delenv("CHURN_GATE_MIN_SCORES", raising=False)
+    assert get_settings().gate_min_scores == {}
+    assert CHURN.minimum(get_settings()) == CHURN.min_score == 0.35
+    monkeypatch.setenv("CHURN_GATE_MIN_SCORES", '{"churn": 0.55, "other": 0.1}')
+    settings = get_settings()
+    assert settings.gate_min_scores == {"churn": 0.55, "other": 0.1}
+    assert CHURN.minimum(settings) == 0.55
+
+
+def test_psi_grades_out_of_order_are_refused_by_the_spec():
+    # The PSI grades moved from the settings to each model's spec.
+    with pytest.raises(ValueError, match="psi_moderate < psi_significant"):
+        replace(CHURN, psi_moderate=0.3, psi_significant=0.25)
+    with pytest.raises(ValueError, match="psi_moderate < psi_significant"):
+        replace(CHURN, psi_moderate=0.0)
+    assert replace(CHURN, psi_moderate=0.2, psi_significant=0.3).psi_significant == 0.3

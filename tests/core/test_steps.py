@@ -14,6 +14,7 @@ def test_a_result_survives_xcom_json():
         snapshot_rows=10,
         label_rows=0,
         window=TimeWindow(datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC), datetime.now(UTC)),
+        table_versions={"customer_spend": 2, "not_written_yet": None},
     )
     data = json.loads(json.dumps(to_xcom(built)))  # what Airflow stores and hands back
     assert from_xcom(BuiltFeatures, data) == built
@@ -21,6 +22,7 @@ def test_a_result_survives_xcom_json():
 
 def test_nothing_to_do_has_the_same_shape():
     empty = Materialized(applied=[], window=None)
+    assert empty.views == []
     assert from_xcom(Materialized, to_xcom(empty)) == empty
     assert set(to_xcom(empty)) == {f.name for f in fields(Materialized)}
 

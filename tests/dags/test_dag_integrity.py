@@ -1,4 +1,8 @@
-"""DAG integrity: every DAG imports, and carries tags, retries, docs and an owner."""
+"""DAG integrity: every DAG imports, and carries tags, retries, docs and an owner.
+
+The DAG ids are derived from the model specs: one training and one monitoring DAG per
+spec (made by the factories in dags/), plus the shared feature pipeline.
+"""
 
 import itertools
 
@@ -6,12 +10,18 @@ import pytest
 
 from cli.airflow_runner import use_project_airflow
 from core.settings import get_settings
+from models.catalog import load_specs
 
-EXPECTED = {
-    "feature_pipeline": ["validate", "ingest", "build_features", "materialize"],
-    "training_pipeline": ["build_training_set", "train", "register", "gate"],
-    "monitoring": ["drift_report", "drift_is_significant", "retrain"],
-}
+SPECS = {spec.name: spec for spec in load_specs()}
+TRAINING_TASKS = ["build_training_set", "train", "register", "gate"]
+MONITORING_TASKS = ["drift_report", "drift_is_significant", "retrain"]
+
+EXPECTED = {"feature_pipeline": ["validate", "ingest", "build_features", "materialize"]}
+MODEL_OF = {"feature_pipeline": None}
+for _spec in SPECS.values():
+    EXPECTED[_spec.training_dag_id] = TRAINING_TASKS
+    EXPECTED[_spec.monitoring_dag_id] = MONITORING_TASKS
+    MODEL_OF[_spec.training_dag_id] = MODEL_OF[_spec.monitoring_dag_id] = _spec
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +33,12 @@ def dagbag():
     return DagBag(dag_folder=settings.airflow_env()["AIRFLOW__CORE__DAGS_FOLDER"])
 
 
+def test_every_spec_has_its_dags_and_churn_is_one_of_them():
+    assert "churn" in SPECS
+    assert {"feature_pipeline", "churn_training_pipeline", "churn_monitoring"} <= set(EXPECTED)
+    assert len(EXPECTED) == 1 + 2 * len(SPECS)
+
+
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
     assert set(dagbag.dag_ids) == set(EXPECTED)
@@ -31,8 +47,13 @@ def test_no_import_errors(dagbag):
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED))
 def test_dag_shape_and_hygiene(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
-    assert dag.tags and "churn" in dag.tags
+    spec = MODEL_OF[dag_id]
+    assert dag.tags
+    assert ("churn" if spec is None else spec.name) in dag.tags
+    if spec is not None:
+        assert set(spec.tags) <= set(dag.tags)
     assert dag.doc_md and dag_id in dag.doc_md
+    assert "<model>" not in dag.doc_md
     assert dag.max_active_runs == 1 and not dag.catchup
     assert set(dag.task_ids) == set(EXPECTED[dag_id])
     for t in dag.tasks:
@@ -44,19 +65,29 @@ def test_dag_shape_and_hygiene(dagbag, dag_id):
         assert downstream in dag.get_task(upstream).downstream_task_ids
 
 
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_monitoring_retrains_its_own_model(dagbag, name):
+    spec = SPECS[name]
+    retrain = dagbag.dags[spec.monitoring_dag_id].get_task("retrain")
+    assert retrain.trigger_dag_id == spec.training_dag_id
+
+
 def test_validate_is_not_retried(dagbag):
     assert dagbag.dags["feature_pipeline"].get_task("validate").retries == 0
 
 
-def test_dag_files_do_no_work_at_import():
+@pytest.mark.parametrize(
+    "dag_file", ["feature_pipeline_dag.py", "training_pipeline_dag.py", "monitoring_dag.py"]
+)
+def test_dag_files_do_no_work_at_import(dag_file):
     """Parsing a DAG file must not touch the tools (Airflow parses them constantly)."""
     import subprocess
     import sys
 
     code = (
         "import sys, runpy\n"
-        "runpy.run_path('dags/feature_pipeline_dag.py')\n"
-        "tools = ('feast', 'mlflow', 'great_expectations', 'evidently', 'bentoml')\n"
+        f"runpy.run_path('dags/{dag_file}')\n"
+        "tools = ('feast', 'mlflow', 'great_expectations', 'evidently', 'bentoml', 'sklearn')\n"
         "heavy = [m for m in tools if m in sys.modules]\n"
         "print(heavy)\n"
     )

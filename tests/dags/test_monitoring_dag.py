@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from cli.airflow_runner import migrate_airflow_db, queued_runs, run_dag
-from core.schema import FEATURE_COLUMNS
+from models.churn.spec import SPEC as CHURN
 from monitoring.check import load_reference
 from serving.prediction_log import PredictionLog, PredictionRecord
 
@@ -17,12 +17,12 @@ def log_traffic(settings, frame, version: int) -> None:
     records = [
         PredictionRecord(
             now, 1000 + i, version, "champion",
-            {c: getattr(row, c) for c in FEATURE_COLUMNS},
+            {c: getattr(row, c) for c in CHURN.feature_names},
             float(row.probability), int(row.prediction),
         )
         for i, row in enumerate(frame.itertuples())
     ]  # fmt: skip
-    log = PredictionLog(settings.prediction_log_path)
+    log = PredictionLog(settings.prediction_log_path(CHURN.name), CHURN)
     log.append(records)
     log.close()
 
@@ -30,21 +30,21 @@ def log_traffic(settings, frame, version: int) -> None:
 def test_monitoring_retrains_only_on_significant_drift(world):
     settings = world.settings
     migrate_airflow_db(settings)
-    version, reference = load_reference(settings)
+    version, reference = load_reference(settings, CHURN)
 
     log_traffic(settings, reference.sample(400, replace=True, random_state=1), version)
-    calm = run_dag("monitoring", settings)
+    calm = run_dag(CHURN.monitoring_dag_id, settings)
     assert calm.succeeded
     assert calm.returns["drift_report"]["significant"] is False
     assert calm.task_states["retrain"] == "skipped"
-    assert queued_runs("training_pipeline", settings) == []
+    assert queued_runs(CHURN.training_dag_id, settings) == []
 
     drifted = reference.sample(400, replace=True, random_state=2)
     shifted = {"total_spend_30d", "lifetime_value", "avg_order_value"}
     for column in shifted:
         drifted[column] = drifted[column] * 2.2
     log_traffic(settings, drifted, version)
-    alarm = run_dag("monitoring", settings)
+    alarm = run_dag(CHURN.monitoring_dag_id, settings)
     assert alarm.succeeded
     report = alarm.returns["drift_report"]
     assert report["significant"] is True
@@ -52,5 +52,7 @@ def test_monitoring_retrains_only_on_significant_drift(world):
     significant = {f["column"] for f in report["features"] if f["level"] == "significant"}
     assert significant and significant <= shifted, "only the shifted columns drift"
     assert alarm.task_states["retrain"] == "success"
-    triggered = queued_runs("training_pipeline", settings)
+    triggered = queued_runs(CHURN.training_dag_id, settings)
     assert len(triggered) == 1 and triggered[0]["conf"]["reason"] == "significant drift"
+    # The report of each model goes to its own folder.
+    assert f"/reports/drift/{CHURN.name}/" in report["html_path"]

@@ -3,6 +3,7 @@
 import pytest
 
 from cli.airflow_runner import migrate_airflow_db, run_dag
+from models.churn.spec import SPEC as CHURN
 
 pytestmark = pytest.mark.slow
 
@@ -13,7 +14,7 @@ def test_training_without_labels_fails_at_once_with_the_reason(state, capfd):
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    result = run_dag("training_pipeline", state)
+    result = run_dag(CHURN.training_dag_id, state)
 
     assert result.state == "failed"
     assert result.task_states["build_training_set"] == "failed"
@@ -21,7 +22,7 @@ def test_training_without_labels_fails_at_once_with_the_reason(state, capfd):
     with create_session() as session:
         tries = session.scalar(
             select(TaskInstance.try_number).where(
-                TaskInstance.dag_id == "training_pipeline",
+                TaskInstance.dag_id == CHURN.training_dag_id,
                 TaskInstance.run_id == result.run_id,
                 TaskInstance.task_id == "build_training_set",
             )

@@ -4,10 +4,12 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pytest
+from platform_support import run_features
 
 from data import delta_tables, landing, pipeline
 from data.simulate import SimulationConfig, land_simulated_days, simulate_days
 from data.store import get_feature_store, get_online_features
+from models.catalog import load_specs
 
 CONFIG = SimulationConfig(customers=300, start_date=date(2026, 3, 1), days=45, seed=5)
 
@@ -22,13 +24,13 @@ def all_days(n: int, offset: int = 0) -> list[date]:
 
 def test_bad_batch_is_refused_and_nothing_downstream_changes(state):
     land(state, all_days(40))
-    pipeline.run_feature_pipeline(state)
+    run_features(state)
     versions = {
         p: delta_tables.table_version(p)
         for p in (state.raw_orders_path, state.customer_features_path, state.churn_labels_path)
     }
     store = get_feature_store(state)
-    online_before = get_online_features(store, [1, 2, 3], state.feature_service)
+    online_before = get_online_features(store, [1, 2, 3], "customer_features_v1")
 
     good_day, bad_day = all_days(2, offset=40)
     land(state, [good_day])
@@ -42,7 +44,7 @@ def test_bad_batch_is_refused_and_nothing_downstream_changes(state):
     assert "amount" in message and "nothing ingested" in message
     assert {p: delta_tables.table_version(p) for p in versions} == versions
     pd.testing.assert_frame_equal(
-        get_online_features(store, [1, 2, 3], state.feature_service), online_before
+        get_online_features(store, [1, 2, 3], "customer_features_v1"), online_before
     )
     quarantined = list((state.quarantine_dir).rglob("batch.parquet"))
     assert len(quarantined) == 1 and bad_day.isoformat() in str(quarantined[0])
@@ -52,11 +54,11 @@ def test_bad_batch_is_refused_and_nothing_downstream_changes(state):
 
 def test_rerunning_days_gives_the_same_tables(state):
     land(state, all_days(45))
-    pipeline.run_feature_pipeline(state)
+    run_features(state)
     raw = delta_tables.read_table(state.raw_orders_path).sort_values("order_id")
     features = delta_tables.read_table(state.customer_features_path)
     land(state, all_days(5, offset=35))  # the same days arrive again
-    result = pipeline.run_feature_pipeline(state)
+    result = run_features(state)
     assert result.ingested.days == [d.isoformat() for d in all_days(5, offset=35)]
     raw_again = delta_tables.read_table(state.raw_orders_path).sort_values("order_id")
     assert raw_again["order_id"].is_unique
@@ -92,7 +94,7 @@ def test_todays_snapshot_is_not_in_the_future_and_incremental_materialization_re
     ((_, today_batch),) = simulate_days(recent, [today])
     morning = _today_so_far(today_batch.iloc[: len(today_batch) // 2], pd.Timestamp.now(tz="UTC"))
     landing.land_batch(morning, today, state)
-    pipeline.run_feature_pipeline(state)
+    run_features(state)
 
     features = delta_tables.read_table(state.customer_features_path)
     assert features["event_timestamp"].max() <= pd.Timestamp.now(tz="UTC")
@@ -102,7 +104,9 @@ def test_todays_snapshot_is_not_in_the_future_and_incremental_materialization_re
     time.sleep(2)
     landing.land_batch(_today_so_far(today_batch, pd.Timestamp.now(tz="UTC")), today, state)
     ingested = pipeline.ingest_batches(pipeline.validate_landed_batches(state), state)
-    pipeline.build_features(ingested.days, state)
+    pipeline.build_features(
+        ingested.days, state, [t for s in load_specs() for t in s.feature_tables]
+    )
     store = get_feature_store(state)
     store.materialize_incremental(end_date=datetime.now(UTC))
 
@@ -110,5 +114,5 @@ def test_todays_snapshot_is_not_in_the_future_and_incremental_materialization_re
         state.customer_features_path, filters=[("snapshot_date", "=", today.isoformat())]
     ).sort_values("customer_id")
     assert latest["event_timestamp"].max() <= pd.Timestamp.now(tz="UTC")
-    online = get_online_features(store, latest["customer_id"].tolist(), state.feature_service)
+    online = get_online_features(store, latest["customer_id"].tolist(), "customer_features_v1")
     assert online["total_orders_30d"].tolist() == latest["total_orders_30d"].tolist()

@@ -63,17 +63,22 @@ def test_materialize_into_real_redis(state, redis_url, monkeypatch):
     delta_tables.replace_partitions(
         path, snapshots({1: 15.0}, "2026-01-02 23:59:59"), "snapshot_date"
     )
+    apply_feature_definitions(settings)
     store = get_feature_store(settings)
-    apply_feature_definitions(store)
     everything = (datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 3, tzinfo=UTC))
-    materialize(store, *everything)
-    materialize(store, *everything)  # idempotent
-    online = get_online_features(store, [1, 2, 404], settings.feature_service)
+    assert materialize(store, *everything, ["customer_features_v1"]) == ["customer_features"]
+    materialize(store, *everything, ["customer_features_v1"])  # idempotent
+    online = get_online_features(store, [1, 2, 404], "customer_features_v1")
     assert online["total_spend_30d"].tolist()[:2] == [15.0, 20.0]
     assert pd.isna(online["total_spend_30d"].iloc[2])
     # An older window materialized later must not replace newer values (Redis keeps them).
-    materialize(store, datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
-    again = get_online_features(store, [1], settings.feature_service)
+    materialize(
+        store,
+        datetime(2025, 12, 1, tzinfo=UTC),
+        datetime(2026, 1, 2, tzinfo=UTC),
+        ["customer_features_v1"],
+    )
+    again = get_online_features(store, [1], "customer_features_v1")
     assert again["total_spend_30d"].tolist() == [15.0]
 
 
@@ -110,11 +115,13 @@ def test_feast_cli_applies_and_materializes_the_repo(state, tmp_path):
     assert applied.returncode == 0, applied.stderr[-2000:]
     assert "customer_features" in applied.stdout
     materialized = subprocess.run(
-        [*base, "materialize", "2025-12-31T00:00:00", "2026-01-02T00:00:00"],
+        # Only the view whose table this test wrote: another model's view has no table here.
+        [*base, "materialize", "2025-12-31T00:00:00", "2026-01-02T00:00:00",
+         "--views", "customer_features"],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert materialized.returncode == 0, materialized.stderr[-2000:]
-    online = get_online_features(get_feature_store(state), [7], state.feature_service)
+    online = get_online_features(get_feature_store(state), [7], "customer_features_v1")
     assert online["lifetime_value"].tolist() == [70.0]
 
 
@@ -126,15 +133,25 @@ def test_sqlite_online_store_keeps_newer_values_against_an_older_window(state):
     delta_tables.replace_partitions(
         path, snapshots({1: 15.0}, "2026-01-02 23:59:59"), "snapshot_date"
     )
+    apply_feature_definitions(state)
     store = get_feature_store(state)
-    apply_feature_definitions(store)
-    materialize(store, datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 3, tzinfo=UTC))
-    assert get_online_features(store, [1], state.feature_service)["total_spend_30d"].tolist() == [
+    materialize(
+        store,
+        datetime(2025, 12, 1, tzinfo=UTC),
+        datetime(2026, 1, 3, tzinfo=UTC),
+        ["customer_features_v1"],
+    )
+    assert get_online_features(store, [1], "customer_features_v1")["total_spend_30d"].tolist() == [
         15.0
     ]
     # Feast's SQLite store would write the Jan 1 value back; the platform's guard refuses it.
-    materialize(store, datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
-    assert get_online_features(store, [1], state.feature_service)["total_spend_30d"].tolist() == [
+    materialize(
+        store,
+        datetime(2025, 12, 1, tzinfo=UTC),
+        datetime(2026, 1, 2, tzinfo=UTC),
+        ["customer_features_v1"],
+    )
+    assert get_online_features(store, [1], "customer_features_v1")["total_spend_30d"].tolist() == [
         15.0
     ]
 
@@ -146,15 +163,16 @@ def test_materializing_a_feature_service_touches_only_its_views(state):
         "snapshot_date",
         "2026-01-01",
     )
+    apply_feature_definitions(state)
     store = get_feature_store(state)
-    apply_feature_definitions(store)
-    assert feature_views_of(store, state.feature_service) == ["customer_features"]
-    materialize(
+    assert feature_views_of(store, "customer_features_v1") == ["customer_features"]
+    done = materialize(
         store,
         datetime(2025, 12, 1, tzinfo=UTC),
         datetime(2026, 1, 2, tzinfo=UTC),
-        state.feature_service,
+        ["customer_features_v1"],
     )
-    assert get_online_features(store, [1], state.feature_service)["total_spend_30d"].tolist() == [
+    assert done == ["customer_features"]
+    assert get_online_features(store, [1], "customer_features_v1")["total_spend_30d"].tolist() == [
         10.0
     ]

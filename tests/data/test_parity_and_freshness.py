@@ -12,15 +12,16 @@ from data.store import get_feature_store, get_online_features
 
 
 def test_parity_holds_on_the_pipeline_data(world):
-    report = check_parity(world.settings, sample=150)
+    report = check_parity(world.settings, "customer_features_v1", sample=150)
     assert report.ok, report.summary()
     assert report.checked == 150 and report.mismatches == ()
+    assert set(report.features) == set(FEATURE_COLUMNS)
 
 
 def test_parity_names_a_feature_computed_differently_online(world):
     settings = world.settings
     store = get_feature_store(settings)
-    victim = check_parity(settings, sample=10, seed=1).customers[0]
+    victim = check_parity(settings, "customer_features_v1", sample=10, seed=1).customers[0]
     days = delta_tables.partition_values(settings.customer_features_path, "snapshot_date")
     latest = delta_tables.read_table(
         settings.customer_features_path, filters=[("snapshot_date", "=", days[-1])]
@@ -29,7 +30,7 @@ def test_parity_names_a_feature_computed_differently_online(world):
     skewed = original.assign(total_spend_30d=original["total_spend_30d"] * 1.1 + 1)
     store.write_to_online_store("customer_features", skewed)
     try:
-        broken = check_parity(settings, sample=10, seed=1)
+        broken = check_parity(settings, "customer_features_v1", sample=10, seed=1)
         assert not broken.ok
         assert [(m.customer_id, m.feature) for m in broken.mismatches] == [
             (victim, "total_spend_30d")
@@ -37,7 +38,7 @@ def test_parity_names_a_feature_computed_differently_online(world):
         assert f"customer {victim} total_spend_30d" in broken.summary()
     finally:
         store.write_to_online_store("customer_features", original)
-    assert check_parity(settings, sample=10, seed=1).ok
+    assert check_parity(settings, "customer_features_v1", sample=10, seed=1).ok
 
 
 def test_fold_order_by_hand():
@@ -61,15 +62,15 @@ def test_a_pushed_order_is_served_online(world):
     settings = world.settings
     store = get_feature_store(settings)
     customer = 777
-    before = get_online_features(store, [customer], settings.feature_service).iloc[0]
+    before = get_online_features(store, [customer], "customer_features_v1").iloc[0]
     order = {
         "customer_id": customer,
         "order_timestamp": datetime.now(UTC),
         "amount": 123.45,
         "customer_segment": "premium",
     }
-    push_order(store, order, settings.feature_service)
-    after = get_online_features(store, [customer], settings.feature_service).iloc[0]
+    push_order(store, order, "customer_features_v1")
+    after = get_online_features(store, [customer], "customer_features_v1").iloc[0]
     assert after["total_orders_30d"] == before["total_orders_30d"] + 1
     assert after["total_spend_30d"] == pytest.approx(before["total_spend_30d"] + 123.45)
     assert after["days_since_last_order"] == 0 and after["customer_segment"] == "premium"

@@ -70,8 +70,8 @@ def store(state):
     delta_tables.replace_from(
         state.customer_features_path, SNAPSHOTS, "snapshot_date", "2025-01-01"
     )
+    apply_feature_definitions(state)
     feature_store = get_feature_store(state)
-    apply_feature_definitions(feature_store)
     return feature_store
 
 
@@ -80,7 +80,7 @@ def ltv_values(frame: pd.DataFrame) -> list[float | None]:
 
 
 def test_historical_retrieval_is_point_in_time_correct(store, state):
-    frame = get_training_frame(store, ENTITY_ROWS, state.feature_service)
+    frame = get_training_frame(store, ENTITY_ROWS, "customer_features_v1")
     assert len(frame) == len(ENTITY_ROWS), "one output row per entity row, none dropped"
     assert frame["label"].tolist() == ENTITY_ROWS["label"].tolist(), "input order kept"
     assert ltv_values(frame) == EXPECTED_LTV
@@ -91,11 +91,16 @@ def test_historical_retrieval_reads_the_current_delta_version(store, state):
         [snapshot(1, "2026-01-01 23:59:59", "2026-01-03 00:00", 11.0, "2026-01-01")]
     )
     delta_tables.replace_partitions(state.customer_features_path, corrected, "snapshot_date")
-    frame = get_training_frame(store, ENTITY_ROWS, state.feature_service)
+    frame = get_training_frame(store, ENTITY_ROWS, "customer_features_v1")
     assert ltv_values(frame) == [11.0, None, 25.0, None, None, 11.0]
 
 
 def test_online_store_serves_the_latest_row(store, state):
-    materialize(store, datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
-    online = get_online_features(store, [1, 2, 9], state.feature_service)
+    materialize(
+        store,
+        datetime(2025, 1, 1, tzinfo=UTC),
+        datetime(2026, 2, 1, tzinfo=UTC),
+        ["customer_features_v1"],
+    )
+    online = get_online_features(store, [1, 2, 9], "customer_features_v1")
     assert ltv_values(online) == [25.0, 50.0, None]

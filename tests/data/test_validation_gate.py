@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pytest
+from platform_support import run_features
 
 from core.settings import get_settings
 from data import delta_tables, landing, pipeline
@@ -26,7 +27,7 @@ def built(tmp_path_factory):
         mp.delenv("CHURN_REDIS_URL", raising=False)
         settings = get_settings()
         land_simulated_days(CONFIG, settings)
-        pipeline.run_feature_pipeline(settings)
+        run_features(settings)
         yield settings
 
 
@@ -47,9 +48,7 @@ def downstream(settings) -> dict:
             )
         ],
         "registry": hashlib.sha256((settings.feast_dir / "registry.db").read_bytes()).hexdigest(),
-        "online": get_online_features(
-            store, list(range(1, 40)), settings.feature_service
-        ).to_json(),
+        "online": get_online_features(store, list(range(1, 40)), "customer_features_v1").to_json(),
     }
 
 

@@ -17,7 +17,13 @@ import pytest
 from cli.main import main as churn
 from core.settings import FEATURE_REPO_DIR, PROJECT_ROOT, Settings
 from data import delta_tables
-from data.store import apply_feature_definitions, get_feature_store, materialize
+from data.store import (
+    apply_feature_definitions,
+    feature_views_of,
+    get_feature_store,
+    materialize,
+)
+from models.catalog import load_specs
 
 FEAST = str(Path(sys.executable).with_name("feast"))
 
@@ -75,7 +81,12 @@ def no_changes(plan: subprocess.CompletedProcess) -> None:
 
 def materialize_day(settings: Settings, day: int) -> None:
     store = get_feature_store(settings)
-    materialize(store, datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, day, tzinfo=UTC))
+    materialize(
+        store,
+        datetime(2025, 12, 1, tzinfo=UTC),
+        datetime(2026, 1, day, tzinfo=UTC),
+        ["customer_features_v1"],
+    )
 
 
 @pytest.mark.slow
@@ -83,9 +94,9 @@ def test_feast_plan_after_python_apply_and_materialize_reports_no_changes(state,
     """The platform's own apply leaves nothing for `feast plan` or `feast apply` to do."""
     feast_config(capsys)
     snapshot_table(state, "2026-01-01")
-    apply_feature_definitions(get_feature_store(state))
+    apply_feature_definitions(state)
     materialize_day(state, 2)  # the registry's view now holds a materialized interval
-    apply_feature_definitions(get_feature_store(state))  # what each pipeline run does
+    apply_feature_definitions(state)  # what each pipeline run does
     no_changes(feast(state, "plan"))
     no_changes(feast(state, "apply"))
 
@@ -140,7 +151,7 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_feast_ui_serves_its_page_and_the_registry(state, capsys, tmp_path):
     feast_config(capsys)
-    apply_feature_definitions(get_feature_store(state))
+    apply_feature_definitions(state)
     port = _free_port()
     log = tmp_path / "feast-ui.log"
     command = feast_command(state, "ui", "--host", "127.0.0.1", "--port", str(port))
@@ -166,7 +177,12 @@ def test_feast_ui_serves_its_page_and_the_registry(state, capsys, tmp_path):
         views = httpx.get(
             f"{base}/api/v1/feature_views", params={"project": state.feast_project}, timeout=10
         ).json()["featureViews"]
-        assert [v["spec"]["name"] for v in views] == ["customer_features"]
+        store = get_feature_store(state)
+        declared = {
+            v for spec in load_specs() for v in feature_views_of(store, spec.feature_service)
+        }
+        assert "customer_features" in declared
+        assert sorted(v["spec"]["name"] for v in views) == sorted(declared)
     finally:
         server.terminate()
         try:

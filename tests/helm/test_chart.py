@@ -521,9 +521,35 @@ def test_configmap_env(rendered: dict[str, list[dict]]) -> None:
 
 def test_production_settings_reach_the_configmap(rendered: dict[str, list[dict]]) -> None:
     data = find(rendered["production"], "ConfigMap", FULLNAME)["data"]
-    assert data["CHURN_MIN_F1"] == "0.55"
+    # A map-valued setting is rendered as JSON, the form pydantic-settings parses.
+    assert data["CHURN_GATE_MIN_SCORES"] == '{"churn":0.55}'
     assert data["CHURN_BATCH_LIMIT"] == "2000"
     assert data["AIRFLOW__CORE__PARALLELISM"] == "8"
+
+
+def test_production_gate_minimum_reaches_the_settings_and_the_spec(
+    rendered: dict[str, list[dict]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.churn.spec import SPEC as CHURN
+
+    data = find(rendered["production"], "ConfigMap", FULLNAME)["data"]
+    for key in list(os.environ):
+        if key.startswith("CHURN_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("CHURN_GATE_MIN_SCORES", data["CHURN_GATE_MIN_SCORES"])
+    settings = get_settings()
+    assert settings.gate_min_scores == {"churn": 0.55}
+    assert CHURN.minimum(settings) == 0.55
+
+
+def test_map_settings_render_as_json(chart: helm.Chart) -> None:
+    values = merged(
+        REQUIRED_VALUES, {"settings": {"gate_min_scores": {"churn": 0.5, "next_spend": 600}}}
+    )
+    data = find(render(chart, values), "ConfigMap", FULLNAME)["data"]
+    assert json.loads(data["CHURN_GATE_MIN_SCORES"]) == {"churn": 0.5, "next_spend": 600}
+    assert "CHURN_GATE_MIN_SCORES" not in find(render(chart, REQUIRED_VALUES), "ConfigMap",
+                                               FULLNAME)["data"]  # fmt: skip
 
 
 def test_chart_env_builds_the_project_settings(
@@ -694,9 +720,13 @@ def test_pods_roll_when_config_changes(chart: helm.Chart) -> None:
         return serving["spec"]["template"]["metadata"]["annotations"]
 
     before = checksums(REQUIRED_VALUES)
-    after = checksums(merged(REQUIRED_VALUES, {"settings": {"min_f1": 0.6}}))
+    after = checksums(merged(REQUIRED_VALUES, {"settings": {"gate_min_scores": {"churn": 0.6}}}))
     assert before["checksum/config"] != after["checksum/config"]
     assert before["checksum/secret"] == after["checksum/secret"]
+    # Changing one model's minimum rolls the pods again.
+    again = checksums(merged(REQUIRED_VALUES, {"settings": {"gate_min_scores": {"churn": 0.7}}}))
+    assert again["checksum/config"] != after["checksum/config"]
+    assert again["checksum/secret"] == after["checksum/secret"]
 
 
 def test_long_release_names_give_valid_object_names(chart: helm.Chart) -> None:
@@ -801,6 +831,9 @@ def test_existing_secret_replaces_every_secret_value(chart: helm.Chart) -> None:
         ({"unknownKey": True}, "unknownKey"),
         ({"postgresql": {"url": "mysql://u:p@h/db"}}, "/postgresql/url"),
         ({"settings": {"MinF1": 0.4}}, "'MinF1' does not match pattern"),
+        ({"settings": {"gate_min_scores": {"churn": "high"}}}, "/settings/gate_min_scores/churn"),
+        ({"settings": {"gate_min_scores": 0.5}}, "/settings/gate_min_scores"),
+        ({"settings": {"batch_limit": {"a": 1}}}, "/settings/batch_limit"),
         # null removes a default (as with --set key=null): limits need cpu and memory.
         ({"serving": {"resources": {"limits": {"memory": None}}}}, "/serving/resources/limits"),
         ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),

@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -16,6 +17,7 @@ from mlflow import MlflowClient
 from core.schema import model_input
 from core.steps import TrainedModel
 from models import registry
+from models.churn.spec import SPEC as CHURN
 from models.onnx_model import (
     MODEL_FILE,
     RECORD_FILE,
@@ -29,7 +31,7 @@ from models.onnx_model import (
     reference_scores,
     verification_rows,
 )
-from models.training import LABEL, SKOPS_TRUSTED_TYPES, make_model
+from models.training import SKOPS_TRUSTED_TYPES
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_DIRS = ("core", "data", "feature_repo", "expectations", "models", "serving")
@@ -46,7 +48,7 @@ def _tracking(world) -> None:
 @pytest.fixture(scope="module")
 def champion_tags(world) -> dict[str, str]:
     registry.configure_mlflow(world.settings)
-    version = MlflowClient().get_model_version(world.settings.model_name, str(world.gate.version))
+    version = MlflowClient().get_model_version(CHURN.registered_model, str(world.gate.version))
     return dict(version.tags)
 
 
@@ -61,17 +63,17 @@ def test_registered_version_carries_its_verified_onnx_model(world, champion_tags
     sha256 = hashlib.sha256((folder / MODEL_FILE).read_bytes()).hexdigest()
     assert sha256 == champion_tags[TAG_SHA256]
     assert champion_tags[TAG_URI].startswith(f"runs:/{world.trained.run_id}/onnx/")
-    model = registry.load_version(world.settings, world.gate.version)
+    model = registry.load_version(CHURN.registered_model, world.gate.version)
     # The tuned threshold is applied outside the graph, so the decisions are the model's.
     assert float(champion_tags["onnx.threshold"]) == float(model.best_threshold_)
     assert json.loads((folder / RECORD_FILE).read_text())["threshold"] == model.best_threshold_
 
 
 def test_onnx_scorer_gives_the_mlflow_model_answers(world, champion_tags):
-    model = registry.load_version(world.settings, world.gate.version)
-    frame = model_input(pd.read_parquet(world.training_set.holdout_path))
+    model = registry.load_version(CHURN.registered_model, world.gate.version)
+    frame = model_input(pd.read_parquet(world.training_set.holdout_path), CHURN.features)
     rows = verification_rows(frame)
-    probabilities, decisions = reference_scores(model, rows)
+    probabilities, decisions = reference_scores(model, rows, CHURN.features, CHURN.task)
     assert probabilities[: len(frame)] == list(model.predict_proba(frame)[:, 1])
     result = compare(load_scorer(champion_tags).score_rows(rows), probabilities, decisions)
     assert result.passed, str(result)
@@ -100,12 +102,13 @@ def test_load_check_refuses_answers_that_differ_from_the_record(champion_tags, t
 
 
 def test_registration_refuses_a_model_its_onnx_copy_cannot_reproduce(world, tmp_path):
-    settings = world.settings.model_copy(update={"model_name": "churn_onnx_refused"})
+    settings = world.settings
+    spec = replace(CHURN, registered_model="churn_onnx_refused")
     train = pd.read_parquet(world.training_set.train_path)
     # Tuned on decision_function scores, so its threshold is no probability: the ONNX copy
     # (probabilities, threshold applied outside) cannot give its decisions.
-    model = make_model(seed=0).set_params(response_method="decision_function")
-    model.fit(model_input(train), train[LABEL])
+    model = CHURN.make_estimator(CHURN, 0).set_params(response_method="decision_function")
+    model.fit(model_input(train, CHURN.features), train[CHURN.label])
     holdout = tmp_path / "reference.parquet"
     shutil.copy(world.training_set.holdout_path, holdout)
     with mlflow.start_run(run_name="onnx-refused") as run:
@@ -115,16 +118,16 @@ def test_registration_refuses_a_model_its_onnx_copy_cannot_reproduce(world, tmp_
         mlflow.log_artifact(str(holdout), artifact_path="monitoring")
     with pytest.raises(OnnxVerificationError, match="decisions differ"):
         registry.register_model(
-            TrainedModel(run_id=run.info.run_id, model_uri=uri, metrics={}), settings
+            spec, TrainedModel(run_id=run.info.run_id, model_uri=uri, metrics={}), settings
         )
-    assert MlflowClient().search_model_versions(f"name='{settings.model_name}'") == []
+    assert MlflowClient().search_model_versions(f"name='{spec.registered_model}'") == []
 
 
 def test_verification_needs_the_holdout_of_the_run(world):
     with mlflow.start_run(run_name="no-holdout") as run:
         pass
     with pytest.raises(OnnxVerificationError, match="has no holdout"):
-        export_verified(run.info.run_id, world.trained.model_uri, MlflowClient())
+        export_verified(run.info.run_id, world.trained.model_uri, MlflowClient(), CHURN.features)
 
 
 def test_no_private_scikit_learn_attribute_in_project_source():

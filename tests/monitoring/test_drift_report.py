@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +14,16 @@ import pandas as pd
 import pytest
 
 from core.settings import PROJECT_ROOT, Settings
+from models.churn.spec import SPEC as CHURN
 from monitoring import (
-    FEATURE_COLUMNS,
-    PREDICTION_COLUMNS,
     PSI_BINNING,
     DriftSummary,
     build_drift_report,
     classify_psi,
 )
+
+FEATURE_COLUMNS = CHURN.feature_names
+PREDICTION_COLUMNS = CHURN.output_columns
 
 SEGMENTS = ["budget", "regular", "premium"]
 REFERENCE_MIX = (0.5, 0.35, 0.15)
@@ -71,13 +74,13 @@ def reference() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def stable(reference, settings) -> DriftSummary:
-    return build_drift_report(reference, churn_frame(2000, seed=2, live=True), settings)
+    return build_drift_report(CHURN, reference, churn_frame(2000, seed=2, live=True), settings)
 
 
 @pytest.fixture(scope="module")
 def shifted(reference, settings) -> DriftSummary:
     current = churn_frame(2000, seed=3, spend_factor=1.8, segment_mix=(0.2, 0.35, 0.45), live=True)
-    return build_drift_report(reference, current, settings, name="shifted")
+    return build_drift_report(CHURN, reference, current, settings, name="shifted")
 
 
 def test_same_distribution_has_no_significant_drift(stable):
@@ -118,7 +121,7 @@ def test_psi_is_evidentlys_value(shifted):
 
 
 def test_files_written_and_binning_named(stable, settings):
-    out = settings.reports_dir / "drift"
+    out = settings.reports_dir / "drift" / "churn"  # each model's reports apart
     for path in (stable.html_path, stable.json_path, stable.summary_path):
         assert path.parent == out and path.is_file() and path.stat().st_size > 0
         assert path.name.startswith("drift_") and "Z." in path.name  # UTC timestamp
@@ -135,6 +138,7 @@ def test_files_written_and_binning_named(stable, settings):
 
 def test_out_dir_and_name(reference, settings, tmp_path):
     summary = build_drift_report(
+        CHURN,
         reference,
         reference.sample(300, random_state=0),
         settings,
@@ -157,24 +161,37 @@ def test_out_dir_and_name(reference, settings, tmp_path):
         (3.0, "significant"),
     ],
 )
-def test_classify_psi_boundaries(psi, level, tmp_path):
-    assert classify_psi(psi, Settings(state_dir=tmp_path)) == level
+def test_classify_psi_boundaries(psi, level):
+    assert classify_psi(psi, CHURN) == level
 
 
-def test_classify_psi_follows_settings(tmp_path):
-    settings = Settings(state_dir=tmp_path, psi_moderate=0.2, psi_significant=0.3)
-    assert classify_psi(0.15, settings) == "none"
-    assert classify_psi(0.25, settings) == "moderate"
-    assert classify_psi(0.3, settings) == "significant"
+def test_classify_psi_follows_the_spec():
+    spec = replace(CHURN, psi_moderate=0.2, psi_significant=0.3)
+    assert classify_psi(0.15, spec) == "none"
+    assert classify_psi(0.25, spec) == "moderate"
+    assert classify_psi(0.3, spec) == "significant"
     with pytest.raises(ValueError, match="NaN"):
-        classify_psi(math.nan, settings)
+        classify_psi(math.nan, spec)
+
+
+def test_the_report_grades_with_the_specs_thresholds(reference, tmp_path):
+    spec = replace(CHURN, psi_moderate=0.01, psi_significant=0.02)
+    current = churn_frame(2000, seed=3, spend_factor=1.8, segment_mix=(0.2, 0.35, 0.45))
+    summary = build_drift_report(spec, reference, current, Settings(state_dir=tmp_path))
+    assert (summary.psi_moderate, summary.psi_significant) == (0.01, 0.02)
+    assert json.loads(summary.summary_path.read_text())["thresholds"] == {
+        "moderate": 0.01,
+        "significant": 0.02,
+    }
+    for column in summary.features:
+        assert column.level == classify_psi(column.psi, spec)
 
 
 def test_too_few_current_rows(reference, tmp_path):
     settings = Settings(state_dir=tmp_path)
     current = churn_frame(settings.drift_min_rows - 1, seed=4)
     with pytest.raises(ValueError, match="drift_min_rows"):
-        build_drift_report(reference, current, settings)
+        build_drift_report(CHURN, reference, current, settings)
     assert not (settings.reports_dir / "drift").exists()
 
 
@@ -182,14 +199,14 @@ def test_missing_feature_column(reference, tmp_path):
     settings = Settings(state_dir=tmp_path)
     current = churn_frame(500, seed=5).drop(columns=["avg_order_value"])
     with pytest.raises(ValueError, match="avg_order_value"):
-        build_drift_report(reference, current, settings)
+        build_drift_report(CHURN, reference, current, settings)
 
 
 def test_empty_column(reference, tmp_path):
     current = churn_frame(500, seed=6)
     current["lifetime_value"] = np.nan
     with pytest.raises(ValueError, match="lifetime_value"):
-        build_drift_report(reference, current, Settings(state_dir=tmp_path))
+        build_drift_report(CHURN, reference, current, Settings(state_dir=tmp_path))
 
 
 def test_import_has_no_side_effects(tmp_path):

@@ -45,6 +45,7 @@ def two_versions(world, tmp_path_factory) -> dict:
     import pandas as pd
 
     from models import registry, training
+    from models.churn.spec import SPEC as CHURN
 
     target = tmp_path_factory.mktemp("two_versions")
     env = copy_world(world, target / "state")
@@ -53,8 +54,8 @@ def two_versions(world, tmp_path_factory) -> dict:
     subset = target / "train_subset.parquet"
     train.sample(frac=0.6, random_state=5).to_parquet(subset, index=False)
     training_set = replace(world.training_set, train_path=str(subset))
-    trained = training.train_and_log(training_set, settings, dag_run_id="challenger")
-    v2 = registry.register_model(trained, settings).version
+    trained = training.train_and_log(CHURN, training_set, settings, dag_run_id="challenger")
+    v2 = registry.register_model(CHURN, trained, settings).version
     return {"env": env, "settings": settings, "v1": 1, "v2": v2, "model_uri": trained.model_uri}
 
 

@@ -32,7 +32,7 @@ def copy_world(world, target: Path) -> dict[str, str]:
     return {
         "CHURN_STATE_DIR": str(target),
         "CHURN_FEATURE_STORE_YAML": str(target / "feature_store.yaml"),
-        "CHURN_MIN_F1": "0.0",
+        "CHURN_GATE_MIN_SCORES": '{"churn": 0.0}',
     }
 
 
@@ -132,3 +132,19 @@ def wait_until(condition, timeout: float = 30, every: float = 0.2) -> None:
             return
         time.sleep(every)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def metric_values(text: str, name: str, **labels: str) -> list[float]:
+    """The values of the ``name`` samples of a /metrics text whose labels include ``labels``.
+
+    Label order is the exposition's business (multiprocess mode sorts them), so samples are
+    matched on parsed labels, not on text.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    ]

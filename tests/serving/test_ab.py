@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from serving_support import free_tcp_port
+from serving_support import free_tcp_port, metric_values
 
+from models.churn.spec import SPEC as CHURN
 from models.registry import CHALLENGER, CHAMPION
 from models.tracking import configure_mlflow
 from serving.model import load_version
@@ -19,7 +20,7 @@ API_KEY = "test-key-7f3a9c"  # a test value, not a secret
 
 def set_aliases(two_versions) -> None:
     client = configure_mlflow(two_versions["settings"])
-    name = two_versions["settings"].model_name
+    name = CHURN.registered_model
     client.set_registered_model_alias(name, CHAMPION, str(two_versions["v1"]))
     client.set_registered_model_alias(name, CHALLENGER, str(two_versions["v2"]))
 
@@ -43,12 +44,18 @@ def test_split_is_sticky_weighted_and_logged(two_versions, known_customers):
     assert 0.2 < share < 0.4
     expected_version = {CHAMPION: two_versions["v1"], CHALLENGER: two_versions["v2"]}
     assert all(p["model_version"] == expected_version[p["variant"]] for p in first)
-    challenger_series = (
-        f'churn_predictions_total{{variant="challenger",version="{two_versions["v2"]}"}}'
+    challenger = metric_values(
+        metrics,
+        "churn_predictions_total",
+        model="churn",
+        variant="challenger",
+        version=str(two_versions["v2"]),
     )
-    assert challenger_series in metrics
-    assert 'churn_prediction_seconds_count{variant="champion"}' in metrics
-    logged = read_prediction_log(settings.prediction_log_path)
+    assert challenger and challenger[0] > 0, metrics
+    assert metric_values(
+        metrics, "churn_prediction_seconds_count", model="churn", variant="champion"
+    ), metrics
+    logged = read_prediction_log(settings.prediction_log_path(CHURN.name), CHURN)
     assert set(zip(logged["customer_id"], logged["variant"], strict=True)) >= set(variants.items())
 
 
@@ -57,8 +64,9 @@ def test_shadow_never_changes_the_answer_and_auth_guards_predict(two_versions, k
     settings = two_versions["settings"]
     env = {**two_versions["env"], "CHURN_AB_MODE": "shadow", "CHURN_SERVE_API_KEY": API_KEY}
     customers = known_customers[:300]
-    champion = load_version(settings, two_versions["v1"])
-    challenger = load_version(settings, two_versions["v2"])
+    configure_mlflow(settings)
+    champion = load_version(settings, CHURN, two_versions["v1"])
+    challenger = load_version(settings, CHURN, two_versions["v2"], alias=CHALLENGER)
     server = BentoServer(settings, port=free_tcp_port(), env=env)
     with server as url, httpx.Client(base_url=url, timeout=10) as client:
         body = {"customer_ids": customers}
@@ -75,12 +83,19 @@ def test_shadow_never_changes_the_answer_and_auth_guards_predict(two_versions, k
         assert client.get("/metrics").status_code == 200
         auth = {"Authorization": f"Bearer {API_KEY}"}
         served = client.post("/predict/batch", json=body, headers=auth).json()
+        metrics = client.get("/metrics").text
     assert API_KEY not in server.log_path.read_text()
     rows = [p["features"] for p in served]
     expected, _ = champion.score_rows(rows)
     assert [p["probability"] for p in served] == expected
     assert {(p["variant"], p["model_version"]) for p in served} == {(CHAMPION, two_versions["v1"])}
-    shadow = read_prediction_log(settings.prediction_log_path, table=SHADOW_PREDICTIONS)
+    shadowed = metric_values(
+        metrics, "churn_shadow_predictions_total", model="churn", version=str(two_versions["v2"])
+    )
+    assert shadowed and shadowed[0] >= len(customers), metrics
+    shadow = read_prediction_log(
+        settings.prediction_log_path(CHURN.name), CHURN, table=SHADOW_PREDICTIONS
+    )
     shadow = shadow[shadow["customer_id"].isin(customers)]
     assert len(shadow) == len(customers) and set(shadow["model_version"]) == {two_versions["v2"]}
     assert list(shadow["probability"]) == challenger.score_rows(rows)[0]

@@ -4,6 +4,7 @@ probabilities within the tolerance; a version without a usable copy gets the skl
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import mlflow
 import numpy as np
@@ -11,9 +12,10 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from core.schema import FEATURE_COLUMNS, model_input
+from core.schema import model_input
 from data.store import get_feature_store, get_online_features
 from models import registry
+from models.churn.spec import SPEC as CHURN
 from models.onnx_model import TAG_SHA256, TOLERANCE, OnnxScorer
 from serving.model import GuardedOnnxScorer, SklearnScorer, load_model, load_version
 
@@ -25,13 +27,14 @@ def _tracking(world) -> None:
 
 @pytest.fixture(scope="module")
 def champion(world):
-    return load_model(world.settings)
+    return load_model(world.settings, CHURN)
 
 
 @pytest.fixture(scope="module")
 def reference(world):
     """The registered model as MLflow's sklearn flavor loads it."""
-    return registry.load_version(world.settings, world.gate.version)
+    registry.configure_mlflow(world.settings)
+    return registry.load_version(CHURN.registered_model, world.gate.version)
 
 
 def test_champion_is_served_by_onnx_runtime(champion):
@@ -41,7 +44,7 @@ def test_champion_is_served_by_onnx_runtime(champion):
 
 def test_rows_near_the_threshold_get_the_registered_models_answer(world, champion, reference):
     """Within the band around the threshold the sklearn model decides; elsewhere ONNX does."""
-    inputs = model_input(pd.read_parquet(world.training_set.holdout_path).head(200))
+    inputs = model_input(pd.read_parquet(world.training_set.holdout_path).head(200), CHURN.features)
     rows = inputs.to_dict(orient="records")
     onnx_p, _ = champion.scorer.onnx.score_rows(rows)
     threshold = champion.scorer.onnx.threshold
@@ -61,10 +64,10 @@ def test_onnx_equals_mlflow_model_on_holdout_and_online_rows(
 ):
     holdout = pd.read_parquet(world.training_set.holdout_path)
     online = get_online_features(
-        get_feature_store(world.settings), known_customers, world.settings.feature_service
-    ).dropna(subset=list(FEATURE_COLUMNS))
+        get_feature_store(world.settings), known_customers, CHURN.feature_service
+    ).dropna(subset=list(CHURN.feature_names))
     for frame in (holdout, online):
-        inputs = model_input(frame)
+        inputs = model_input(frame, CHURN.features)
         rows = inputs.to_dict(orient="records")
         probability, decision = champion.score_rows(rows)
         assert np.array_equal(np.asarray(decision), reference.predict(inputs))
@@ -76,18 +79,18 @@ def test_onnx_equals_mlflow_model_on_holdout_and_online_rows(
 
 
 def test_missing_values_and_unknown_segments(world, champion, reference):
-    base = model_input(pd.read_parquet(world.training_set.holdout_path).head(8))
+    base = model_input(pd.read_parquet(world.training_set.holdout_path).head(8), CHURN.features)
     rows = base.to_dict(orient="records")
-    probes = [{**row, column: None} for row in rows for column in FEATURE_COLUMNS]
+    probes = [{**row, column: None} for row in rows for column in CHURN.feature_names]
     probes += [{**row, "customer_segment": "no-such-segment"} for row in rows]
-    frame = model_input(pd.DataFrame(probes, columns=list(FEATURE_COLUMNS)))
+    frame = model_input(pd.DataFrame(probes, columns=list(CHURN.feature_names)), CHURN.features)
     probability, decision = champion.score_rows(probes)
     assert np.array_equal(np.asarray(decision), reference.predict(frame))
     assert np.abs(np.asarray(probability) - reference.predict_proba(frame)[:, 1]).max() <= TOLERANCE
 
 
 def _rows(world) -> tuple[list[dict], pd.DataFrame]:
-    inputs = model_input(pd.read_parquet(world.training_set.holdout_path).head(40))
+    inputs = model_input(pd.read_parquet(world.training_set.holdout_path).head(40), CHURN.features)
     return inputs.to_dict(orient="records"), inputs
 
 
@@ -95,7 +98,7 @@ def test_version_without_onnx_is_served_by_the_sklearn_model(world, reference, c
     name = "churn_without_onnx"
     version = int(mlflow.register_model(world.trained.model_uri, name).version)
     with caplog.at_level(logging.WARNING, logger="serving.model"):
-        loaded = load_version(world.settings.model_copy(update={"model_name": name}), version)
+        loaded = load_version(world.settings, replace(CHURN, registered_model=name), version)
     assert loaded.runtime == "sklearn" and isinstance(loaded.scorer, SklearnScorer)
     assert "has no ONNX model" in caplog.text
     rows, inputs = _rows(world)
@@ -108,14 +111,14 @@ def test_version_whose_onnx_fails_its_check_is_served_by_the_sklearn_model(
     world, reference, caplog
 ):
     champion_tags = (
-        MlflowClient().get_model_version(world.settings.model_name, str(world.gate.version)).tags
+        MlflowClient().get_model_version(CHURN.registered_model, str(world.gate.version)).tags
     )
     onnx_tags = {k: v for k, v in champion_tags.items() if k.startswith("onnx.")}
     name = "churn_onnx_tampered"
     tags = {**onnx_tags, TAG_SHA256: "0" * 64}
     version = int(mlflow.register_model(world.trained.model_uri, name, tags=tags).version)
     with caplog.at_level(logging.ERROR, logger="serving.model"):
-        loaded = load_version(world.settings.model_copy(update={"model_name": name}), version)
+        loaded = load_version(world.settings, replace(CHURN, registered_model=name), version)
     assert loaded.runtime == "sklearn"
     assert "ONNX model refused at load" in caplog.text and "not the verified" in caplog.text
     rows, inputs = _rows(world)

@@ -13,9 +13,11 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from platform_support import feature_services
 from serving_support import copy_world, free_tcp_port, settings_for, wait_until
 
 from data.store import get_feature_store, materialize
+from models.churn.spec import SPEC as CHURN
 from models.registry import CHAMPION
 from models.tracking import configure_mlflow
 from serving.prediction_log import read_prediction_log
@@ -34,6 +36,7 @@ def redis_state(world, own_redis, tmp_path_factory) -> dict[str, str]:
         get_feature_store(settings),
         datetime(2000, 1, 1, tzinfo=UTC),
         datetime.now(UTC),
+        feature_services(),
     )
     return env
 
@@ -85,7 +88,7 @@ def test_acknowledged_predictions_survive_a_killed_server(redis_state, known_cus
         for process in [*parent.children(recursive=True), parent]:
             process.send_signal(signal.SIGKILL)
         server.process.wait(timeout=10)
-    logged = read_prediction_log(settings.prediction_log_path, since=started)
+    logged = read_prediction_log(settings.prediction_log_path(CHURN.name), CHURN, since=started)
     assert list(logged["customer_id"]) == customers
     # A restarted server appends to the same log.
     with (
@@ -93,7 +96,10 @@ def test_acknowledged_predictions_survive_a_killed_server(redis_state, known_cus
         httpx.Client(base_url=url, timeout=10) as client,
     ):
         assert client.post("/predict", json={"customer_id": customers[0]}).status_code == 200
-    assert len(read_prediction_log(settings.prediction_log_path, since=started)) == 31
+    assert (
+        len(read_prediction_log(settings.prediction_log_path(CHURN.name), CHURN, since=started))
+        == 31
+    )
 
 
 def test_registry_down_at_start_is_not_ready_retries_and_recovers(world, known_customers, tmp_path):
@@ -101,14 +107,16 @@ def test_registry_down_at_start_is_not_ready_retries_and_recovers(world, known_c
     dead = free_tcp_port()
     settings = settings_for(env)
     backend = settings.mlflow_tracking_uri  # the copied registry, for the server started later
-    champion = configure_mlflow(settings).get_model_version_by_alias(settings.model_name, CHAMPION)
+    champion = configure_mlflow(settings).get_model_version_by_alias(
+        CHURN.registered_model, CHAMPION
+    )
     env["CHURN_MLFLOW_SERVER_URI"] = f"http://127.0.0.1:{dead}"
     server = BentoServer(settings, port=free_tcp_port(), env=env, wait_ready=False)
     with server as url, httpx.Client(base_url=url, timeout=10) as client:
         assert client.get("/readyz").status_code == 503
         response = client.post("/predict", json={"customer_id": 1})
         assert response.status_code == 503
-        assert "no model loaded yet" in response.json()["error"]
+        assert "no churn model loaded yet" in response.json()["error"]
         assert "registry unreachable" in response.json()["error"]
         assert response.json()["type"] == "unavailable"
         wait_until(lambda: server.log_path.read_text().count("registry unreachable") >= 3, 30)

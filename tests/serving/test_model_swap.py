@@ -7,9 +7,10 @@ import shutil
 import httpx
 import mlflow
 import pytest
-from serving_support import SteadyLoad, free_tcp_port, wait_until
+from serving_support import SteadyLoad, free_tcp_port, metric_values, wait_until
 
 from cli.main import main as churn
+from models.churn.spec import SPEC as CHURN
 from models.registry import CHAMPION, PREVIOUS_CHAMPION, alias_version
 from models.tracking import configure_mlflow
 from serving.server import BentoServer
@@ -23,7 +24,7 @@ def test_swap_rollback_and_failed_load_drop_no_request(
     settings, env = two_versions["settings"], two_versions["env"]
     v1, v2 = two_versions["v1"], two_versions["v2"]
     client = configure_mlflow(settings)
-    name = settings.model_name
+    name = CHURN.registered_model
     client.set_registered_model_alias(name, CHAMPION, str(v1))
     server_env = {**env, "CHURN_MODEL_REFRESH_SECONDS": "1"}
     server = BentoServer(settings, port=free_tcp_port(), env=server_env)
@@ -38,8 +39,8 @@ def test_swap_rollback_and_failed_load_drop_no_request(
         # `churn rollback` moves champion back; serving follows without a restart.
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        churn(["rollback"])
-        assert alias_version(settings, CHAMPION) == v1
+        churn(["rollback", "--model", "churn"])
+        assert alias_version(settings, name, CHAMPION) == v1
         load.wait_for_version(v1, timeout=20)
 
         # A version whose artifact cannot load: the old model keeps serving, failure reported.
@@ -51,7 +52,15 @@ def test_swap_rollback_and_failed_load_drop_no_request(
         v3 = int(mlflow.register_model(broken.as_uri(), name).version)
         client.set_registered_model_alias(name, CHAMPION, str(v3))
         with httpx.Client(base_url=url) as http:
-            wait_until(lambda: "churn_model_reload_failures_total" in http.get("/metrics").text, 20)
+            wait_until(
+                lambda: metric_values(
+                    http.get("/metrics").text,
+                    "churn_model_reload_failures_total",
+                    model="churn",
+                    alias="champion",
+                ),
+                20,
+            )
         served = len(load.answers)
         wait_until(lambda: len(load.answers) > served + 50, 20)
         assert {version for _, version in load.answers[served:]} == {v1}

@@ -1,19 +1,24 @@
 """The BentoML service, as a real server process, against the session's champion."""
 
-import re
 from datetime import datetime
 
 import pandas as pd
 import pytest
+from serving_support import metric_values
 
-from core.schema import FEATURE_COLUMNS, model_input
+from core.schema import model_input
 from data import delta_tables
 from data.store import get_feature_store, get_training_frame
 from data.transforms import snapshot_timestamp
 from models import registry
+from models.catalog import load_specs
+from models.churn.spec import SPEC as CHURN
 from models.onnx_model import TOLERANCE
+from models.tracking import configure_mlflow
 from serving.errors import ErrorBody
 from serving.prediction_log import read_prediction_log
+
+NAME = CHURN.registered_model
 
 pytestmark = pytest.mark.slow
 
@@ -33,22 +38,24 @@ def test_served_prediction_equals_registered_model_on_offline_features(
     entity_rows = pd.DataFrame(
         {"customer_id": customers, "event_timestamp": snapshot_timestamp(last_day)}
     )
-    offline = get_training_frame(get_feature_store(settings), entity_rows, settings.feature_service)
-    champion = registry.alias_version(settings, registry.CHAMPION)
-    model = registry.load_version(settings, champion)
-    expected = model.predict_proba(model_input(offline))[:, 1]
-    decisions = model.predict(model_input(offline))
+    offline = get_training_frame(get_feature_store(settings), entity_rows, CHURN.feature_service)
+    configure_mlflow(settings)
+    champion = registry.alias_version(settings, NAME, registry.CHAMPION)
+    model = registry.load_version(NAME, champion)
+    expected = model.predict_proba(model_input(offline, CHURN.features))[:, 1]
+    decisions = model.predict(model_input(offline, CHURN.features))
 
     for row, probability, decision in zip(offline.itertuples(), expected, decisions, strict=True):
         prediction = served_by_id[row.customer_id]
         assert prediction["model_version"] == champion
+        assert prediction["model_name"] == NAME
         # Served by the verified ONNX copy: same decision, probability within its tolerance.
         assert prediction["churn"] == bool(decision)
         assert prediction["probability"] == pytest.approx(probability, abs=TOLERANCE)
-        for feature in FEATURE_COLUMNS:
+        for feature in CHURN.feature_names:
             assert prediction["features"][feature] == pytest.approx(getattr(row, feature))
 
-    logged = read_prediction_log(settings.prediction_log_path, since=started)
+    logged = read_prediction_log(settings.prediction_log_path(CHURN.name), CHURN, since=started)
     assert set(customers) <= set(logged["customer_id"])
     assert (logged["model_version"] == champion).all()
 
@@ -66,6 +73,31 @@ def test_single_prediction_shape(server, known_customers):
         "features",
     }
     assert 0.0 <= body["probability"] <= 1.0 and isinstance(body["churn"], bool)
+
+
+def test_the_churn_model_answers_on_its_own_route_as_on_predict(server, known_customers):
+    customer = known_customers[0]
+    default = server.post("/predict", json={"customer_id": customer})
+    named = server.post("/models/churn/predict", json={"customer_id": customer})
+    assert default.status_code == named.status_code == 200, named.text
+    assert named.json() == default.json()
+    batch = server.post("/models/churn/predict/batch", json={"customer_ids": [customer]})
+    assert batch.status_code == 200 and batch.json() == [default.json()]
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in load_specs()])
+def test_every_model_has_its_routes(server, known_customers, name):
+    spec = next(s for s in load_specs() if s.name == name)
+    response = server.post(f"/models/{name}/predict", json={"customer_id": known_customers[0]})
+    # The session world trains only the churn model: another model has no champion (503).
+    assert response.status_code in ((200, 404) if name == "churn" else (200, 404, 503))
+    if response.status_code == 200:
+        body = response.json()
+        assert body["model_name"] == spec.registered_model and spec.output in body
+        assert set(body["features"]) == set(spec.feature_names)
+    unknown = server.post(f"/models/{name}/predict", json={"customer_id": "abc"})
+    assert unknown.status_code == 400
+    assert assert_error_body(unknown).error == "customer_id: Input should be a valid integer"
 
 
 @pytest.mark.parametrize(
@@ -131,8 +163,18 @@ def test_oversized_body_is_a_413(server):
     assert error.error == "request body larger than 65536 bytes"
 
 
+def test_one_over_the_batch_limit_names_the_field(server):
+    response = server.post("/predict/batch", json={"customer_ids": list(range(1, 1002))})
+    assert response.status_code == 400, response.text
+    error = assert_error_body(response)
+    assert error.error == "customer_ids: List should have at most 1000 items, not 1001"
+    assert [(d.field, d.code) for d in error.details or []] == [("customer_ids", "too_long")]
+    at_limit = server.post("/predict/batch", json={"customer_ids": list(range(1, 1001))})
+    assert at_limit.status_code == 200 and len(at_limit.json()) == 1000
+
+
 def test_unknown_customer_is_a_404_object_of_the_error_shape(world, server):
-    before = len(read_prediction_log(world.settings.prediction_log_path))
+    before = len(read_prediction_log(world.settings.prediction_log_path(CHURN.name), CHURN))
     response = server.post("/predict", json={"customer_id": 10_000_000})
     assert response.status_code == 404
     assert response.json() == {
@@ -140,7 +182,7 @@ def test_unknown_customer_is_a_404_object_of_the_error_shape(world, server):
         "status": 404,
         "type": "unknown_customer",
     }
-    assert len(read_prediction_log(world.settings.prediction_log_path)) == before
+    assert len(read_prediction_log(world.settings.prediction_log_path(CHURN.name), CHURN)) == before
 
 
 def test_batch_with_unknown_customers_answers_the_known_and_logs_only_them(
@@ -148,8 +190,8 @@ def test_batch_with_unknown_customers_answers_the_known_and_logs_only_them(
 ):
     known = known_customers[2:4]
     asked = [known[0], 9_999_999, known[1], 9_999_998]
-    path = world.settings.prediction_log_path
-    before = read_prediction_log(path)
+    path = world.settings.prediction_log_path(CHURN.name)
+    before = read_prediction_log(path, CHURN)
     response = server.post("/predict/batch", json={"customer_ids": asked})
     assert response.status_code == 200, response.text
     items = response.json()
@@ -161,17 +203,18 @@ def test_batch_with_unknown_customers_answers_the_known_and_logs_only_them(
         "type": "unknown_customer",
     }
     assert items[3]["type"] == "unknown_customer" and "churn" not in items[3]
-    logged = read_prediction_log(path)
+    logged = read_prediction_log(path, CHURN)
     assert len(logged) == len(before) + 2
     assert sorted(logged["customer_id"].iloc[len(before) :]) == sorted(known)
 
 
 def test_batch_of_only_unknown_customers_is_a_200_and_logs_nothing(world, server):
-    before = len(read_prediction_log(world.settings.prediction_log_path))
+    path = world.settings.prediction_log_path(CHURN.name)
+    before = len(read_prediction_log(path, CHURN))
     response = server.post("/predict/batch", json={"customer_ids": [9_999_997, 9_999_997]})
     assert response.status_code == 200, response.text
     assert [item["type"] for item in response.json()] == ["unknown_customer"] * 2
-    assert len(read_prediction_log(world.settings.prediction_log_path)) == before
+    assert len(read_prediction_log(path, CHURN)) == before
 
 
 @pytest.mark.parametrize(
@@ -258,6 +301,9 @@ def test_openapi_documents_the_error_responses(server):
         "/predict": {400, 401, 404, 413, 415, 500, 503},
         "/predict/batch": {400, 401, 413, 415, 500, 503},
     }
+    for model in load_specs():
+        expected[f"/models/{model.name}/predict"] = expected["/predict"]
+        expected[f"/models/{model.name}/predict/batch"] = expected["/predict/batch"]
     for route, statuses in expected.items():
         responses = spec["paths"][route]["post"]["responses"]
         assert {int(s) for s in responses} == {200, *statuses}
@@ -270,23 +316,34 @@ def test_openapi_documents_the_error_responses(server):
     assert not {"InvalidArgument", "NotFound", "InternalServerError"} & set(schemas)
     batch = spec["paths"]["/predict/batch"]["post"]["responses"]["200"]
     assert batch["content"]["application/json"]["schema"]["items"] == {
-        "$ref": "#/components/schemas/BatchItem"
+        "$ref": "#/components/schemas/ChurnBatchItem"
     }
-    assert schemas["BatchItem"]["anyOf"] == [
-        {"$ref": "#/components/schemas/Prediction"},
+    assert schemas["ChurnBatchItem"]["anyOf"] == [
+        {"$ref": "#/components/schemas/ChurnPrediction"},
         {"$ref": "#/components/schemas/UnknownCustomer"},
     ]
+    assert set(schemas["ChurnPrediction"]["properties"]) >= {"churn", "probability", "features"}
+    assert schemas["ChurnPrediction"]["properties"]["features"] == {
+        "$ref": "#/components/schemas/ChurnFeatures"
+    }
+    assert set(schemas["ChurnFeatures"]["properties"]) == set(CHURN.feature_names)
 
 
 def test_per_variant_metrics(world, server, known_customers):
     served = server.post("/predict", json={"customer_id": known_customers[1]}).json()
     version = served["model_version"]
-    assert version == registry.alias_version(world.settings, registry.CHAMPION)
+    assert version == registry.alias_version(world.settings, NAME, registry.CHAMPION)
     text = server.get("/metrics").text
-    assert f'churn_predictions_total{{variant="champion",version="{version}"}}' in text
+    counted = metric_values(
+        text, "churn_predictions_total", model="churn", variant="champion", version=str(version)
+    )
+    assert counted and counted[0] >= 1, text
+    assert metric_values(text, "churn_prediction_seconds_count", model="churn", variant="champion")
     assert "churn_prediction_seconds_bucket" in text
     # multiprocess gauges carry the worker's pid as a label
-    assert re.search(rf'churn_model_version\{{alias="champion"[^}}]*\}} {version}\.0', text), text
+    served = metric_values(text, "churn_model_version", model="churn", alias="champion")
+    assert served and set(served) == {float(version)}, text
+    assert all("pid" in line for line in text.splitlines() if line.startswith("churn_model_v"))
 
 
 def test_malformed_json_is_a_400(server):

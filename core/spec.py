@@ -1,0 +1,158 @@
+"""What a model is, declared: the :class:`ModelSpec` every model of the platform is one of.
+
+A model lives in its own package under ``models/`` (``models/<name>/spec.py`` holds
+``SPEC``); :mod:`models.catalog` finds them. Training, the gate, the registry, serving,
+monitoring and the DAG factories read everything model-specific from the spec, so adding
+a model adds files and edits none. A spec is pure declaration: the callables it names
+import their heavy libraries (scikit-learn, the Delta readers) when called, so reading a
+spec (Airflow parsing a DAG file, serving building its routes) stays cheap.
+
+:class:`FeatureTable` declares a Delta table of features a model brings with it: the
+feature pipeline computes it from the raw orders next to the shared customer snapshots,
+and the model's Feast definition file reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any, Literal
+
+from core.schema import ENTITY_KEY, EVENT_TIMESTAMP, Feature
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from core.settings import Settings
+
+Task = Literal["classification", "regression"]
+
+# Metrics each task's evaluation reports (scikit-learn's definitions), and their direction.
+METRICS: dict[Task, tuple[str, ...]] = {
+    "classification": ("accuracy", "precision", "recall", "f1", "roc_auc"),
+    "regression": ("mae", "rmse", "r2"),
+}
+LOWER_IS_BETTER = frozenset({"mae", "rmse"})
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """A Delta table of features computed from raw orders, one row per entity and day.
+
+    ``compute(orders, days)`` returns the rows of ``days`` (entity key, event and created
+    timestamps, ``partition`` and the ``features``); it is pure (no I/O). The table lives at
+    ``<state>/delta/<name>``; the feature pipeline rewrites it from the first changed day on.
+    """
+
+    name: str
+    features: tuple[Feature, ...]
+    compute: Callable[[pd.DataFrame, Sequence[date]], pd.DataFrame]
+    partition: str = "snapshot_date"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of the platform: its data, its estimator, its gate and its monitoring.
+
+    - ``name``: short name; routes (``/models/<name>/predict``), DAG ids
+      (``<name>_training_pipeline``, ``<name>_monitoring``) and state folders use it.
+    - ``registered_model`` / ``experiment``: its MLflow registered model and experiment.
+    - ``feature_service``: the Feast feature service it is trained and served on;
+      ``features`` are that service's features, in the model's input order.
+    - ``label`` and ``build_labels(settings)``: the target column and the frame of
+      ``entity_key``, ``event_timestamp`` (the observation time), ``label``; plus
+      ``label_versions(settings)``, the Delta versions the labels were read from (lineage).
+    - ``task`` and ``make_estimator(spec, seed)``: the scikit-learn estimator to fit.
+    - ``gate_metric`` and ``min_score``: the first version must reach ``min_score`` on
+      ``gate_metric`` (at most, for a lower-is-better metric such as RMSE); later versions
+      must beat the champion on it, on the same holdout.
+    - ``training_suite``: the Great Expectations suite the training set must pass; its
+      feature expectations are derived from ``features``.
+    - ``psi_moderate`` / ``psi_significant``: the drift grades of its features.
+    - ``feature_tables``: Delta feature tables this model brings (computed by the feature
+      pipeline for every spec).
+    """
+
+    name: str
+    description: str
+    registered_model: str
+    experiment: str
+    feature_service: str
+    features: tuple[Feature, ...]
+    task: Task
+    label: str
+    build_labels: Callable[[Settings], pd.DataFrame]
+    label_versions: Callable[[Settings], dict[str, int]]
+    make_estimator: Callable[[ModelSpec, int], Any]
+    gate_metric: str
+    min_score: float
+    output: str  # the served answer's field name, e.g. "churn" or "spend_next_30d"
+    training_suite: str  # expectations/suites/<training_suite>.json, checked before fitting
+    psi_moderate: float = 0.1
+    psi_significant: float = 0.25
+    holdout_days: int = 28
+    entity_key: str = ENTITY_KEY
+    feature_tables: tuple[FeatureTable, ...] = field(default=())
+    tags: tuple[str, ...] = ()
+    serves_default_routes: bool = False  # /predict and /predict/batch answer with this model
+
+    def __post_init__(self) -> None:
+        if self.gate_metric not in METRICS[self.task]:
+            raise ValueError(
+                f"{self.name}: gate_metric {self.gate_metric!r} is not one of the "
+                f"{self.task} metrics {METRICS[self.task]}"
+            )
+        if not 0 < self.psi_moderate < self.psi_significant:
+            raise ValueError(f"{self.name}: need 0 < psi_moderate < psi_significant")
+        if not self.name.isidentifier():
+            raise ValueError(f"{self.name!r}: a model name must be a Python identifier")
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    @property
+    def numeric_features(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.kind == "numeric")
+
+    @property
+    def categorical_features(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.kind == "categorical")
+
+    @property
+    def training_dag_id(self) -> str:
+        """The id of this model's training DAG (dags/training_pipeline_dag.py)."""
+        return f"{self.name}_training_pipeline"
+
+    @property
+    def monitoring_dag_id(self) -> str:
+        """The id of this model's monitoring DAG (dags/monitoring_dag.py)."""
+        return f"{self.name}_monitoring"
+
+    @property
+    def greater_is_better(self) -> bool:
+        """Whether a higher ``gate_metric`` is a better model."""
+        return self.gate_metric not in LOWER_IS_BETTER
+
+    @property
+    def output_columns(self) -> tuple[str, ...]:
+        """The model outputs logged with each prediction and compared by monitoring."""
+        return ("probability", "prediction") if self.task == "classification" else ("prediction",)
+
+    @property
+    def label_columns(self) -> tuple[str, str, str]:
+        """The columns ``build_labels`` returns."""
+        return (self.entity_key, EVENT_TIMESTAMP, self.label)
+
+    def beats(self, score: float, other: float) -> bool:
+        """Whether ``score`` is strictly better than ``other`` on the gate metric."""
+        return score > other if self.greater_is_better else score < other
+
+    def minimum(self, settings: Settings) -> float:
+        """``min_score``, or the deployment's replacement (``CHURN_GATE_MIN_SCORES``)."""
+        return settings.gate_min_scores.get(self.name, self.min_score)
+
+    def reaches(self, score: float, minimum: float) -> bool:
+        """Whether a first version's ``score`` reaches ``minimum``."""
+        return score >= minimum if self.greater_is_better else score <= minimum

@@ -1,0 +1,48 @@
+"""The models of the platform: every ``models/<name>/spec.py`` that declares a ``SPEC``.
+
+Adding a model is adding its package; nothing here (or anywhere in the core) names one.
+Specs are found by walking this package's sub-packages, so a DAG file, the service and
+the CLI all see the same models.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from functools import cache
+from pathlib import Path
+
+from core.spec import ModelSpec
+
+MODELS_DIR = Path(__file__).resolve().parent
+
+
+class UnknownModel(KeyError):
+    """No spec has this name."""
+
+
+@cache
+def load_specs() -> tuple[ModelSpec, ...]:
+    """Every declared model, by name (each package's ``spec.SPEC``)."""
+    specs = []
+    for module in pkgutil.iter_modules([str(MODELS_DIR)]):
+        if module.ispkg and (MODELS_DIR / module.name / "spec.py").is_file():
+            spec = importlib.import_module(f"models.{module.name}.spec").SPEC
+            if not isinstance(spec, ModelSpec):
+                raise TypeError(f"models/{module.name}/spec.py: SPEC is not a ModelSpec")
+            specs.append(spec)
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two specs share a name: {sorted(names)}")
+    defaults = [s.name for s in specs if s.serves_default_routes]
+    if len(defaults) > 1:
+        raise ValueError(f"only one model may serve /predict, not {defaults}")
+    return tuple(sorted(specs, key=lambda s: s.name))
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec called ``name``."""
+    for spec in load_specs():
+        if spec.name == name:
+            return spec
+    raise UnknownModel(f"no model {name!r}; declared: {[s.name for s in load_specs()]}")
