@@ -1,0 +1,1 @@
+"""Next-30-day spend: a regression model on the customer entity (see spec.py)."""

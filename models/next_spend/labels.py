@@ -1,0 +1,38 @@
+"""The label of this model, read from the lake: next-30-day spend, as of each label day.
+
+The lake is imported when labels are read, not with the spec: reading a spec stays cheap.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from core.settings import Settings
+
+
+def read_spend_labels(settings: Settings) -> pd.DataFrame:
+    """Labels on the platform's weekly grid, computed from the raw orders Delta table."""
+    import pandas as pd
+
+    from data import delta_tables
+    from data.pipeline import label_days
+    from models.next_spend.transforms import compute_spend_labels
+
+    days = delta_tables.partition_dates(settings.raw_orders_path, "event_date")
+    if not days:
+        return compute_spend_labels(pd.DataFrame(), [], date.today())
+    orders = delta_tables.read_table(
+        settings.raw_orders_path, columns=["customer_id", "order_timestamp", "amount"]
+    )
+    return compute_spend_labels(orders, label_days(min(days), max(days)), max(days))
+
+
+def spend_label_versions(settings: Settings) -> dict[str, int]:
+    """The raw orders' Delta version the labels are computed from (lineage)."""
+    from data import delta_tables
+
+    return {"raw_orders": delta_tables.table_version(settings.raw_orders_path) or 0}
