@@ -15,9 +15,7 @@ from pathlib import Path
 
 from core.settings import get_settings
 
-# Commands that act on one model take --model NAME (a spec under models/); this is the default.
-DEFAULT_MODEL = "churn"
-MODEL_HELP = "the model spec's name (models/<name>/spec.py); default: churn"
+MODEL_HELP = "a model spec's name (models/<name>/spec.py); default: the /predict model"
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -114,6 +112,7 @@ def _land(args: argparse.Namespace) -> None:
 
 def _features(_: argparse.Namespace) -> None:
     from data.pipeline import BatchesRefused, run_feature_pipeline
+    from data.store import FeastApplyFailed, MaterializationFailed
     from models.catalog import load_specs
 
     specs = load_specs()
@@ -125,6 +124,8 @@ def _features(_: argparse.Namespace) -> None:
         )
     except BatchesRefused as refused:
         sys.exit(str(refused))
+    except (FeastApplyFailed, MaterializationFailed) as failed:
+        sys.exit(f"features written to Delta, but the online store was not updated: {failed}")
     ingested, built = result.ingested, result.built
     if not ingested.days:
         print("no batch in the landing area: nothing ingested, features unchanged")
@@ -187,6 +188,10 @@ def _rollback(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from models.catalog import default_model, load_specs
+
+    names = [spec.name for spec in load_specs()]
+    one_model = {"default": default_model(), "choices": names, "help": MODEL_HELP}
     parser = argparse.ArgumentParser(prog="churn", description=__doc__)
     commands = parser.add_subparsers(required=True)
     demo = commands.add_parser("demo", help="run the whole loop and print a summary")
@@ -204,10 +209,12 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("mlflow-ui", help="MLflow UI on :5000").set_defaults(func=_mlflow_ui)
     parity = commands.add_parser("parity", help="compare online and offline feature vectors")
     parity.add_argument("--sample", type=int, default=200)
-    parity.add_argument("--model", default=None, help="one model's feature service (default: all)")
+    parity.add_argument(
+        "--model", default=None, choices=names, help="one model's feature service (default: all)"
+    )
     parity.set_defaults(func=_parity)
     rollback = commands.add_parser("rollback", help="move champion back to the previous one")
-    rollback.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
+    rollback.add_argument("--model", **one_model)
     rollback.set_defaults(func=_rollback)
     land = commands.add_parser(
         "land", help="copy your own batch (Parquet or CSV) into the landing area"
@@ -227,13 +234,13 @@ def main(argv: list[str] | None = None) -> None:
         "train", help="training pipeline: training set -> train -> register -> gate"
     )
     train.add_argument("--run-name", default=None, help="names the run's folder and MLflow run")
-    train.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
+    train.add_argument("--model", **one_model)
     train.set_defaults(func=_train)
     monitor = commands.add_parser("monitor", help="drift check of the logged predictions")
     monitor.add_argument(
         "--retrain", action="store_true", help="run the training pipeline if drift is significant"
     )
-    monitor.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
+    monitor.add_argument("--model", **one_model)
     monitor.set_defaults(func=_monitor)
     args = parser.parse_args(argv)
     args.func(args)

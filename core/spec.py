@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.schema import ENTITY_KEY, EVENT_TIMESTAMP, Feature
@@ -40,14 +40,16 @@ LOWER_IS_BETTER = frozenset({"mae", "rmse"})
 class FeatureTable:
     """A Delta table of features computed from raw orders, one row per entity and day.
 
-    ``compute(orders, days)`` returns the rows of ``days`` (entity key, event and created
-    timestamps, ``partition`` and the ``features``); it is pure (no I/O). The table lives at
-    ``<state>/delta/<name>``; the feature pipeline rewrites it from the first changed day on.
+    ``compute(orders, days, created_at)`` returns the rows of ``days`` (entity key, event
+    and created timestamps, ``partition`` and the ``features``), stamping a day not over yet
+    with ``created_at`` (``data.transforms.snapshot_timestamp``); it is pure (no I/O). The
+    table lives at ``<state>/delta/<name>``; the feature pipeline rewrites it from the first
+    changed day on (a new table: from the first ingested day).
     """
 
     name: str
     features: tuple[Feature, ...]
-    compute: Callable[[pd.DataFrame, Sequence[date]], pd.DataFrame]
+    compute: Callable[[pd.DataFrame, Sequence[date], datetime], pd.DataFrame]
     partition: str = "snapshot_date"
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -155,7 +155,8 @@ def build_features(
     Snapshots from the first changed day on change (windows and lifetime sums include
     it); labels from ``horizon`` days earlier on change (their future includes it). Each of
     ``tables`` (the models' own feature tables, from their specs) is recomputed from the
-    first changed day on, like the snapshots.
+    first changed day on, like the snapshots; a table that does not exist yet (a model just
+    added) from the first ingested day, so its history is there for training.
     """
     if not changed_days:
         return BuiltFeatures(
@@ -174,7 +175,10 @@ def build_features(
     first = min(date.fromisoformat(d) for d in changed_days)
     data_end = max(raw_days)
     snapshot_days = [first + timedelta(days=i) for i in range((data_end - first).days + 1)]
-    snapshots = compute_customer_snapshots(orders, snapshot_days)
+    # One computation time for every table: a day not over yet is stamped with it, so the
+    # models' tables and the snapshots carry the same event times (one window online).
+    created_at = datetime.now(UTC)
+    snapshots = compute_customer_snapshots(orders, snapshot_days, created_at)
     features_version = delta_tables.replace_from(
         settings.customer_features_path, snapshots, "snapshot_date", first.isoformat()
     )
@@ -188,9 +192,13 @@ def build_features(
         )
     table_versions = {}
     for table in tables:
-        rows = table.compute(orders, snapshot_days)
+        path = settings.delta_table_path(table.name)
+        # A table a model brought since the last run is computed over the whole history.
+        start = first if delta_tables.table_version(path) is not None else min(raw_days)
+        days = [start + timedelta(days=i) for i in range((data_end - start).days + 1)]
+        rows = table.compute(orders, days, created_at)
         table_versions[table.name] = delta_tables.replace_from(
-            settings.delta_table_path(table.name), rows, table.partition, first.isoformat()
+            path, rows, table.partition, start.isoformat()
         )
     return BuiltFeatures(
         features_version=features_version,

@@ -149,7 +149,10 @@ def apply_feature_definitions(settings: Settings) -> list[str]:
         feast_executable(), "--chdir", str(FEATURE_REPO_DIR),
         "--feature-store-yaml", str(path), "apply",
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired as error:
+        raise FeastApplyFailed(f"feast apply did not finish in {error.timeout} s") from error
     if done.returncode != 0:
         output = (done.stdout + done.stderr)[-3000:]
         raise FeastApplyFailed(f"feast apply failed ({done.returncode}):\n{output}")

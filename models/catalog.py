@@ -1,6 +1,6 @@
 """The models of the platform: every ``models/<name>/spec.py`` that declares a ``SPEC``.
 
-Adding a model is adding its package; nothing here (or anywhere in the core) names one.
+Adding a model is adding its package; nothing here names one.
 Specs are found by walking this package's sub-packages, so a DAG file, the service and
 the CLI all see the same models.
 """
@@ -46,3 +46,20 @@ def get_spec(name: str) -> ModelSpec:
         if spec.name == name:
             return spec
     raise UnknownModel(f"no model {name!r}; declared: {[s.name for s in load_specs()]}")
+
+
+def check_gate_overrides(settings) -> None:
+    """Refuse a ``CHURN_GATE_MIN_SCORES`` that names no declared model (a typo would
+    otherwise leave the spec's minimum in force without a word)."""
+    unknown = set(settings.gate_min_scores) - {s.name for s in load_specs()}
+    if unknown:
+        declared = [s.name for s in load_specs()]
+        raise ValueError(
+            f"CHURN_GATE_MIN_SCORES names no declared model: {sorted(unknown)} "
+            f"(declared: {declared})"
+        )
+
+
+def default_model() -> str:
+    """The model ``/predict`` and the CLI's ``--model`` default to (``serves_default_routes``)."""
+    return next((s.name for s in load_specs() if s.serves_default_routes), load_specs()[0].name)

@@ -13,7 +13,7 @@ import pandas as pd
 from core.settings import Settings
 from core.spec import ModelSpec
 from core.steps import GateDecision, TrainingRun
-from models.catalog import load_specs
+from models.catalog import check_gate_overrides
 from models.registry import (
     CHAMPION,
     PREVIOUS_CHAMPION,
@@ -32,9 +32,7 @@ def gate(spec: ModelSpec, version: int, holdout_path: str, settings: Settings) -
     the spec's minimum (``CHURN_GATE_MIN_SCORES`` may replace it). The decision and its
     reason are written on the version (tags and description).
     """
-    unknown = set(settings.gate_min_scores) - {s.name for s in load_specs()}
-    if unknown:
-        raise ValueError(f"CHURN_GATE_MIN_SCORES names no declared model: {sorted(unknown)}")
+    check_gate_overrides(settings)
     client = configure_mlflow(settings)
     name, metric = spec.registered_model, spec.gate_metric
     holdout = pd.read_parquet(holdout_path)

@@ -28,6 +28,7 @@ from sklearn.metrics import (
     roc_auc_score,
     root_mean_squared_error,
 )
+from sklearn.pipeline import Pipeline
 
 from core.schema import EVENT_TIMESTAMP, model_input
 from core.settings import PROJECT_ROOT, Settings
@@ -36,22 +37,28 @@ from core.steps import TrainedModel, TrainingSet
 from data import delta_tables
 from data.store import get_feature_store, get_training_frame, tables_of
 from expectations.validation import validate_training_set
+from models.catalog import check_gate_overrides
 from models.tracking import configure_mlflow
 
 log = logging.getLogger(__name__)
 # Exact requirements of the logged model: inferring them takes ~11 s in a subprocess and
 # picks up unrelated packages of this environment.
-# Types skops (MLflow's default sklearn format) refuses unless named; all are scikit-learn's
-# own: tree predictors of the boosting model and the F1 scorer of the threshold tuner.
-SKOPS_TRUSTED_TYPES = [
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.metrics._classification.f1_score",
-    "sklearn.metrics._scorer._CurveScorer",
-    "sklearn.metrics._scorer._Scorer",
-    "sklearn.utils._metadata_requests.MetadataRequest",
-    "sklearn.utils._metadata_requests.MethodMetadataRequest",
-]
 MODEL_REQUIREMENTS = ["scikit-learn==1.9.1", "pandas==2.3.3", "numpy", "mlflow==3.17.2"]
+
+
+def skops_trusted_types(model) -> list[str]:
+    """The types skops (MLflow's default sklearn format) refuses unless named, in ``model``.
+
+    Only scikit-learn's own are trusted (tree predictors, the threshold tuner's scorer, ...),
+    whatever estimator a spec builds; any other type makes logging the model fail.
+    """
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    foreign = [t for t in untrusted if not t.startswith("sklearn.")]
+    if foreign:
+        raise TypeError(f"the model holds types skops will not load unnamed: {foreign}")
+    return untrusted
 
 
 class TrainingDataNotReady(RuntimeError):
@@ -64,6 +71,7 @@ def build_training_set(spec: ModelSpec, settings: Settings, run_name: str) -> Tr
     The holdout is the last ``spec.holdout_days`` of label dates: the model is judged on
     customers and weeks it has not seen, as it will be in production.
     """
+    check_gate_overrides(settings)  # a misnamed override fails now, not after training
     # Each version is read before its table: a table written while this runs is then at a
     # newer version than recorded, never an older one.
     data_versions = dict(spec.label_versions(settings))
@@ -88,6 +96,12 @@ def build_training_set(spec: ModelSpec, settings: Settings, run_name: str) -> Tr
     # reproducible: the same labels and seed give the same model.
     labels = labels.sort_values([EVENT_TIMESTAMP, spec.entity_key], kind="stable")
     frame = get_training_frame(store, labels[list(spec.label_columns)], spec.feature_service)
+    missing = sorted(set(spec.feature_names) - set(frame.columns))
+    if missing:
+        raise ValueError(
+            f"feature service {spec.feature_service} does not serve the {spec.name} spec's "
+            f"features {missing}: the spec and feature_repo/ disagree"
+        )
     frame = frame.dropna(subset=list(spec.feature_names))
     validate_training_set(
         frame, settings, name=f"{spec.training_suite}-{run_name}",
@@ -164,8 +178,9 @@ def git_commit() -> str:
 
 def estimator_params(model) -> dict[str, object]:
     """The fitted estimator's own parameters (final step of a pipeline; threshold if tuned)."""
-    inner = getattr(model, "estimator", model)
-    final = inner.steps[-1][1] if hasattr(inner, "steps") else inner
+    # Only a threshold-tuned classifier wraps the model to describe: its fitted estimator_.
+    inner = model.estimator_ if hasattr(model, "best_threshold_") else model
+    final = inner.steps[-1][1] if isinstance(inner, Pipeline) else inner
     params: dict[str, object] = {f"model.{k}": v for k, v in final.get_params(deep=False).items()}
     params["model.estimator"] = type(final).__name__
     threshold = getattr(model, "best_threshold_", None)  # a tuned threshold is public, fitted
@@ -225,8 +240,7 @@ def train_and_log(
             signature=signature,
             input_example=example,
             pip_requirements=MODEL_REQUIREMENTS,
-            # skops (MLflow's default format) refuses tree predictors unless named.
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            skops_trusted_types=skops_trusted_types(model),
         )
         reference_dir = settings.state_dir / "tmp" / run.info.run_id
         reference_dir.mkdir(parents=True, exist_ok=True)

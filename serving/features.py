@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import redis
-from feast import FeatureStore
+from feast import FeatureService, FeatureStore
+from feast.errors import FeatureServiceNotFoundException
 
 from core.settings import Settings
 from core.spec import ModelSpec
@@ -31,6 +32,11 @@ FeatureRow = dict[str, object]
 
 class OnlineStoreUnavailable(RuntimeError):
     """The online store did not answer (Redis stopped, unreachable or timing out)."""
+
+
+class FeatureServiceNotReady(RuntimeError):
+    """The model's feature service is not in the Feast registry yet, or does not serve the
+    spec's features (no feature pipeline has applied the definitions since it was added)."""
 
 
 def serving_store_config(settings: Settings) -> dict:
@@ -64,7 +70,7 @@ class OnlineFeatures:
         self.settings = settings
         self.spec = spec
         self.store = store or build_serving_store(settings)
-        self.service = self.store.get_feature_service(spec.feature_service)
+        self._service: FeatureService | None = None
         self._redis = redis.Redis.from_url(
             settings.redis_url,
             socket_timeout=settings.serve_online_timeout_seconds,
@@ -72,12 +78,47 @@ class OnlineFeatures:
             retry=None,  # fail fast like Feast's own client (retry=null): readiness must not wait
         ) if settings.redis_url else None  # fmt: skip
 
+    @property
+    def service(self) -> FeatureService:
+        """The spec's feature service, looked up in the registry until it is there.
+
+        A model whose service is not registered yet (a model added since the last feature
+        pipeline run) is not ready; the other models serve meanwhile.
+        """
+        if self._service is None:
+            name = self.spec.feature_service
+            try:
+                service = self.store.get_feature_service(name)
+            except FeatureServiceNotFoundException as error:
+                raise FeatureServiceNotReady(
+                    f"feature service {name} is not registered yet: run feature_pipeline"
+                ) from error
+            served = [f.name for p in service.feature_view_projections for f in p.features]
+            if sorted(served) != sorted(self.spec.feature_names):
+                raise FeatureServiceNotReady(
+                    f"feature service {name} serves {sorted(served)}, but the "
+                    f"{self.spec.name} spec declares {sorted(self.spec.feature_names)}"
+                )
+            self._service = service
+        return self._service
+
+    def is_ready(self) -> bool:
+        """Whether the feature service is registered and serves the spec's features."""
+        try:
+            return self.service is not None
+        except FeatureServiceNotReady:
+            return False
+
     def read(self, entity_ids: Sequence[int | str]) -> list[FeatureRow | None]:
-        """One feature dict per entity, ``None`` for an entity without online features."""
+        """One feature dict per entity, ``None`` for an entity without online features.
+
+        Raises :class:`FeatureServiceNotReady` or :class:`OnlineStoreUnavailable`.
+        """
         key = self.spec.entity_key
+        service = self.service
         try:
             response = self.store.get_online_features(
-                features=self.service, entity_rows=[{key: c} for c in entity_ids]
+                features=service, entity_rows=[{key: c} for c in entity_ids]
             )
         except (redis.RedisError, sqlite3.OperationalError, OSError) as error:
             raise OnlineStoreUnavailable(f"online feature store unavailable: {error}") from error

@@ -36,6 +36,7 @@ from models.registry import CHALLENGER, CHAMPION
 from serving.errors import ErrorDetail, error_payload
 from serving.features import (
     FeatureRow,
+    FeatureServiceNotReady,
     OnlineFeatures,
     OnlineStoreUnavailable,
     build_serving_store,
@@ -290,7 +291,11 @@ class Predictor:
         the whole service unready (one model never holds up another).
         """
         served = self.served[DEFAULT.name] if DEFAULT else next(iter(self.served.values()))
-        return served.models.get(CHAMPION) is not None and served.features.is_reachable()
+        return (
+            served.models.get(CHAMPION) is not None
+            and served.features.is_ready()
+            and served.features.is_reachable()
+        )
 
     def _checkpoint_loop(self) -> None:
         while not self._stop.wait(CHECKPOINT_SECONDS):
@@ -307,9 +312,8 @@ class Predictor:
         for served in self.served.values():
             served.models.stop()
             served.log.close()
-        first = next(iter(self.served.values()), None)
-        if first is not None:
-            first.features.close()  # the shared store's refresh thread
+        for served in self.served.values():
+            served.features.close()  # Redis clients; the shared store's refresh thread
 
     # --- the handlers behind every model's routes -------------------------------------------
     def predict_one(self, name: str, customer_id: int) -> BaseModel | Response:
@@ -363,6 +367,8 @@ class Predictor:
             all_rows = served.features.read(customer_ids)
         except OnlineStoreUnavailable as error:
             raise Unavailable("online_store", str(error)) from error
+        except FeatureServiceNotReady as error:
+            raise Unavailable("feature_service", f"{spec.name}: {error}") from error
         positions = [i for i, row in enumerate(all_rows) if row is not None]
         answers: list[BaseModel | None] = [None] * len(customer_ids)
         if not positions:

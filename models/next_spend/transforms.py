@@ -74,6 +74,8 @@ def compute_rhythm_features(
                 }
             )
         )
+    if not frames:  # every day before the first order
+        return compute_rhythm_features(orders.iloc[0:0], [], created_at)
     rows = pd.concat(frames, ignore_index=True)
     rows[CREATED_TIMESTAMP] = pd.Timestamp(created_at).tz_convert("UTC")
     return rows[columns + [f.name for f in RHYTHM_FEATURES]]

@@ -79,3 +79,18 @@ def test_feast_materialize_as_the_docs_say(churn_only) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "customer_features" in done.stdout and "customer_rhythm" not in done.stdout
+
+
+def test_a_model_added_later_gets_its_table_over_the_whole_history(state) -> None:
+    config = SimulationConfig(customers=100, start_date=date(2026, 1, 1), days=36, seed=6)
+    first_days = [config.start_date + timedelta(days=i) for i in range(30)]
+    land_simulated_days(config, state, first_days)
+    run_feature_pipeline(state, feature_services=[CHURN.feature_service], tables=())
+    land_simulated_days(config, state, [config.start_date + timedelta(days=i) for i in (30, 31)])
+    services = [CHURN.feature_service, NEXT_SPEND.feature_service]
+    run = run_feature_pipeline(state, services, NEXT_SPEND.feature_tables)
+    rhythm = delta_tables.read_table(state.delta_table_path(RHYTHM_TABLE))
+    snapshots = delta_tables.read_table(state.customer_features_path)
+    assert rhythm["snapshot_date"].min() == snapshots["snapshot_date"].min() == "2026-01-01"
+    assert rhythm["snapshot_date"].max() == "2026-02-01"
+    assert run.materialized.views == ["customer_features", "customer_rhythm"]

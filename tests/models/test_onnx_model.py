@@ -31,7 +31,7 @@ from models.onnx_model import (
     reference_scores,
     verification_rows,
 )
-from models.training import SKOPS_TRUSTED_TYPES
+from models.training import skops_trusted_types
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_DIRS = ("core", "data", "feature_repo", "expectations", "models", "serving")
@@ -113,7 +113,7 @@ def test_registration_refuses_a_model_its_onnx_copy_cannot_reproduce(world, tmp_
     shutil.copy(world.training_set.holdout_path, holdout)
     with mlflow.start_run(run_name="onnx-refused") as run:
         uri = mlflow.sklearn.log_model(
-            model, name="model", pip_requirements=[], skops_trusted_types=SKOPS_TRUSTED_TYPES
+            model, name="model", pip_requirements=[], skops_trusted_types=skops_trusted_types(model)
         ).model_uri
         mlflow.log_artifact(str(holdout), artifact_path="monitoring")
     with pytest.raises(OnnxVerificationError, match="decisions differ"):

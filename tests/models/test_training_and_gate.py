@@ -13,7 +13,7 @@ from core.schema import FEATURE_COLUMNS, model_input
 from core.steps import Rollback
 from models import promotion, registry
 from models.churn.spec import SPEC as CHURN
-from models.training import SKOPS_TRUSTED_TYPES, build_training_set
+from models.training import build_training_set, skops_trusted_types
 
 NAME = CHURN.registered_model
 
@@ -124,7 +124,7 @@ def test_gate_promotes_a_better_challenger(world):
     )
     with mlflow.start_run(run_name="weak"):
         weak_uri = mlflow.sklearn.log_model(
-            weak, name="model", pip_requirements=[], skops_trusted_types=SKOPS_TRUSTED_TYPES
+            weak, name="model", pip_requirements=[], skops_trusted_types=skops_trusted_types(weak)
         ).model_uri
     holdout = world.training_set.holdout_path
     weak_version = int(mlflow.register_model(weak_uri, spec.registered_model).version)
