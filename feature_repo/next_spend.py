@@ -1,18 +1,18 @@
 """Feast definitions of the next_spend model: its own view and its feature service.
 
 The ``customer_rhythm`` view reads the Delta table the feature pipeline computes for this
-model (``models/next_spend/transforms.py``); its ``Field``s come from the declarations in
-``models/next_spend/features.py``. ``next_spend_v1`` serves it with the shared customer
-features.
+model (``models/next_spend/transforms.py``); its ``Field``s are derived from the
+declarations in ``models/next_spend/features.py``. ``next_spend_v1`` serves it with the
+shared customer features.
 """
 
 from datetime import timedelta
 
 from data_sources import defined_at_a_fixed_time
 from entities import customer
-from feast import FeatureService, FeatureView, Field, FileSource
+from feast import FeatureService, FeatureView, FileSource
 from feast.data_format import DeltaFormat
-from feature_views import FEAST_TYPES, customer_features
+from feature_views import customer_features, fields_of
 
 from core.schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from core.settings import get_settings
@@ -34,15 +34,7 @@ customer_rhythm = FeatureView(
     name="customer_rhythm",
     entities=[customer],
     ttl=timedelta(days=get_settings().feature_ttl_days),
-    schema=[
-        Field(
-            name=f.name,
-            dtype=FEAST_TYPES[f.dtype],
-            description=f.description,
-            tags={"owner": f.owner},
-        )
-        for f in RHYTHM_FEATURES
-    ],
+    schema=fields_of(RHYTHM_FEATURES),
     online=True,
     source=customer_rhythm_source,
     tags={"team": "growth", "owner": "ml-platform", "model": "next_spend"},
