@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.schema import CUSTOMER_FEATURES
 from core.spec import ModelSpec
+from models.recipes import tabular_preprocessing
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,18 +42,11 @@ def make_estimator(spec: ModelSpec, seed: int) -> Any:
     Churners are a small minority at any date, so the default 0.5 threshold trades F1
     away; scikit-learn's TunedThresholdClassifierCV picks the threshold by cross-validation.
     """
-    from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import TunedThresholdClassifierCV
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    prep = ColumnTransformer(
-        [
-            ("numeric", StandardScaler(), list(spec.numeric_features)),
-            ("segment", OneHotEncoder(handle_unknown="ignore"), list(spec.categorical_features)),
-        ]
-    )
+    prep = tabular_preprocessing(spec)
     classifier = HistGradientBoostingClassifier(
         max_iter=150, learning_rate=0.08, max_leaf_nodes=15, random_state=seed
     )

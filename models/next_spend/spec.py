@@ -15,21 +15,15 @@ from core.spec import FeatureTable, ModelSpec
 from models.next_spend.features import RHYTHM_FEATURES, RHYTHM_TABLE
 from models.next_spend.labels import read_spend_labels, spend_label_versions
 from models.next_spend.transforms import LABEL, compute_rhythm_features
+from models.recipes import tabular_preprocessing
 
 
 def make_estimator(spec: ModelSpec, seed: int) -> Any:
     """Scaling + one-hot encoding + gradient-boosted regression trees (squared error)."""
-    from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    prep = ColumnTransformer(
-        [
-            ("numeric", StandardScaler(), list(spec.numeric_features)),
-            ("segment", OneHotEncoder(handle_unknown="ignore"), list(spec.categorical_features)),
-        ]
-    )
+    prep = tabular_preprocessing(spec)
     regressor = HistGradientBoostingRegressor(
         max_iter=200, learning_rate=0.06, max_leaf_nodes=15, random_state=seed
     )
