@@ -91,7 +91,7 @@ def _store_over_snapshots(state: Path, customers: int, days: int, redis_url: str
 
     settings = _settings(state, redis_url)
     delta_tables.replace_from(
-        settings.customer_features_path, snapshot_frame(customers, days), "snapshot_date",
+        settings.storage.customer_features_path, snapshot_frame(customers, days), "snapshot_date",
         DAY.isoformat(),
     )  # fmt: skip
     apply_feature_definitions(settings)

@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
     from core.settings import get_settings
 
     project = get_settings()
-    state_dir = project.state_dir / "bench" / "serving_state"
+    state_dir = project.storage.state_dir / "bench" / "serving_state"
     os.environ.update(state_settings(state_dir, args.redis_url))
     print(f"preparing benchmark state in {state_dir} (features in {args.redis_url})", flush=True)
     state = prepare_state(get_settings())

@@ -67,7 +67,7 @@ class NaiveChurnPredictor:
     def predict(self, customer_id: int) -> dict:
         """The model's prediction for one customer."""
         store = FeatureStore(
-            repo_path=str(FEATURE_REPO_DIR), fs_yaml_file=self.settings.feature_store_yaml
+            repo_path=str(FEATURE_REPO_DIR), fs_yaml_file=self.settings.storage.feature_store_yaml
         )
         return predict_with_pandas(store, self.model, self.spec, customer_id, "baseline")
 

@@ -30,26 +30,26 @@ class BenchState:
 
 
 def prepare_state(settings: Settings, customers: int = 3000, days: int = 120) -> BenchState:
-    """Build the state once (reused when its stamp matches ``settings.redis_url``).
+    """Build the state once (reused when its stamp matches ``settings.storage.redis_url``).
 
     A state whose champion has no ONNX copy (built before registration made one) is built
     again from scratch: the service would score it with the slower sklearn fallback.
     """
-    stamp = settings.state_dir / STAMP
+    stamp = settings.storage.state_dir / STAMP
     if stamp.exists():
         saved = json.loads(stamp.read_text())
-        if saved.get("redis_url") == settings.redis_url and _online_rows(settings) > 0:
+        if saved.get("redis_url") == settings.storage.redis_url and _online_rows(settings) > 0:
             if _has_onnx(settings, saved["champion_version"]):
                 return BenchState(saved["customers"], saved["champion_version"])
-            shutil.rmtree(settings.state_dir)  # the benchmark's own folder only
-            settings.state_dir.mkdir(parents=True)
+            shutil.rmtree(settings.storage.state_dir)  # the benchmark's own folder only
+            settings.storage.state_dir.mkdir(parents=True)
     from data import delta_tables, pipeline
     from data.simulate import SimulationConfig, land_simulated_days
     from models import promotion, registry
     from models.catalog import load_specs
     from models.churn.spec import SPEC as CHURN
 
-    if not settings.redis_url:
+    if not settings.storage.redis_url:
         raise ValueError("the serving benchmark needs CHURN_REDIS_URL (features in Redis)")
     start = datetime.now(UTC).date() - timedelta(days=days)
     config = SimulationConfig(customers=customers, start_date=start, days=days, seed=11)
@@ -62,7 +62,9 @@ def prepare_state(settings: Settings, customers: int = 3000, days: int = 120) ->
     )
     for spec in specs:
         promotion.run_training_pipeline(spec, settings, run_name="bench")
-    snapshots = delta_tables.read_table(settings.customer_features_path, columns=["customer_id"])
+    snapshots = delta_tables.read_table(
+        settings.storage.customer_features_path, columns=["customer_id"]
+    )
     known = sorted(int(c) for c in snapshots["customer_id"].unique())
     champion = registry.alias_version(settings, CHURN.registered_model, registry.CHAMPION)
     missing = [
@@ -75,7 +77,7 @@ def prepare_state(settings: Settings, customers: int = 3000, days: int = 120) ->
     stamp.write_text(
         json.dumps(
             {
-                "redis_url": settings.redis_url,
+                "redis_url": settings.storage.redis_url,
                 "customers": known,
                 "champion_version": champion,
                 "built": date.today().isoformat(),
@@ -101,7 +103,7 @@ def _online_rows(settings: Settings) -> int:
     import redis
 
     try:
-        return int(redis.Redis.from_url(settings.redis_url or "").dbsize())
+        return int(redis.Redis.from_url(settings.storage.redis_url or "").dbsize())
     except redis.RedisError:
         return 0
 

@@ -27,10 +27,10 @@ def use_project_airflow(settings: Settings) -> dict[str, str]:
     if "airflow" in sys.modules and os.environ.get("AIRFLOW_HOME") != env["AIRFLOW_HOME"]:
         raise RuntimeError("airflow was imported before use_project_airflow() configured it")
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
-    if settings.postgres_url:
+    if settings.storage.postgres_url:
         from core.backends import ensure_postgres_database
 
-        ensure_postgres_database(settings, settings.airflow_database)
+        ensure_postgres_database(settings, settings.airflow.database)
     os.environ.update(env)
     return env
 
@@ -178,7 +178,7 @@ def start_airflow(settings: Settings, wait_seconds: int = 180) -> str:
                 start_new_session=True,
             )
         pid_file.write_text(str(proc.pid))
-    url = f"http://{settings.airflow_host}:{settings.airflow_port}"
+    url = f"http://{settings.airflow.host}:{settings.airflow.port}"
     _wait_healthy(url, wait_seconds)
     return url
 

@@ -35,7 +35,7 @@ STATE_PARTS = (
 def reset_state(settings: Settings) -> None:
     """Remove the state the demo writes, so every demo starts from nothing."""
     for part in STATE_PARTS:
-        shutil.rmtree(settings.state_dir / part, ignore_errors=True)
+        shutil.rmtree(settings.storage.state_dir / part, ignore_errors=True)
 
 
 def ignore_library_warnings() -> None:
@@ -53,10 +53,12 @@ def ignore_library_warnings() -> None:
 
 def active_customers(settings: Settings, window_days: int = 30) -> np.ndarray:
     """Customers with an order in the last ``window_days`` of ingested data."""
-    last = max(delta_tables.partition_dates(settings.raw_orders_path, "event_date"))
+    last = max(delta_tables.partition_dates(settings.storage.raw_orders_path, "event_date"))
     first = (last - timedelta(days=window_days - 1)).isoformat()
     recent = delta_tables.read_table(
-        settings.raw_orders_path, columns=["customer_id"], filters=[("event_date", ">=", first)]
+        settings.storage.raw_orders_path,
+        columns=["customer_id"],
+        filters=[("event_date", ">=", first)],
     )
     return np.sort(recent["customer_id"].unique())
 
@@ -127,8 +129,8 @@ def run_demo(
 
     specs = load_specs()
     started = time.monotonic()
-    customers = customers or settings.sim_customers
-    days = days or settings.sim_days
+    customers = customers or settings.simulation.customers
+    days = days or settings.simulation.days
     today = datetime.now(UTC).date()
     start = today - timedelta(days=days + drift_days)
     config = SimulationConfig(
@@ -142,7 +144,9 @@ def run_demo(
     drifted = [start + timedelta(days=days + i) for i in range(drift_days)]
     timings: dict[str, float] = {}
 
-    t = _step(f"Reset state in {settings.state_dir}; simulate {days} days, {customers} customers")
+    t = _step(
+        f"Reset state in {settings.storage.state_dir}; simulate {days} days, {customers} customers"
+    )
     reset_state(settings)
     rows = land_simulated_days(config, settings, history)
     print(f"    landed {len(history)} daily batches, {rows} order events")
@@ -230,7 +234,7 @@ def run_demo(
         "models": models,
         "timings_seconds": {k: round(v, 1) for k, v in timings.items()},
         "total_seconds": round(time.monotonic() - started, 1),
-        "summary_path": str(settings.demo_summary_path),
+        "summary_path": str(settings.storage.demo_summary_path),
         "how_to": {
             "mlflow_ui": "make mlflow-ui  # then open http://127.0.0.1:5000",
             "airflow_ui": "make airflow  # then open http://127.0.0.1:8080 (login printed)",
@@ -238,8 +242,8 @@ def run_demo(
             "other_models": 'POST http://127.0.0.1:3000/models/<name>/predict {"customer_id": 42}',
         },
     }
-    settings.demo_summary_path.parent.mkdir(parents=True, exist_ok=True)
-    settings.demo_summary_path.write_text(json.dumps(summary, indent=2, default=str))
+    settings.storage.demo_summary_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.storage.demo_summary_path.write_text(json.dumps(summary, indent=2, default=str))
     print_summary(summary)
     return summary
 

@@ -79,8 +79,8 @@ def _mlflow_ui(_: argparse.Namespace) -> None:
     configure_mlflow(settings)
     mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
     command = [
-        mlflow, "ui", "--backend-store-uri", settings.mlflow_tracking_uri,
-        "--default-artifact-root", settings.mlflow_artifact_location,
+        mlflow, "ui", "--backend-store-uri", settings.storage.mlflow_tracking_uri,
+        "--default-artifact-root", settings.storage.mlflow_artifact_location,
         "--host", "127.0.0.1", "--port", "5000",
     ]  # fmt: skip
     os.execv(mlflow, command)

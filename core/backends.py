@@ -10,7 +10,7 @@ def ensure_postgres_database(settings: Settings, database: str) -> None:
     import psycopg2
     from psycopg2 import sql
 
-    conn = psycopg2.connect(settings.postgres_database_url("postgres"))
+    conn = psycopg2.connect(settings.storage.postgres_database_url("postgres"))
     try:
         conn.autocommit = True
         with conn.cursor() as cur:

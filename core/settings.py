@@ -1,9 +1,26 @@
 """The one settings object of the platform, read from the environment (prefix ``CHURN_``).
 
 Every entry point (make targets, DAG tasks, the BentoML service, tests) builds its
-configuration from :func:`get_settings`. Defaults need no server: all state lives under
-``CHURN_STATE_DIR`` with embedded back ends (SQLite for the Feast online store and
-registry, MLflow and Airflow; local Delta tables and artifacts). Setting
+configuration once with :func:`get_settings` and passes it down. The settings are one
+object in nested groups, each read from its own environment prefix:
+
+=====================  =========================  ==========================================
+group                  environment prefix         what it holds
+=====================  =========================  ==========================================
+``settings``           ``CHURN_``                 the feature store project, gate minimums,
+                                                  the churn horizon, the random seed
+``settings.storage``   ``CHURN_``                 the state folder, Redis and PostgreSQL
+                                                  servers, MLflow's database or server
+``settings.serving``   ``CHURN_SERVE_``           the prediction service and its A/B split
+``settings.airflow``   ``CHURN_AIRFLOW_``         Airflow's home, address and database
+``settings.monitoring`` ``CHURN_MONITORING_``     the drift checks
+``settings.simulation`` ``CHURN_SIM_``            the demo's order-event simulator
+=====================  =========================  ==========================================
+
+So ``settings.serving.port`` is ``CHURN_SERVE_PORT`` and ``settings.storage.redis_url`` is
+``CHURN_REDIS_URL``; :func:`environment_names` lists every name. Defaults need no server:
+all state lives under ``CHURN_STATE_DIR`` with embedded back ends (SQLite for the Feast
+online store and registry, MLflow and Airflow; local Delta tables and artifacts). Setting
 ``CHURN_REDIS_URL`` moves Feast's online store to Redis; setting ``CHURN_POSTGRES_URL``
 moves MLflow's and Airflow's back ends to PostgreSQL (one database each).
 """
@@ -14,7 +31,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -22,12 +39,15 @@ FEATURE_REPO_DIR = PROJECT_ROOT / "feature_repo"
 DAGS_DIR = PROJECT_ROOT / "dags"
 
 
-class Settings(BaseSettings):
-    """Typed configuration. Field ``foo`` is read from ``CHURN_FOO``."""
+def _group(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", frozen=True)
 
-    model_config = SettingsConfigDict(env_prefix="CHURN_", extra="ignore", frozen=True)
 
-    # --- where state lives and which servers back it -----------------------------------
+class StorageSettings(BaseSettings):
+    """Where state lives and which servers back it. Field ``foo`` is ``CHURN_FOO``."""
+
+    model_config = _group("CHURN_")
+
     state_dir: Path = Field(
         default=PROJECT_ROOT / ".state",
         description="Folder holding every piece of runtime state (git-ignored).",
@@ -40,7 +60,7 @@ class Settings(BaseSettings):
         default=None,
         description=(
             "postgresql://user:pass@host:port. Set: MLflow and Airflow keep their metadata in "
-            "PostgreSQL databases named by mlflow_database and airflow_database; unset: SQLite."
+            "PostgreSQL databases named by mlflow_database and airflow.database; unset: SQLite."
         ),
     )
     feature_store_yaml: Path = Field(
@@ -52,75 +72,9 @@ class Settings(BaseSettings):
         ),
     )
     mlflow_database: str = "churn_mlflow"
-    airflow_database: str = "churn_airflow"
     mlflow_server_uri: str | None = Field(
         default=None,
         description="A remote MLflow tracking server (http://...). Wins over the back ends.",
-    )
-
-    # --- the model and its features ------------------------------------------------------
-    feast_project: str = "churn"
-    feature_ttl_days: int = 90
-    gate_min_scores: dict[str, float] = Field(
-        default_factory=dict,
-        description=(
-            'Per model (JSON, e.g. {"churn": 0.5}): replaces the spec\'s min_score, the gate '
-            "metric a first version must reach to become champion."
-        ),
-    )
-    churn_horizon_days: int = Field(30, description="No order within this many days = churned.")
-    random_seed: int = 7
-
-    # --- simulation -----------------------------------------------------------------------
-    sim_customers: int = 3000
-    sim_days: int = 150
-
-    # --- monitoring (the PSI grades are the model spec's) -------------------------------------
-    drift_min_rows: int = Field(200, description="Fewer logged predictions: no drift verdict.")
-    drift_window_hours: int = Field(24, description="First monitoring run: look this far back.")
-
-    # --- serving --------------------------------------------------------------------------
-    serve_host: str = "127.0.0.1"
-    serve_port: int = 3000
-    batch_limit: int = Field(1000, description="Most customers in one /predict/batch call.")
-
-    # --- airflow --------------------------------------------------------------------------
-    airflow_home_dir: Path | None = Field(
-        default=None,
-        description="AIRFLOW_HOME for this project; default: <state_dir>/airflow.",
-    )
-    airflow_host: str = "127.0.0.1"
-    airflow_port: int = 8080
-
-    # --- serving (issue 4) -------------------------------------------------------------------
-    serve_api_key: SecretStr | None = Field(
-        default=None,
-        description="Set: /predict* need `Authorization: Bearer <key>`; unset: no auth.",
-    )
-    serve_max_body_bytes: int = Field(
-        65536, ge=256, description="Larger request bodies get 413 before they are parsed."
-    )
-    serve_online_timeout_seconds: float = Field(
-        0.5, gt=0, description="Redis socket timeout of the online lookup (then 503)."
-    )
-    serve_retry_after_seconds: int = Field(
-        1, ge=1, description="Retry-After sent with a 503 (online store or model unavailable)."
-    )
-    model_refresh_seconds: float = Field(
-        10.0, gt=0, description="How often serving re-reads the registry aliases (model swap)."
-    )
-    ab_mode: Literal["off", "split", "shadow"] = Field(
-        "off",
-        description=(
-            "off: champion only; split: ab_challenger_weight of customers get the challenger; "
-            "shadow: the challenger scores every request, the champion answers."
-        ),
-    )
-    ab_challenger_weight: float = Field(
-        0.1, ge=0.0, le=1.0, description="Share of customers routed to the challenger (split)."
-    )
-    ab_salt: str = Field(
-        "churn-ab-1", description="Salt of the sticky customer hash; change it to reshuffle."
     )
 
     @field_validator("state_dir")
@@ -133,21 +87,25 @@ class Settings(BaseSettings):
     def delta_dir(self) -> Path:
         return self.state_dir / "delta"
 
+    def delta_table_path(self, table: str) -> Path:
+        """Where the Delta table ``table`` lives."""
+        return self.delta_dir / table
+
     @property
     def raw_orders_path(self) -> Path:
-        return self.delta_dir / "raw_orders"
+        return self.delta_table_path("raw_orders")
 
     @property
     def customer_features_path(self) -> Path:
-        return self.delta_dir / "customer_features"
+        return self.delta_table_path("customer_features")
 
     @property
     def churn_labels_path(self) -> Path:
-        return self.delta_dir / "churn_labels"
+        return self.delta_table_path("churn_labels")
 
     @property
     def landing_dir(self) -> Path:
-        """Where raw daily batches land before validation (one file per day)."""
+        """Where raw daily batches land before validation (one file per source and day)."""
         return self.state_dir / "landing"
 
     @property
@@ -167,17 +125,9 @@ class Settings(BaseSettings):
     def mlflow_dir(self) -> Path:
         return self.state_dir / "mlflow"
 
-    @property
-    def airflow_home(self) -> Path:
-        return self.airflow_home_dir or self.state_dir / "airflow"
-
     def prediction_log_path(self, model: str) -> Path:
         """The prediction log of one model (see serving/prediction_log.py)."""
         return self.state_dir / "serving" / model / "predictions.db"
-
-    def delta_table_path(self, table: str) -> Path:
-        """Where the Delta table ``table`` lives."""
-        return self.delta_dir / table
 
     @property
     def reports_dir(self) -> Path:
@@ -209,28 +159,174 @@ class Settings(BaseSettings):
     def mlflow_artifact_location(self) -> str:
         return (self.mlflow_dir / "artifacts").as_uri()
 
+
+class ServingSettings(BaseSettings):
+    """The prediction service. Field ``foo`` is ``CHURN_SERVE_FOO``."""
+
+    model_config = _group("CHURN_SERVE_")
+
+    host: str = "127.0.0.1"
+    port: int = 3000
+    batch_limit: int = Field(1000, description="Most customers in one /predict/batch call.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Set: /predict* need `Authorization: Bearer <key>`; unset: no auth.",
+    )
+    max_body_bytes: int = Field(
+        65536, ge=256, description="Larger request bodies get 413 before they are parsed."
+    )
+    online_timeout_seconds: float = Field(
+        0.5, gt=0, description="Redis socket timeout of the online lookup (then 503)."
+    )
+    retry_after_seconds: int = Field(
+        1, ge=1, description="Retry-After sent with a 503 (online store or model unavailable)."
+    )
+    model_refresh_seconds: float = Field(
+        10.0, gt=0, description="How often serving re-reads the registry aliases (model swap)."
+    )
+    ab_mode: Literal["off", "split", "shadow"] = Field(
+        "off",
+        description=(
+            "off: champion only; split: ab_challenger_weight of customers get the challenger; "
+            "shadow: the challenger scores every request, the champion answers."
+        ),
+    )
+    ab_challenger_weight: float = Field(
+        0.1, ge=0.0, le=1.0, description="Share of customers routed to the challenger (split)."
+    )
+    ab_salt: str = Field(
+        "churn-ab-1", description="Salt of the sticky customer hash; change it to reshuffle."
+    )
+
+
+class AirflowSettings(BaseSettings):
+    """Airflow for this project. Field ``foo`` is ``CHURN_AIRFLOW_FOO``."""
+
+    model_config = _group("CHURN_AIRFLOW_")
+
+    home_dir: Path | None = Field(
+        default=None,
+        description="AIRFLOW_HOME for this project; default: <state_dir>/airflow.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database: str = Field(
+        "churn_airflow", description="Airflow's PostgreSQL database (with CHURN_POSTGRES_URL)."
+    )
+
+
+class MonitoringSettings(BaseSettings):
+    """The drift checks (the PSI grades are each model spec's). ``CHURN_MONITORING_FOO``."""
+
+    model_config = _group("CHURN_MONITORING_")
+
+    drift_min_rows: int = Field(200, description="Fewer logged predictions: no drift verdict.")
+    drift_window_hours: int = Field(24, description="First monitoring run: look this far back.")
+
+
+class SimulationSettings(BaseSettings):
+    """The demo's order-event simulator. Field ``foo`` is ``CHURN_SIM_FOO``."""
+
+    model_config = _group("CHURN_SIM_")
+
+    customers: int = 3000
+    days: int = 150
+
+
+class Settings(BaseSettings):
+    """Typed configuration in nested groups; top-level field ``foo`` is ``CHURN_FOO``."""
+
+    model_config = _group("CHURN_")
+
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+    airflow: AirflowSettings = Field(default_factory=AirflowSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    simulation: SimulationSettings = Field(default_factory=SimulationSettings)
+
+    # --- the models and their features ---------------------------------------------------
+    feast_project: str = "churn"
+    feature_ttl_days: int = 90
+    gate_min_scores: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            'Per model (JSON, e.g. {"churn": 0.5}): replaces the spec\'s min_score, the gate '
+            "metric a first version must reach to become champion."
+        ),
+    )
+    churn_horizon_days: int = Field(30, description="No order within this many days = churned.")
+    random_seed: int = 7
+
+    # --- derived from more than one group -------------------------------------------------------
+    @property
+    def airflow_home(self) -> Path:
+        return self.airflow.home_dir or self.storage.state_dir / "airflow"
+
     @property
     def airflow_sql_alchemy_conn(self) -> str:
-        if self.postgres_url:
-            return self.postgres_database_url(self.airflow_database, driver="postgresql+psycopg2")
+        if self.storage.postgres_url:
+            return self.storage.postgres_database_url(
+                self.airflow.database, driver="postgresql+psycopg2"
+            )
         return f"sqlite:///{self.airflow_home / 'airflow.db'}"
 
     def airflow_env(self) -> dict[str, str]:
         """Environment that points Airflow at this project's DAGs and metadata database."""
+        host, port = self.airflow.host, self.airflow.port
         return {
             "AIRFLOW_HOME": str(self.airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.airflow_sql_alchemy_conn,
             "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__API__HOST": self.airflow_host,
-            "AIRFLOW__API__PORT": str(self.airflow_port),
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": (
-                f"http://{self.airflow_host}:{self.airflow_port}/execution/"
-            ),
+            "AIRFLOW__API__HOST": host,
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{host}:{port}/execution/",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         }
+
+
+GROUPS: dict[str, type[BaseSettings]] = {
+    name: info.annotation  # type: ignore[misc]
+    for name, info in Settings.model_fields.items()
+    if isinstance(info.annotation, type) and issubclass(info.annotation, BaseSettings)
+}
+
+
+def environment_names() -> dict[str, str]:
+    """Every environment variable the settings read, mapped to its field (``serving.port``)."""
+    names = {}
+    for name in Settings.model_fields:
+        group = GROUPS.get(name)
+        if group is None:
+            names[f"CHURN_{name.upper()}"] = name
+            continue
+        prefix = group.model_config.get("env_prefix", "")
+        for field in group.model_fields:
+            names[f"{prefix}{field.upper()}"] = f"{name}.{field}"
+    return names
+
+
+class InvalidSettings(ValueError):
+    """An environment variable holds a value its setting refuses (each one is named)."""
+
+
+def _describe(error: ValidationError) -> str:
+    """The refused values, by environment variable and field."""
+    groups = {group.__name__: name for name, group in GROUPS.items()}
+    group = groups.get(error.title)
+    by_field = {field: env for env, field in environment_names().items()}
+    lines = []
+    for item in error.errors():
+        loc = [str(part) for part in item["loc"]]
+        if group:
+            loc.insert(0, group)
+        # A map setting's error points inside it (gate_min_scores.churn): name its variable.
+        env = by_field.get(".".join(loc[:2]) if group else loc[0], "?")
+        path = ".".join(loc)
+        lines.append(f"{env} (settings.{path}): {item['msg']} (got {item.get('input')!r})")
+    return "invalid settings:\n  " + "\n  ".join(lines)
 
 
 def get_settings() -> Settings:
@@ -238,6 +334,10 @@ def get_settings() -> Settings:
 
     Every entry point (CLI command, DAG task, server, Feast definition file) calls this
     once; there is no override channel, so every part of a process, Feast's definition
-    files included, sees the same settings.
+    files included, sees the same settings. A refused value raises
+    :class:`InvalidSettings` naming its variable.
     """
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise InvalidSettings(_describe(error)) from None

@@ -48,7 +48,7 @@ class BadBatchName(ValueError):
 
 def landed_path(settings: Settings, day: date) -> Path:
     """Where the simulator lands ``day``'s batch (Parquet)."""
-    return settings.landing_dir / f"{PREFIX}{day.isoformat()}.parquet"
+    return settings.storage.landing_dir / f"{PREFIX}{day.isoformat()}.parquet"
 
 
 def land_batch(batch: pd.DataFrame, day: date, settings: Settings) -> Path:
@@ -82,7 +82,7 @@ def land_file(source: Path, settings: Settings, day: date | None = None) -> Path
             f"{waiting[0].name} is already waiting for {landed_day}; run the feature pipeline "
             "first (or remove that file), then land this one"
         )
-    target = settings.landing_dir / name
+    target = settings.storage.landing_dir / name
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{name}.tmp")
     shutil.copyfile(source, tmp)
@@ -95,11 +95,11 @@ def pending_batches(settings: Settings) -> list[Path]:
 
     Files that are not batches are listed too, so that validation refuses them by name.
     """
-    if not settings.landing_dir.exists():
+    if not settings.storage.landing_dir.exists():
         return []
     return sorted(
         path
-        for path in settings.landing_dir.iterdir()
+        for path in settings.storage.landing_dir.iterdir()
         if not (path.is_dir() and path.name == ARCHIVE)
         and not path.name.startswith(".")
         and path.suffix != ".tmp"
@@ -157,7 +157,7 @@ def read_csv_batch(path: Path) -> pd.DataFrame:
 
 def archive_batch(path: Path, settings: Settings) -> Path:
     """Move an ingested batch out of the landing area."""
-    target = settings.landing_dir / ARCHIVE / path.name
+    target = settings.storage.landing_dir / ARCHIVE / path.name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(path, target)
     return target

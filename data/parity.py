@@ -86,12 +86,12 @@ def check_parity(
     The customers are drawn from the latest customer snapshot; every feature the service
     serves (whichever view holds it) is compared.
     """
-    days = delta_tables.partition_dates(settings.customer_features_path, "snapshot_date")
+    days = delta_tables.partition_dates(settings.storage.customer_features_path, "snapshot_date")
     if not days:
         raise RuntimeError("no customer snapshots yet: run feature_pipeline first")
     last = days[-1]
     customers = delta_tables.read_table(
-        settings.customer_features_path,
+        settings.storage.customer_features_path,
         columns=["customer_id"],
         filters=[("snapshot_date", "=", last.isoformat())],
     )["customer_id"].to_numpy()

@@ -58,7 +58,7 @@ def validate_landed_batches(settings: Settings) -> list[str]:
     rejections: list[BatchRejected] = []
     docs: Path | None = None
     usual_rows = delta_tables.median_partition_rows(
-        settings.raw_orders_path, "event_date", last=RECENT_BATCHES
+        settings.storage.raw_orders_path, "event_date", last=RECENT_BATCHES
     )
     pending = landing.pending_batches(settings)
     days_seen: dict[date, Path] = {}
@@ -119,7 +119,7 @@ def ingest_batches(paths: list[str], settings: Settings) -> IngestedBatches:
     """
     files = [Path(p) for p in paths]
     if not files:
-        version = delta_tables.table_version(settings.raw_orders_path)
+        version = delta_tables.table_version(settings.storage.raw_orders_path)
         return IngestedBatches([], 0, version)
     frames = []
     for file in files:
@@ -131,7 +131,7 @@ def ingest_batches(paths: list[str], settings: Settings) -> IngestedBatches:
         batch["event_date"] = landing.batch_day(file).isoformat()
         frames.append(batch)
     raw = pd.concat(frames, ignore_index=True)
-    version = delta_tables.replace_partitions(settings.raw_orders_path, raw, "event_date")
+    version = delta_tables.replace_partitions(settings.storage.raw_orders_path, raw, "event_date")
     for file in files:
         landing.archive_batch(file, settings)
     days = sorted(raw["event_date"].unique())
@@ -160,18 +160,18 @@ def build_features(
     """
     if not changed_days:
         return BuiltFeatures(
-            features_version=delta_tables.table_version(settings.customer_features_path),
-            labels_version=delta_tables.table_version(settings.churn_labels_path),
+            features_version=delta_tables.table_version(settings.storage.customer_features_path),
+            labels_version=delta_tables.table_version(settings.storage.churn_labels_path),
             snapshot_rows=0,
             label_rows=0,
             window=None,
             table_versions={
-                t.name: delta_tables.table_version(settings.delta_table_path(t.name))
+                t.name: delta_tables.table_version(settings.storage.delta_table_path(t.name))
                 for t in tables
             },
         )
-    orders = delta_tables.read_table(settings.raw_orders_path)
-    raw_days = delta_tables.partition_dates(settings.raw_orders_path, "event_date")
+    orders = delta_tables.read_table(settings.storage.raw_orders_path)
+    raw_days = delta_tables.partition_dates(settings.storage.raw_orders_path, "event_date")
     first = min(date.fromisoformat(d) for d in changed_days)
     data_end = max(raw_days)
     snapshot_days = [first + timedelta(days=i) for i in range((data_end - first).days + 1)]
@@ -180,19 +180,19 @@ def build_features(
     created_at = datetime.now(UTC)
     snapshots = compute_customer_snapshots(orders, snapshot_days, created_at)
     features_version = delta_tables.replace_from(
-        settings.customer_features_path, snapshots, "snapshot_date", first.isoformat()
+        settings.storage.customer_features_path, snapshots, "snapshot_date", first.isoformat()
     )
     horizon = settings.churn_horizon_days
     label_start = max(first - timedelta(days=horizon), min(raw_days))
     labels = compute_churn_labels(orders, label_days(label_start, data_end), data_end, horizon)
-    labels_version = delta_tables.table_version(settings.churn_labels_path)
+    labels_version = delta_tables.table_version(settings.storage.churn_labels_path)
     if not labels.empty or labels_version is not None:
         labels_version = delta_tables.replace_from(
-            settings.churn_labels_path, labels, "label_date", label_start.isoformat()
+            settings.storage.churn_labels_path, labels, "label_date", label_start.isoformat()
         )
     table_versions = {}
     for table in tables:
-        path = settings.delta_table_path(table.name)
+        path = settings.storage.delta_table_path(table.name)
         # A table a model brought since the last run is computed over the whole history.
         start = first if delta_tables.table_version(path) is not None else min(raw_days)
         days = [start + timedelta(days=i) for i in range((data_end - start).days + 1)]

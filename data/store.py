@@ -55,19 +55,19 @@ def feast_redis_connection_string(redis_url: str) -> str:
 
 def feature_store_config(settings: Settings) -> dict:
     """The feature_store.yaml content for these settings."""
-    if settings.redis_url:
+    if settings.storage.redis_url:
         online = {
             "type": "redis",
-            "connection_string": feast_redis_connection_string(settings.redis_url),
+            "connection_string": feast_redis_connection_string(settings.storage.redis_url),
         }
     else:
-        online = {"type": "sqlite", "path": str(settings.feast_dir / "online.db")}
+        online = {"type": "sqlite", "path": str(settings.storage.feast_dir / "online.db")}
     return {
         "project": settings.feast_project,
         "provider": "local",
         "registry": {
             "registry_type": "sql",
-            "path": f"sqlite:///{settings.feast_dir / 'registry.db'}",
+            "path": f"sqlite:///{settings.storage.feast_dir / 'registry.db'}",
             "cache_ttl_seconds": 60,
         },
         "online_store": online,
@@ -79,11 +79,11 @@ def feature_store_config(settings: Settings) -> dict:
 def write_feature_store_yaml(settings: Settings) -> Path:
     """Render feature_store.yaml from the settings (rewritten only when it changes)."""
     text = YAML_HEADER + yaml.safe_dump(feature_store_config(settings), sort_keys=False)
-    path = settings.feature_store_yaml
+    path = settings.storage.feature_store_yaml
     if not path.exists() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    settings.storage.feast_dir.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -113,7 +113,7 @@ def get_feature_store(settings: Settings, config: dict | None = None) -> Feature
     ``config`` replaces :func:`feature_store_config` (serving adds its own options). The same
     configuration reaches the Feast CLI as a file through :func:`write_feature_store_yaml`.
     """
-    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    settings.storage.feast_dir.mkdir(parents=True, exist_ok=True)
     ensure_duckdb_delta_extension()
     config = config or feature_store_config(settings)
     return FeatureStore(config=RepoConfig(repo_path=FEATURE_REPO_DIR, **config))

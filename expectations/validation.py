@@ -1,10 +1,10 @@
 """Validate a raw order-events batch with Great Expectations before it enters the lake.
 
 ``validate_raw_orders(batch, settings, batch_name, batch_day=...)`` runs the committed suite
-``expectations/suites/raw_orders.json`` through a GX Checkpoint on a file-mode context rooted
-at ``settings.gx_dir`` (validation results and Data Docs live there). A passing batch returns a
-:class:`ValidationReport`; a failing one is written to
-``settings.quarantine_dir/<suite>/<batch_name>-<UTC time>/`` (``batch.parquet`` and
+``expectations/suites/raw_orders.json`` through a GX Checkpoint on a file-mode context
+rooted at ``settings.storage.gx_dir`` (validation results and Data Docs live there). A
+passing batch returns a :class:`ValidationReport`; a failing one is written to
+``<quarantine_dir>/<suite>/<batch_name>-<UTC time>/`` (``batch.parquet`` and
 ``report.json``) and :class:`BatchRejected` is raised, whose message names every failing
 expectation and its column.
 
@@ -268,7 +268,7 @@ def validate_frame(
         raise TypeError(f"batch must be a pandas DataFrame, not {type(batch).__name__}")
     safe_name = _safe_name(batch_name)
 
-    runtime = _runtime(settings.gx_dir)
+    runtime = _runtime(settings.storage.gx_dir)
     with runtime.lock:
         checkpoint = runtime.checkpoint(suite_name, features)
         result = checkpoint.run(
@@ -448,7 +448,9 @@ def _clip(text: str, limit: int) -> str:
 # --- quarantine ----------------------------------------------------------------------------------
 def _quarantine_folder(settings: Settings, report: ValidationReport) -> Path:
     stamp = f"{report.validated_at:%Y%m%dT%H%M%S.%fZ}"
-    return settings.quarantine_dir / report.suite / f"{_safe_name(report.batch_name)}-{stamp}"
+    return (
+        settings.storage.quarantine_dir / report.suite / f"{_safe_name(report.batch_name)}-{stamp}"
+    )
 
 
 def _write_report(folder: Path, report: ValidationReport, **extra: Any) -> None:

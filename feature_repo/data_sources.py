@@ -35,7 +35,7 @@ customer_snapshots_source = defined_at_a_fixed_time(
     FileSource(
         name="customer_snapshots",
         # The table's location follows CHURN_STATE_DIR; reading the environment is all this does.
-        path=str(get_settings().customer_features_path),
+        path=str(get_settings().storage.customer_features_path),
         file_format=DeltaFormat(),
         timestamp_field=EVENT_TIMESTAMP,
         created_timestamp_column=CREATED_TIMESTAMP,

@@ -22,7 +22,7 @@ customer_rhythm_source = defined_at_a_fixed_time(
     FileSource(
         name="customer_rhythm",
         # The table's location follows CHURN_STATE_DIR; reading the environment is all this does.
-        path=str(get_settings().delta_table_path(RHYTHM_TABLE)),
+        path=str(get_settings().storage.delta_table_path(RHYTHM_TABLE)),
         file_format=DeltaFormat(),
         timestamp_field=EVENT_TIMESTAMP,
         created_timestamp_column=CREATED_TIMESTAMP,

@@ -19,19 +19,21 @@ def configure_mlflow(settings: Settings, experiment_name: str | None = None) -> 
 
     Registry work (aliases, versions) names no experiment.
     """
-    if settings.postgres_url and not settings.mlflow_server_uri:
-        ensure_postgres_database(settings, settings.mlflow_database)
-    elif not settings.mlflow_server_uri:
-        settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    if settings.storage.postgres_url and not settings.storage.mlflow_server_uri:
+        ensure_postgres_database(settings, settings.storage.mlflow_database)
+    elif not settings.storage.mlflow_server_uri:
+        settings.storage.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(settings.storage.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.storage.mlflow_tracking_uri)
     client = MlflowClient()
     if experiment_name is None:
         return client
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         artifact_location = (
-            None if settings.mlflow_server_uri else settings.mlflow_artifact_location
+            None
+            if settings.storage.mlflow_server_uri
+            else settings.storage.mlflow_artifact_location
         )
         client.create_experiment(
             experiment_name,

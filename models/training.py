@@ -88,7 +88,9 @@ def build_training_set(spec: ModelSpec, settings: Settings, run_name: str) -> Tr
             f"feature service {spec.feature_service} is not registered: run feature_pipeline"
         ) from error
     data_versions = {
-        **{t: delta_tables.table_version(settings.delta_table_path(t)) or 0 for t in tables},
+        **{
+            t: delta_tables.table_version(settings.storage.delta_table_path(t)) or 0 for t in tables
+        },
         **data_versions,
     }
     # The Delta read order of the labels varies from one write to the next; the model's CV
@@ -110,7 +112,7 @@ def build_training_set(spec: ModelSpec, settings: Settings, run_name: str) -> Tr
     last_label = frame[EVENT_TIMESTAMP].max().date()
     holdout_start = last_label - timedelta(days=spec.holdout_days - 1)
     is_holdout = frame[EVENT_TIMESTAMP].dt.date >= holdout_start
-    out = settings.state_dir / "training_sets" / spec.name / run_name
+    out = settings.storage.state_dir / "training_sets" / spec.name / run_name
     out.mkdir(parents=True, exist_ok=True)
     train_path, holdout_path = out / "train.parquet", out / "holdout.parquet"
     frame[~is_holdout].to_parquet(train_path, index=False)
@@ -215,7 +217,7 @@ def train_and_log(
     dataset = mlflow.data.from_pandas(
         train,
         source=DeltaDatasetSource(
-            path=str(settings.delta_table_path(first_table)),
+            path=str(settings.storage.delta_table_path(first_table)),
             delta_table_version=first_version,
         ),
         targets=spec.label,
@@ -242,7 +244,7 @@ def train_and_log(
             pip_requirements=MODEL_REQUIREMENTS,
             skops_trusted_types=skops_trusted_types(model),
         )
-        reference_dir = settings.state_dir / "tmp" / run.info.run_id
+        reference_dir = settings.storage.state_dir / "tmp" / run.info.run_id
         reference_dir.mkdir(parents=True, exist_ok=True)
         reference_path = reference_dir / "reference.parquet"
         reference_frame(spec, model, holdout).to_parquet(reference_path, index=False)
@@ -257,7 +259,7 @@ def lineage_tags(
     return {
         "lineage.model": spec.name,
         "lineage.feature_service": spec.feature_service,
-        "lineage.delta_dir": str(settings.delta_dir),
+        "lineage.delta_dir": str(settings.storage.delta_dir),
         **{f"lineage.delta.{t}_version": str(v) for t, v in training_set.data_versions.items()},
         "lineage.holdout_start": training_set.holdout_start,
         "lineage.git_commit": git_commit(),

@@ -37,7 +37,7 @@ def load_reference(
 
 
 def _state_path(settings: Settings, spec: ModelSpec) -> Path:
-    return settings.reports_dir / "drift" / spec.name / "last_check.json"
+    return settings.storage.reports_dir / "drift" / spec.name / "last_check.json"
 
 
 def current_window_start(settings: Settings, spec: ModelSpec, now: datetime) -> datetime:
@@ -45,7 +45,7 @@ def current_window_start(settings: Settings, spec: ModelSpec, now: datetime) -> 
     path = _state_path(settings, spec)
     if path.exists():
         return datetime.fromisoformat(json.loads(path.read_text())["window_end"])
-    return now - timedelta(hours=settings.drift_window_hours)
+    return now - timedelta(hours=settings.monitoring.drift_window_hours)
 
 
 @dataclass(frozen=True)
@@ -74,13 +74,15 @@ def run_drift_check(spec: ModelSpec, settings: Settings) -> DriftCheck:
     """Build the spec's drift report for the current window; say whether to retrain."""
     now = datetime.now(UTC)
     since = current_window_start(settings, spec, now)
-    current = read_prediction_log(settings.prediction_log_path(spec.name), spec, since=since)
+    current = read_prediction_log(
+        settings.storage.prediction_log_path(spec.name), spec, since=since
+    )
     current = current[current["logged_at"] < now]
     window = TimeWindow(since, now)
-    if len(current) < settings.drift_min_rows:
+    if len(current) < settings.monitoring.drift_min_rows:
         reason = (
             f"only {len(current)} predictions logged since {since:%Y-%m-%d %H:%M} UTC "
-            f"(need {settings.drift_min_rows}): no verdict, window kept open"
+            f"(need {settings.monitoring.drift_min_rows}): no verdict, window kept open"
         )
         return DriftCheck(window, len(current), significant=False, reason=reason)
     champion_version, reference = load_reference(settings, spec)

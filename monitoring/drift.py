@@ -147,10 +147,10 @@ def _check_inputs(
             raise ValueError(f"{label} data lacks column(s) {missing}; need {list(required)}")
     if len(reference) == 0:
         raise ValueError("reference data has no rows")
-    if len(current) < settings.drift_min_rows:
+    if len(current) < settings.monitoring.drift_min_rows:
         raise ValueError(
             f"current data has {len(current)} rows, fewer than drift_min_rows="
-            f"{settings.drift_min_rows}: no drift verdict"
+            f"{settings.monitoring.drift_min_rows}: no drift verdict"
         )
     for label, frame in (("reference", reference), ("current", current)):
         for column in required:
@@ -175,11 +175,11 @@ def build_drift_report(
 
     Only the spec's features and outputs are used; other columns
     (timestamp, customer_id, model_version, ...) are ignored. Writes, into ``out_dir``
-    (default ``settings.reports_dir / "drift"``), ``<name>_<UTC time>.html`` and
+    (default ``settings.storage.reports_dir / "drift"``), ``<name>_<UTC time>.html`` and
     ``.evidently.json`` (Evidently's) and ``.summary.json`` (:meth:`DriftSummary.to_dict`).
 
     Raises ValueError when a required column is missing or empty, or when ``current`` has
-    fewer than ``settings.drift_min_rows`` rows.
+    fewer than ``settings.monitoring.drift_min_rows`` rows.
     """
     if not name or "/" in name or "\\" in name:
         raise ValueError(f"name {name!r} must be a plain file-name stem")
@@ -230,7 +230,9 @@ def build_drift_report(
         return tuple(ColumnDrift(c, psi[c], classify_psi(psi[c], spec)) for c in names)
 
     features = grade(features_)
-    out = Path(out_dir) if out_dir is not None else settings.reports_dir / "drift" / spec.name
+    out = (
+        Path(out_dir) if out_dir is not None else settings.storage.reports_dir / "drift" / spec.name
+    )
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{name}_{created_at:%Y%m%dT%H%M%S.%f}Z"
     summary = DriftSummary(

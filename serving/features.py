@@ -45,7 +45,7 @@ def serving_store_config(settings: Settings) -> dict:
     config["registry"] = {**config["registry"], "cache_mode": "thread"}
     online = dict(config["online_store"])
     if online["type"] == "redis":
-        timeout = settings.serve_online_timeout_seconds
+        timeout = settings.serving.online_timeout_seconds
         online["connection_string"] += (
             f",socket_timeout={timeout},socket_connect_timeout={timeout},retry=null"
         )
@@ -72,11 +72,11 @@ class OnlineFeatures:
         self.store = store or build_serving_store(settings)
         self._service: FeatureService | None = None
         self._redis = redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.serve_online_timeout_seconds,
-            socket_connect_timeout=settings.serve_online_timeout_seconds,
+            settings.storage.redis_url,
+            socket_timeout=settings.serving.online_timeout_seconds,
+            socket_connect_timeout=settings.serving.online_timeout_seconds,
             retry=None,  # fail fast like Feast's own client (retry=null): readiness must not wait
-        ) if settings.redis_url else None  # fmt: skip
+        ) if settings.storage.redis_url else None  # fmt: skip
 
     @property
     def service(self) -> FeatureService:

@@ -41,9 +41,9 @@ class RequestGuard:
     def __init__(self, app: ASGIApp, error_statuses: Mapping[str, Sequence[int]] | None = None):
         settings = get_settings()
         self.app = app
-        key = settings.serve_api_key
+        key = settings.serving.api_key
         self.expected = f"Bearer {key.get_secret_value()}".encode() if key else None
-        self.max_body = settings.serve_max_body_bytes
+        self.max_body = settings.serving.max_body_bytes
         self.error_statuses = dict(error_statuses or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,6 +1,6 @@
 """The models a running service answers with, kept in step with the registry aliases.
 
-A background thread re-reads the aliases every ``CHURN_MODEL_REFRESH_SECONDS``. When an
+A background thread re-reads the aliases every ``CHURN_SERVE_MODEL_REFRESH_SECONDS``. When an
 alias points at a new version, that version is loaded and checked first; only then does
 the service switch (one reference assignment, so a request sees the old or the new model,
 never half of one). A load that fails leaves the old model serving and is reported (log,
@@ -38,7 +38,7 @@ class LiveModels:
     ) -> None:
         self.settings = settings
         self.spec = spec
-        self.aliases = (CHAMPION,) if settings.ab_mode == "off" else (CHAMPION, CHALLENGER)
+        self.aliases = (CHAMPION,) if settings.serving.ab_mode == "off" else (CHAMPION, CHALLENGER)
         self.models: dict[str, LoadedModel | None] = dict.fromkeys(self.aliases)
         self.last_error: str | None = None
         self._failed: dict[str, int] = {}  # alias -> version that failed (not retried)
@@ -106,7 +106,7 @@ class LiveModels:
         self._thread.start()
 
     def _run(self) -> None:
-        interval = self.settings.model_refresh_seconds
+        interval = self.settings.serving.model_refresh_seconds
         # Not serving yet (registry was down at start): retry sooner, no crash loop.
         while not self._stop.wait(interval if self.models[CHAMPION] else min(interval, 2.0)):
             started = time.monotonic()

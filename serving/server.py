@@ -21,7 +21,7 @@ def serve_command(settings: Settings, port: int | None = None, target: str = SER
     bentoml = str(Path(sys.executable).with_name("bentoml"))
     return [
         bentoml, "serve", target,
-        "--host", settings.serve_host, "--port", str(port or settings.serve_port),
+        "--host", settings.serving.host, "--port", str(port or settings.serving.port),
     ]  # fmt: skip
 
 
@@ -32,9 +32,11 @@ def server_env(settings: Settings, port: int | None = None) -> dict[str, str]:
     server clears them; a home shared by every server on the machine (``~/bentoml``) lets
     one server wipe another's metrics. One home per port keeps them apart.
     """
-    port = port or settings.serve_port
-    home = os.environ.get("BENTOML_HOME") or str(settings.state_dir / "serving" / f"bentoml-{port}")
-    return {"CHURN_STATE_DIR": str(settings.state_dir), "BENTOML_HOME": home}
+    port = port or settings.serving.port
+    home = os.environ.get("BENTOML_HOME") or str(
+        settings.storage.state_dir / "serving" / f"bentoml-{port}"
+    )
+    return {"CHURN_STATE_DIR": str(settings.storage.state_dir), "BENTOML_HOME": home}
 
 
 class BentoServer:
@@ -53,10 +55,10 @@ class BentoServer:
         self.target = target
         self.extra_env = env or {}
         self.wait_ready = wait_ready
-        self.port = port or settings.serve_port
+        self.port = port or settings.serving.port
         self.ready_timeout = ready_timeout
-        self.url = f"http://{settings.serve_host}:{self.port}"
-        self.log_path = settings.state_dir / "serving" / f"server-{self.port}.log"
+        self.url = f"http://{settings.serving.host}:{self.port}"
+        self.log_path = settings.storage.state_dir / "serving" / f"server-{self.port}.log"
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> str:

@@ -96,7 +96,7 @@ class PredictRequest(BaseModel):
 
 
 class BatchRequest(BaseModel):
-    """Body of a predict/batch route: 1 to ``CHURN_BATCH_LIMIT`` customer ids.
+    """Body of a predict/batch route: 1 to ``CHURN_SERVE_BATCH_LIMIT`` customer ids.
 
     The upper bound is the settings' and is checked when the call is served (the settings
     are read when the service starts, never at import).
@@ -255,7 +255,9 @@ class Predictor:
                     ).set(version),
                 ),
                 log=PredictionLog(
-                    self.settings.prediction_log_path(spec.name), spec, auto_checkpoint=False
+                    self.settings.storage.prediction_log_path(spec.name),
+                    spec,
+                    auto_checkpoint=False,
                 ),
                 prediction=API_MODELS[spec.name].prediction,
                 features_type=API_MODELS[spec.name].prediction.model_fields["features"].annotation,  # type: ignore[arg-type]
@@ -329,7 +331,7 @@ class Predictor:
 
     def predict_many(self, name: str, customer_ids: list[int]) -> list[RootModel] | Response:
         """Model ``name``'s predictions, one item per requested id, in request order."""
-        limit = self.settings.batch_limit
+        limit = self.settings.serving.batch_limit
         if len(customer_ids) > limit:
             message = f"List should have at most {limit} items, not {len(customer_ids)}"
             detail = ErrorDetail(field="customer_ids", message=message, code="too_long")
@@ -347,7 +349,7 @@ class Predictor:
 
     def _unavailable(self, error: Unavailable) -> Response:
         UNAVAILABLE.labels(cause=error.cause).inc()
-        retry = self.settings.serve_retry_after_seconds
+        retry = self.settings.serving.retry_after_seconds
         payload = error_payload(503, str(error), retry_after_seconds=retry)
         return Response(payload, 503, {"Retry-After": str(retry)}, media_type="application/json")
 
@@ -423,12 +425,14 @@ class Predictor:
     ) -> list[tuple[LoadedModel, list[int]]]:
         """Group request positions by the model version that answers them."""
         settings = self.settings
-        challenger = served.models.get(CHALLENGER) if settings.ab_mode == "split" else None
+        challenger = served.models.get(CHALLENGER) if settings.serving.ab_mode == "split" else None
         if challenger is None:
             return [(champion, list(range(len(customer_ids))))]
         chosen: dict[str, list[int]] = {CHAMPION: [], CHALLENGER: []}
         for i, c in enumerate(customer_ids):
-            variant = choose_variant(c, "split", settings.ab_challenger_weight, settings.ab_salt)
+            variant = choose_variant(
+                c, "split", settings.serving.ab_challenger_weight, settings.serving.ab_salt
+            )
             chosen[variant].append(i)
         models = {CHAMPION: champion, CHALLENGER: challenger}
         return [(models[v], idx) for v, idx in chosen.items() if idx]
@@ -437,7 +441,7 @@ class Predictor:
         self, served: ServedModel, customer_ids: list[int], rows: list[FeatureRow], now: datetime
     ) -> None:
         """Shadow mode: the challenger scores the same rows; logged apart, never returned."""
-        shadowing = self.settings.ab_mode == "shadow"
+        shadowing = self.settings.serving.ab_mode == "shadow"
         challenger = served.models.get(CHALLENGER) if shadowing else None
         if challenger is None:
             return
@@ -473,7 +477,7 @@ def _add_routes(cls: type, spec: ModelSpec, one: str, many: str, suffix: str) ->
 
     predict.__doc__ = f"{spec.description} One customer (404 without online features)."
     predict_batch.__doc__ = (
-        f"{spec.description} Up to CHURN_BATCH_LIMIT customers; one item per id, in order "
+        f"{spec.description} Up to CHURN_SERVE_BATCH_LIMIT customers; one item per id, in order "
         "(an unknown_customer item for an id without online features)."
     )
     predict.__annotations__["return"] = models.prediction

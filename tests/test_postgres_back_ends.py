@@ -23,7 +23,10 @@ def unique_database(prefix: str) -> str:
 
 
 def query(settings, database: str, sql: str) -> list[tuple]:
-    with psycopg2.connect(settings.postgres_database_url(database)) as conn, conn.cursor() as cur:
+    with (
+        psycopg2.connect(settings.storage.postgres_database_url(database)) as conn,
+        conn.cursor() as cur,
+    ):
         cur.execute(sql)
         return cur.fetchall()
 
@@ -32,7 +35,7 @@ def test_mlflow_tracks_and_registers_in_postgres(state, postgres_url, monkeypatc
     monkeypatch.setenv("CHURN_POSTGRES_URL", postgres_url)
     monkeypatch.setenv("CHURN_MLFLOW_DATABASE", unique_database("churn_mlflow_test"))
     settings = get_settings()
-    assert settings.mlflow_tracking_uri.startswith("postgresql+psycopg2://")
+    assert settings.storage.mlflow_tracking_uri.startswith("postgresql+psycopg2://")
     client = configure_mlflow(settings, CHURN.experiment)
     with mlflow.start_run() as run:
         mlflow.log_metric("f1", 0.5)
@@ -42,7 +45,9 @@ def test_mlflow_tracks_and_registers_in_postgres(state, postgres_url, monkeypatc
     client.set_registered_model_alias(CHURN.registered_model, "champion", version)
     assert MlflowClient().get_run(run.info.run_id).data.metrics["f1"] == 0.5
     rows = query(
-        settings, settings.mlflow_database, "SELECT alias, version FROM registered_model_aliases"
+        settings,
+        settings.storage.mlflow_database,
+        "SELECT alias, version FROM registered_model_aliases",
     )
     assert rows == [("champion", int(version))]
 
@@ -68,6 +73,6 @@ def test_airflow_runs_a_dag_on_postgres(state, postgres_url, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "STATE success" in done.stdout
-    settings = Settings(postgres_url=postgres_url)
+    settings = Settings(storage={"postgres_url": postgres_url})
     rows = query(settings, database, "SELECT dag_id, state FROM dag_run")
     assert rows == [("churn_monitoring", "success")]

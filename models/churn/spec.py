@@ -25,7 +25,7 @@ def read_labels(settings: Settings) -> pd.DataFrame:
     """The churn labels written by the feature pipeline."""
     from data import delta_tables
 
-    labels = delta_tables.read_table(settings.churn_labels_path)
+    labels = delta_tables.read_table(settings.storage.churn_labels_path)
     return labels[["customer_id", "event_timestamp", LABEL]] if not labels.empty else labels
 
 
@@ -33,7 +33,7 @@ def label_versions(settings: Settings) -> dict[str, int]:
     """The Delta version of the labels table (lineage)."""
     from data import delta_tables
 
-    return {"churn_labels": delta_tables.table_version(settings.churn_labels_path) or 0}
+    return {"churn_labels": delta_tables.table_version(settings.storage.churn_labels_path) or 0}
 
 
 def make_estimator(spec: ModelSpec, seed: int) -> Any:

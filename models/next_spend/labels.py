@@ -22,11 +22,11 @@ def read_spend_labels(settings: Settings) -> pd.DataFrame:
     from data.pipeline import label_days
     from models.next_spend.transforms import compute_spend_labels
 
-    days = delta_tables.partition_dates(settings.raw_orders_path, "event_date")
+    days = delta_tables.partition_dates(settings.storage.raw_orders_path, "event_date")
     if not days:
         return compute_spend_labels(pd.DataFrame(), [], date.today())
     orders = delta_tables.read_table(
-        settings.raw_orders_path, columns=["customer_id", "order_timestamp", "amount"]
+        settings.storage.raw_orders_path, columns=["customer_id", "order_timestamp", "amount"]
     )
     return compute_spend_labels(orders, label_days(min(days), max(days)), max(days))
 
@@ -35,4 +35,4 @@ def spend_label_versions(settings: Settings) -> dict[str, int]:
     """The raw orders' Delta version the labels are computed from (lineage)."""
     from data import delta_tables
 
-    return {"raw_orders": delta_tables.table_version(settings.raw_orders_path) or 0}
+    return {"raw_orders": delta_tables.table_version(settings.storage.raw_orders_path) or 0}

@@ -38,14 +38,16 @@ def test_own_csv_batches_go_through_features_training_and_monitoring(
     out = capsys.readouterr().out
     assert f"for {CONFIG.days} day(s), {CONFIG.start_date} .. {CONFIG.end_date}" in out
     assert landing.pending_batches(state) == []
-    raw_days = delta_tables.partition_dates(state.raw_orders_path, "event_date")
+    raw_days = delta_tables.partition_dates(state.storage.raw_orders_path, "event_date")
     assert raw_days == [CONFIG.start_date + timedelta(days=i) for i in range(CONFIG.days)]
 
     main(["train", "--model", "churn", "--run-name", "own-data"])
     out = capsys.readouterr().out
     assert "customer_churn_model: registered version 1" in out and "promoted to champion" in out
     assert alias_version(state, CHURN.registered_model, CHAMPION) == 1
-    assert (state.state_dir / "training_sets" / "churn" / "own-data" / "train.parquet").is_file()
+    assert (
+        state.storage.state_dir / "training_sets" / "churn" / "own-data" / "train.parquet"
+    ).is_file()
 
     main(["monitor", "--model", "churn"])
     assert "no verdict" in capsys.readouterr().out  # nothing served yet: no predictions logged

@@ -72,7 +72,7 @@ from serving.prediction_log import log_columns
 from serving.service import features_model
 
 print(json.dumps({
-    "delta": list(delta_tables.read_table(settings.customer_features_path).columns),
+    "delta": list(delta_tables.read_table(settings.storage.customer_features_path).columns),
     "feast": [f.name for f in store.get_feature_view("customer_features").features],
     "online": list(get_online_features(store, [1], "customer_features_v1").columns),
     "signature": [i["name"] for i in model.signature.inputs.to_dict()],

@@ -3,9 +3,8 @@
 from dataclasses import replace
 
 import pytest
-from pydantic import ValidationError
 
-from core.settings import PROJECT_ROOT, get_settings
+from core.settings import PROJECT_ROOT, InvalidSettings, get_settings
 from data.store import feature_store_config
 from models.churn.spec import SPEC as CHURN
 
@@ -20,21 +19,24 @@ def test_defaults_keep_all_state_in_one_folder_with_embedded_back_ends(monkeypat
     ):
         monkeypatch.delenv(name, raising=False)
     settings = get_settings()
-    assert settings.state_dir == PROJECT_ROOT / ".state"
-    assert settings.mlflow_tracking_uri == f"sqlite:///{settings.state_dir}/mlflow/mlflow.db"
-    assert settings.airflow_sql_alchemy_conn.startswith(f"sqlite:///{settings.state_dir}/")
+    assert settings.storage.state_dir == PROJECT_ROOT / ".state"
+    assert (
+        settings.storage.mlflow_tracking_uri
+        == f"sqlite:///{settings.storage.state_dir}/mlflow/mlflow.db"
+    )
+    assert settings.airflow_sql_alchemy_conn.startswith(f"sqlite:///{settings.storage.state_dir}/")
     feast = feature_store_config(settings)
     assert feast["online_store"] == {
         "type": "sqlite",
-        "path": f"{settings.state_dir}/feast/online.db",
+        "path": f"{settings.storage.state_dir}/feast/online.db",
     }
-    assert feast["registry"]["path"].startswith(f"sqlite:///{settings.state_dir}/")
+    assert feast["registry"]["path"].startswith(f"sqlite:///{settings.storage.state_dir}/")
     for path in (
-        settings.raw_orders_path,
-        settings.prediction_log_path("churn"),
-        settings.reports_dir,
+        settings.storage.raw_orders_path,
+        settings.storage.prediction_log_path("churn"),
+        settings.storage.reports_dir,
     ):
-        assert settings.state_dir in path.parents
+        assert settings.storage.state_dir in path.parents
 
 
 def test_server_urls_switch_the_back_ends(monkeypatch):
@@ -45,7 +47,7 @@ def test_server_urls_switch_the_back_ends(monkeypatch):
         "type": "redis",
         "connection_string": "cache:6379,db=1",
     }
-    assert settings.mlflow_tracking_uri == "postgresql+psycopg2://u:p@db:5432/churn_mlflow"
+    assert settings.storage.mlflow_tracking_uri == "postgresql+psycopg2://u:p@db:5432/churn_mlflow"
     assert settings.airflow_sql_alchemy_conn == "postgresql+psycopg2://u:p@db:5432/churn_airflow"
     assert (
         settings.airflow_env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
@@ -55,11 +57,11 @@ def test_server_urls_switch_the_back_ends(monkeypatch):
 
 def test_invalid_settings_are_refused_clearly(monkeypatch):
     monkeypatch.setenv("CHURN_GATE_MIN_SCORES", '{"churn": "high"}')
-    with pytest.raises(ValidationError, match="gate_min_scores"):
+    with pytest.raises(InvalidSettings, match=r"CHURN_GATE_MIN_SCORES \(settings.gate_min_scores"):
         get_settings()
     monkeypatch.delenv("CHURN_GATE_MIN_SCORES")
     monkeypatch.setenv("CHURN_SERVE_PORT", "not-a-port")
-    with pytest.raises(ValidationError, match="serve_port"):
+    with pytest.raises(InvalidSettings, match=r"CHURN_SERVE_PORT \(settings.serving.port\)"):
         get_settings()
 
 

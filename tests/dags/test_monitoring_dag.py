@@ -22,7 +22,7 @@ def log_traffic(settings, frame, version: int) -> None:
         )
         for i, row in enumerate(frame.itertuples())
     ]  # fmt: skip
-    log = PredictionLog(settings.prediction_log_path(CHURN.name), CHURN)
+    log = PredictionLog(settings.storage.prediction_log_path(CHURN.name), CHURN)
     log.append(records)
     log.close()
 

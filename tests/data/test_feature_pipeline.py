@@ -27,7 +27,11 @@ def test_bad_batch_is_refused_and_nothing_downstream_changes(state):
     run_features(state)
     versions = {
         p: delta_tables.table_version(p)
-        for p in (state.raw_orders_path, state.customer_features_path, state.churn_labels_path)
+        for p in (
+            state.storage.raw_orders_path,
+            state.storage.customer_features_path,
+            state.storage.churn_labels_path,
+        )
     }
     store = get_feature_store(state)
     online_before = get_online_features(store, [1, 2, 3], "customer_features_v1")
@@ -46,7 +50,7 @@ def test_bad_batch_is_refused_and_nothing_downstream_changes(state):
     pd.testing.assert_frame_equal(
         get_online_features(store, [1, 2, 3], "customer_features_v1"), online_before
     )
-    quarantined = list((state.quarantine_dir).rglob("batch.parquet"))
+    quarantined = list((state.storage.quarantine_dir).rglob("batch.parquet"))
     assert len(quarantined) == 1 and bad_day.isoformat() in str(quarantined[0])
     # The good batch waits for the next run; the bad one left the landing area.
     assert [landing.batch_day(p) for p in landing.pending_batches(state)] == [good_day]
@@ -55,15 +59,15 @@ def test_bad_batch_is_refused_and_nothing_downstream_changes(state):
 def test_rerunning_days_gives_the_same_tables(state):
     land(state, all_days(45))
     run_features(state)
-    raw = delta_tables.read_table(state.raw_orders_path).sort_values("order_id")
-    features = delta_tables.read_table(state.customer_features_path)
+    raw = delta_tables.read_table(state.storage.raw_orders_path).sort_values("order_id")
+    features = delta_tables.read_table(state.storage.customer_features_path)
     land(state, all_days(5, offset=35))  # the same days arrive again
     result = run_features(state)
     assert result.ingested.days == [d.isoformat() for d in all_days(5, offset=35)]
-    raw_again = delta_tables.read_table(state.raw_orders_path).sort_values("order_id")
+    raw_again = delta_tables.read_table(state.storage.raw_orders_path).sort_values("order_id")
     assert raw_again["order_id"].is_unique
     pd.testing.assert_frame_equal(raw.reset_index(drop=True), raw_again.reset_index(drop=True))
-    features_again = delta_tables.read_table(state.customer_features_path)
+    features_again = delta_tables.read_table(state.storage.customer_features_path)
     key = ["customer_id", "snapshot_date"]
     assert not features_again.duplicated(key).any()
     columns = [c for c in features.columns if c != "created_timestamp"]
@@ -96,7 +100,7 @@ def test_todays_snapshot_is_not_in_the_future_and_incremental_materialization_re
     landing.land_batch(morning, today, state)
     run_features(state)
 
-    features = delta_tables.read_table(state.customer_features_path)
+    features = delta_tables.read_table(state.storage.customer_features_path)
     assert features["event_timestamp"].max() <= pd.Timestamp.now(tz="UTC")
 
     # Later the same day the full batch so far arrives again; Feast's incremental run (what
@@ -111,7 +115,7 @@ def test_todays_snapshot_is_not_in_the_future_and_incremental_materialization_re
     store.materialize_incremental(end_date=datetime.now(UTC))
 
     latest = delta_tables.read_table(
-        state.customer_features_path, filters=[("snapshot_date", "=", today.isoformat())]
+        state.storage.customer_features_path, filters=[("snapshot_date", "=", today.isoformat())]
     ).sort_values("customer_id")
     assert latest["event_timestamp"].max() <= pd.Timestamp.now(tz="UTC")
     online = get_online_features(store, latest["customer_id"].tolist(), "customer_features_v1")

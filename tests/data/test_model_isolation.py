@@ -45,7 +45,7 @@ def churn_only(state):
 
 def test_churn_pipeline_passes_with_another_models_view_unwritten(churn_only) -> None:
     settings, run = churn_only
-    assert delta_tables.table_version(settings.delta_table_path(RHYTHM_TABLE)) is None
+    assert delta_tables.table_version(settings.storage.delta_table_path(RHYTHM_TABLE)) is None
     assert "customer_rhythm" in run.materialized.applied  # registered, like every view
     assert run.materialized.views == ["customer_features"]  # churn's only
     store = get_feature_store(settings)
@@ -70,7 +70,7 @@ def test_feast_materialize_as_the_docs_say(churn_only) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     command = [
         FEAST, "--chdir", str(FEATURE_REPO_DIR),
-        "--feature-store-yaml", str(settings.feature_store_yaml),
+        "--feature-store-yaml", str(settings.storage.feature_store_yaml),
         "materialize", "2025-12-01T00:00:00", end, "--views", "customer_features",
     ]  # fmt: skip
     done = subprocess.run(
@@ -89,8 +89,8 @@ def test_a_model_added_later_gets_its_table_over_the_whole_history(state) -> Non
     land_simulated_days(config, state, [config.start_date + timedelta(days=i) for i in (30, 31)])
     services = [CHURN.feature_service, NEXT_SPEND.feature_service]
     run = run_feature_pipeline(state, services, NEXT_SPEND.feature_tables)
-    rhythm = delta_tables.read_table(state.delta_table_path(RHYTHM_TABLE))
-    snapshots = delta_tables.read_table(state.customer_features_path)
+    rhythm = delta_tables.read_table(state.storage.delta_table_path(RHYTHM_TABLE))
+    snapshots = delta_tables.read_table(state.storage.customer_features_path)
     assert rhythm["snapshot_date"].min() == snapshots["snapshot_date"].min() == "2026-01-01"
     assert rhythm["snapshot_date"].max() == "2026-02-01"
     assert run.materialized.views == ["customer_features", "customer_rhythm"]

@@ -56,7 +56,7 @@ def test_materialize_into_real_redis(state, redis_url, monkeypatch):
     monkeypatch.setenv("CHURN_REDIS_URL", redis_url)
     settings = get_settings()
     assert "type: redis" in write_feature_store_yaml(settings).read_text()
-    path = settings.customer_features_path
+    path = settings.storage.customer_features_path
     delta_tables.replace_from(
         path, snapshots({1: 10.0, 2: 20.0}, "2026-01-01 23:59:59"), "snapshot_date", "2026-01-01"
     )
@@ -102,7 +102,7 @@ def test_heap_is_frozen_only_while_materializing_and_a_callers_freeze_is_kept():
 def test_feast_cli_applies_and_materializes_the_repo(state, tmp_path):
     """`feast apply` and `feast materialize` run on feature_repo/ as a Feast user runs them."""
     delta_tables.replace_from(
-        state.customer_features_path,
+        state.storage.customer_features_path,
         snapshots({7: 70.0}, "2026-01-01 23:59:59"),
         "snapshot_date",
         "2026-01-01",
@@ -126,7 +126,7 @@ def test_feast_cli_applies_and_materializes_the_repo(state, tmp_path):
 
 
 def test_sqlite_online_store_keeps_newer_values_against_an_older_window(state):
-    path = state.customer_features_path
+    path = state.storage.customer_features_path
     delta_tables.replace_from(
         path, snapshots({1: 10.0}, "2026-01-01 23:59:59"), "snapshot_date", "2026-01-01"
     )
@@ -158,7 +158,7 @@ def test_sqlite_online_store_keeps_newer_values_against_an_older_window(state):
 
 def test_materializing_a_feature_service_touches_only_its_views(state):
     delta_tables.replace_from(
-        state.customer_features_path,
+        state.storage.customer_features_path,
         snapshots({1: 10.0}, "2026-01-01 23:59:59"),
         "snapshot_date",
         "2026-01-01",

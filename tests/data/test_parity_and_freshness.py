@@ -22,9 +22,9 @@ def test_parity_names_a_feature_computed_differently_online(world):
     settings = world.settings
     store = get_feature_store(settings)
     victim = check_parity(settings, "customer_features_v1", sample=10, seed=1).customers[0]
-    days = delta_tables.partition_values(settings.customer_features_path, "snapshot_date")
+    days = delta_tables.partition_values(settings.storage.customer_features_path, "snapshot_date")
     latest = delta_tables.read_table(
-        settings.customer_features_path, filters=[("snapshot_date", "=", days[-1])]
+        settings.storage.customer_features_path, filters=[("snapshot_date", "=", days[-1])]
     )
     original = latest[latest["customer_id"] == victim].drop(columns=["snapshot_date"])
     skewed = original.assign(total_spend_30d=original["total_spend_30d"] * 1.1 + 1)

@@ -68,7 +68,7 @@ EXPECTED_LTV = [10.0, None, 25.0, None, None, 10.0]
 @pytest.fixture
 def store(state):
     delta_tables.replace_from(
-        state.customer_features_path, SNAPSHOTS, "snapshot_date", "2025-01-01"
+        state.storage.customer_features_path, SNAPSHOTS, "snapshot_date", "2025-01-01"
     )
     apply_feature_definitions(state)
     feature_store = get_feature_store(state)
@@ -90,7 +90,9 @@ def test_historical_retrieval_reads_the_current_delta_version(store, state):
     corrected = pd.DataFrame(
         [snapshot(1, "2026-01-01 23:59:59", "2026-01-03 00:00", 11.0, "2026-01-01")]
     )
-    delta_tables.replace_partitions(state.customer_features_path, corrected, "snapshot_date")
+    delta_tables.replace_partitions(
+        state.storage.customer_features_path, corrected, "snapshot_date"
+    )
     frame = get_training_frame(store, ENTITY_ROWS, "customer_features_v1")
     assert ltv_values(frame) == [11.0, None, 25.0, None, None, 11.0]
 

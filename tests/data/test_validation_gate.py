@@ -42,12 +42,14 @@ def downstream(settings) -> dict:
         "versions": [
             delta_tables.table_version(p)
             for p in (
-                settings.raw_orders_path,
-                settings.customer_features_path,
-                settings.churn_labels_path,
+                settings.storage.raw_orders_path,
+                settings.storage.customer_features_path,
+                settings.storage.churn_labels_path,
             )
         ],
-        "registry": hashlib.sha256((settings.feast_dir / "registry.db").read_bytes()).hexdigest(),
+        "registry": hashlib.sha256(
+            (settings.storage.feast_dir / "registry.db").read_bytes()
+        ).hexdigest(),
         "online": get_online_features(store, list(range(1, 40)), "customer_features_v1").to_json(),
     }
 
@@ -59,7 +61,7 @@ def _future(batch):
 
 def _usual_rows() -> float:
     return delta_tables.median_partition_rows(
-        get_settings().raw_orders_path, "event_date", last=pipeline.RECENT_BATCHES
+        get_settings().storage.raw_orders_path, "event_date", last=pipeline.RECENT_BATCHES
     )
 
 
@@ -125,8 +127,8 @@ BAD_BATCHES = {
 
 @pytest.mark.parametrize("kind", sorted(BAD_BATCHES))
 def test_bad_batch_is_refused_and_changes_nothing(built, kind, monkeypatch):
-    monkeypatch.setenv("CHURN_STATE_DIR", str(built.state_dir))
-    monkeypatch.setenv("CHURN_FEATURE_STORE_YAML", str(built.feature_store_yaml))
+    monkeypatch.setenv("CHURN_STATE_DIR", str(built.storage.state_dir))
+    monkeypatch.setenv("CHURN_FEATURE_STORE_YAML", str(built.storage.feature_store_yaml))
     make_bad, words = BAD_BATCHES[kind]
     before = downstream(built)
     landing.land_batch(make_bad(good_batch()), NEXT_DAY, built)
@@ -142,7 +144,7 @@ def test_bad_batch_is_refused_and_changes_nothing(built, kind, monkeypatch):
 
 
 def test_unparseable_file_is_refused_and_kept(built, monkeypatch):
-    monkeypatch.setenv("CHURN_STATE_DIR", str(built.state_dir))
+    monkeypatch.setenv("CHURN_STATE_DIR", str(built.storage.state_dir))
     before = downstream(built)
     path = landing.landed_path(built, NEXT_DAY)
     path.write_bytes(b"this is not parquet")
@@ -159,7 +161,7 @@ def test_a_normal_next_day_passes(built):
     assert len(pipeline.validate_landed_batches(built)) == 1
     landing.landed_path(built, NEXT_DAY).unlink()
     # Data Docs are built once per run and list the validations.
-    index = built.gx_dir / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    index = built.storage.gx_dir / "uncommitted" / "data_docs" / "local_site" / "index.html"
     assert index.exists() and "raw_orders" in index.read_text()
 
 
@@ -180,9 +182,9 @@ def _to_csv(batch: pd.DataFrame, path) -> None:
     ],
 )
 def test_a_file_that_is_not_a_batch_is_refused_by_name(built, name, monkeypatch):
-    monkeypatch.setenv("CHURN_STATE_DIR", str(built.state_dir))
+    monkeypatch.setenv("CHURN_STATE_DIR", str(built.storage.state_dir))
     before = downstream(built)
-    path = built.landing_dir / name
+    path = built.storage.landing_dir / name
     good_batch().to_parquet(path)
     with pytest.raises(pipeline.BatchesRefused) as refused:
         pipeline.validate_landed_batches(built)
@@ -195,7 +197,7 @@ def test_a_file_that_is_not_a_batch_is_refused_by_name(built, name, monkeypatch)
 
 
 def test_a_csv_batch_goes_through_the_same_suite(built):
-    path = built.landing_dir / f"orders_{NEXT_DAY.isoformat()}.csv"
+    path = built.storage.landing_dir / f"orders_{NEXT_DAY.isoformat()}.csv"
     _to_csv(good_batch(), path)
     pd.testing.assert_frame_equal(landing.read_batch(path), good_batch())
     assert pipeline.validate_landed_batches(built) == [str(path)]
@@ -214,9 +216,9 @@ def test_a_csv_batch_goes_through_the_same_suite(built):
     ids=["unknown segment", "timestamps without offset"],
 )
 def test_a_bad_csv_batch_is_refused_like_parquet(built, spoil, words, monkeypatch):
-    monkeypatch.setenv("CHURN_STATE_DIR", str(built.state_dir))
+    monkeypatch.setenv("CHURN_STATE_DIR", str(built.storage.state_dir))
     before = downstream(built)
-    _to_csv(spoil(good_batch()), built.landing_dir / f"orders_{NEXT_DAY.isoformat()}.csv")
+    _to_csv(spoil(good_batch()), built.storage.landing_dir / f"orders_{NEXT_DAY.isoformat()}.csv")
     with pytest.raises(pipeline.BatchesRefused) as refused:
         pipeline.validate_landed_batches(built)
     for word in words:
@@ -226,9 +228,9 @@ def test_a_bad_csv_batch_is_refused_like_parquet(built, spoil, words, monkeypatc
 
 
 def test_two_files_for_one_day_are_refused(built, monkeypatch):
-    monkeypatch.setenv("CHURN_STATE_DIR", str(built.state_dir))
+    monkeypatch.setenv("CHURN_STATE_DIR", str(built.storage.state_dir))
     landing.land_batch(good_batch(), NEXT_DAY, built)
-    _to_csv(good_batch(), built.landing_dir / f"orders_{NEXT_DAY.isoformat()}.csv")
+    _to_csv(good_batch(), built.storage.landing_dir / f"orders_{NEXT_DAY.isoformat()}.csv")
     with pytest.raises(pipeline.BatchesRefused) as refused:
         pipeline.validate_landed_batches(built)
     assert "a second batch for" in str(refused.value)
@@ -240,9 +242,9 @@ def test_two_files_for_one_day_are_refused(built, monkeypatch):
 
 
 def test_csv_dates_without_a_time_have_no_offset_and_are_refused(built, monkeypatch):
-    monkeypatch.setenv("CHURN_STATE_DIR", str(built.state_dir))
+    monkeypatch.setenv("CHURN_STATE_DIR", str(built.storage.state_dir))
     batch = good_batch()
-    path = built.landing_dir / f"orders_{NEXT_DAY.isoformat()}.csv"
+    path = built.storage.landing_dir / f"orders_{NEXT_DAY.isoformat()}.csv"
     batch.assign(order_timestamp=NEXT_DAY.isoformat()).to_csv(path, index=False)
     with pytest.raises(pipeline.BatchesRefused) as refused:
         pipeline.validate_landed_batches(built)
@@ -250,7 +252,7 @@ def test_csv_dates_without_a_time_have_no_offset_and_are_refused(built, monkeypa
 
 
 def test_a_csv_export_with_a_byte_order_mark_is_read(built):
-    path = built.landing_dir / f"orders_{NEXT_DAY.isoformat()}.csv"
+    path = built.storage.landing_dir / f"orders_{NEXT_DAY.isoformat()}.csv"
     _to_csv(good_batch(), path)
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # what spreadsheets write
     pd.testing.assert_frame_equal(landing.read_batch(path), good_batch())
@@ -258,11 +260,11 @@ def test_a_csv_export_with_a_byte_order_mark_is_read(built):
 
 
 def test_an_empty_csv_timestamp_is_refused_as_a_null(built, monkeypatch):
-    monkeypatch.setenv("CHURN_STATE_DIR", str(built.state_dir))
+    monkeypatch.setenv("CHURN_STATE_DIR", str(built.storage.state_dir))
     batch = good_batch()
     text = batch["order_timestamp"].map(pd.Timestamp.isoformat).astype(object)
     text.iloc[2] = None
-    path = built.landing_dir / f"orders_{NEXT_DAY.isoformat()}.csv"
+    path = built.storage.landing_dir / f"orders_{NEXT_DAY.isoformat()}.csv"
     batch.assign(order_timestamp=text).to_csv(path, index=False)
     with pytest.raises(pipeline.BatchesRefused) as refused:
         pipeline.validate_landed_batches(built)

@@ -47,7 +47,7 @@ def valid_batch(rows: int = 50, seed: int = 0) -> pd.DataFrame:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(state_dir=tmp_path)
+    return Settings(storage={"state_dir": tmp_path})
 
 
 def test_valid_batch_helper_has_the_contract_dtypes() -> None:
@@ -72,20 +72,20 @@ def test_valid_batch_passes(settings: Settings) -> None:
     assert report.evaluated == 19
     assert report.row_count == 50
     assert report.result_path is not None and report.result_path.is_file()
-    assert report.result_path.is_relative_to(settings.gx_dir)
+    assert report.result_path.is_relative_to(settings.storage.gx_dir)
     assert json.loads(report.result_path.read_text())["success"] is True
     assert report.data_docs_path is not None and report.data_docs_path.name == "index.html"
     assert report.data_docs_path.is_file()
     assert "PASSED" in report.summary()
-    assert not settings.quarantine_dir.exists()
+    assert not settings.storage.quarantine_dir.exists()
 
 
 def test_the_context_is_reused_within_a_process(settings: Settings) -> None:
     validate_raw_orders(valid_batch(), settings, "day-1", batch_day=YESTERDAY)
-    runtime = validation._runtime(settings.gx_dir)
+    runtime = validation._runtime(settings.storage.gx_dir)
     validate_raw_orders(valid_batch(seed=1), settings, "day-2", batch_day=YESTERDAY)
-    assert validation._runtime(settings.gx_dir) is runtime
-    results = list((settings.gx_dir / "uncommitted" / "validations").rglob("*.json"))
+    assert validation._runtime(settings.storage.gx_dir) is runtime
+    results = list((settings.storage.gx_dir / "uncommitted" / "validations").rglob("*.json"))
     assert len(results) == 2
 
 
@@ -230,7 +230,7 @@ def test_rejected_batch_is_quarantined_with_its_report(settings: Settings) -> No
         validate_raw_orders(bad, settings, "2026-01-05/part 1", batch_day=YESTERDAY)
 
     folder = caught.value.quarantine_path
-    assert folder.parent == settings.quarantine_dir / RAW_ORDERS_SUITE
+    assert folder.parent == settings.storage.quarantine_dir / RAW_ORDERS_SUITE
     assert folder.name.startswith("2026-01-05_part_1-") and folder.name.endswith("Z")
     assert str(folder) in str(caught.value)
     assert sorted(p.name for p in folder.iterdir()) == ["batch.parquet", "report.json"]

@@ -37,7 +37,7 @@ def feast_env() -> dict[str, str]:
 def feast_command(settings: Settings, *args: str) -> list[str]:
     return [
         FEAST, "--chdir", str(FEATURE_REPO_DIR),
-        "--feature-store-yaml", str(settings.feature_store_yaml), *args,
+        "--feature-store-yaml", str(settings.storage.feature_store_yaml), *args,
     ]  # fmt: skip
 
 
@@ -70,7 +70,7 @@ def snapshot_table(settings: Settings, day: str) -> None:
             "lifetime_value": [70.0, 80.0],
         }
     )
-    delta_tables.replace_partitions(settings.customer_features_path, frame, "snapshot_date")
+    delta_tables.replace_partitions(settings.storage.customer_features_path, frame, "snapshot_date")
 
 
 def no_changes(plan: subprocess.CompletedProcess) -> None:
@@ -129,7 +129,7 @@ def test_feast_without_its_yaml_says_so_and_feast_config_gives_the_command(state
     assert "make feast-config" in section
 
     printed = feast_config(capsys)
-    assert str(state.feature_store_yaml) in printed
+    assert str(state.storage.feature_store_yaml) in printed
     command = printed.strip().splitlines()[-1].strip()
     assert command.startswith("cd feature_repo && feast --feature-store-yaml ")
     env = feast_env()

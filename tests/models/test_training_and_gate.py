@@ -38,16 +38,18 @@ def test_training_set_is_point_in_time_and_split_by_time(world):
 
 def test_training_set_does_not_depend_on_how_the_labels_are_stored(world, tmp_path):
     state = tmp_path / "state"
-    shutil.copytree(world.settings.state_dir, state, ignore=shutil.ignore_patterns("mlflow"))
+    shutil.copytree(
+        world.settings.storage.state_dir, state, ignore=shutil.ignore_patterns("mlflow")
+    )
     settings = world.settings.model_copy(
         update={"state_dir": state, "feature_store_yaml": state / "feature_store.yaml"}
     )
-    table = DeltaTable(str(settings.churn_labels_path))
+    table = DeltaTable(str(settings.storage.churn_labels_path))
     labels, partitions = table.to_pandas(), table.metadata().partition_columns
     shuffled = labels.sample(frac=1.0, random_state=11).reset_index(drop=True)
     assert not shuffled.equals(labels)
     write_deltalake(
-        str(settings.churn_labels_path), shuffled, mode="overwrite", partition_by=partitions
+        str(settings.storage.churn_labels_path), shuffled, mode="overwrite", partition_by=partitions
     )
 
     rebuilt = build_training_set(CHURN, settings, run_name="shuffled-labels")
@@ -167,7 +169,7 @@ def test_rollback_moves_champion_back(world):
 def test_gate_refuses_a_first_model_below_the_minimum(world):
     spec = replace(CHURN, registered_model="churn_gate_minimum")
     settings = world.settings
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_tracking_uri(settings.storage.mlflow_tracking_uri)
     version = mlflow.register_model(world.trained.model_uri, spec.registered_model).version
     strict = settings.model_copy(update={"gate_min_scores": {"churn": 0.99}})
     decision = promotion.gate(spec, int(version), world.training_set.holdout_path, strict)
@@ -179,7 +181,7 @@ def test_gate_refuses_a_first_model_below_the_minimum(world):
 def test_without_a_deployment_minimum_the_spec_minimum_applies(world):
     spec = replace(CHURN, registered_model="churn_gate_spec_minimum", min_score=0.99)
     settings = world.settings.model_copy(update={"gate_min_scores": {}})
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_tracking_uri(settings.storage.mlflow_tracking_uri)
     version = mlflow.register_model(world.trained.model_uri, spec.registered_model).version
     decision = promotion.gate(spec, int(version), world.training_set.holdout_path, settings)
     assert not decision.promoted and "misses minimum 0.9900" in decision.reason

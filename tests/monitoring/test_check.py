@@ -16,4 +16,4 @@ def test_an_empty_log_gives_no_verdict_in_the_same_shape(state):
     assert set(to_xcom(check)) == {f.name for f in fields(DriftCheck)}
     # No report was written, so the next run's window starts where this one started.
     assert current_window_start(state, CHURN, check.window.end) < check.window.end
-    assert not (state.reports_dir / "drift" / "churn" / "last_check.json").exists()
+    assert not (state.storage.reports_dir / "drift" / "churn" / "last_check.json").exists()

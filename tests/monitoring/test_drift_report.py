@@ -64,7 +64,7 @@ def churn_frame(
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
-    return Settings(state_dir=tmp_path_factory.mktemp("state"))
+    return Settings(storage={"state_dir": tmp_path_factory.mktemp("state")})
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def test_psi_is_evidentlys_value(shifted):
 
 
 def test_files_written_and_binning_named(stable, settings):
-    out = settings.reports_dir / "drift" / "churn"  # each model's reports apart
+    out = settings.storage.reports_dir / "drift" / "churn"  # each model's reports apart
     for path in (stable.html_path, stable.json_path, stable.summary_path):
         assert path.parent == out and path.is_file() and path.stat().st_size > 0
         assert path.name.startswith("drift_") and "Z." in path.name  # UTC timestamp
@@ -177,7 +177,9 @@ def test_classify_psi_follows_the_spec():
 def test_the_report_grades_with_the_specs_thresholds(reference, tmp_path):
     spec = replace(CHURN, psi_moderate=0.01, psi_significant=0.02)
     current = churn_frame(2000, seed=3, spend_factor=1.8, segment_mix=(0.2, 0.35, 0.45))
-    summary = build_drift_report(spec, reference, current, Settings(state_dir=tmp_path))
+    summary = build_drift_report(
+        spec, reference, current, Settings(storage={"state_dir": tmp_path})
+    )
     assert (summary.psi_moderate, summary.psi_significant) == (0.01, 0.02)
     assert json.loads(summary.summary_path.read_text())["thresholds"] == {
         "moderate": 0.01,
@@ -188,15 +190,15 @@ def test_the_report_grades_with_the_specs_thresholds(reference, tmp_path):
 
 
 def test_too_few_current_rows(reference, tmp_path):
-    settings = Settings(state_dir=tmp_path)
-    current = churn_frame(settings.drift_min_rows - 1, seed=4)
+    settings = Settings(storage={"state_dir": tmp_path})
+    current = churn_frame(settings.monitoring.drift_min_rows - 1, seed=4)
     with pytest.raises(ValueError, match="drift_min_rows"):
         build_drift_report(CHURN, reference, current, settings)
-    assert not (settings.reports_dir / "drift").exists()
+    assert not (settings.storage.reports_dir / "drift").exists()
 
 
 def test_missing_feature_column(reference, tmp_path):
-    settings = Settings(state_dir=tmp_path)
+    settings = Settings(storage={"state_dir": tmp_path})
     current = churn_frame(500, seed=5).drop(columns=["avg_order_value"])
     with pytest.raises(ValueError, match="avg_order_value"):
         build_drift_report(CHURN, reference, current, settings)
@@ -206,7 +208,7 @@ def test_empty_column(reference, tmp_path):
     current = churn_frame(500, seed=6)
     current["lifetime_value"] = np.nan
     with pytest.raises(ValueError, match="lifetime_value"):
-        build_drift_report(CHURN, reference, current, Settings(state_dir=tmp_path))
+        build_drift_report(CHURN, reference, current, Settings(storage={"state_dir": tmp_path}))
 
 
 def test_import_has_no_side_effects(tmp_path):

@@ -32,7 +32,7 @@ def server(world, free_port) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def known_customers(world) -> list[int]:
     snapshots = delta_tables.read_table(
-        world.settings.customer_features_path, columns=["customer_id"]
+        world.settings.storage.customer_features_path, columns=["customer_id"]
     )
     return sorted(int(c) for c in snapshots["customer_id"].unique())
 

@@ -25,7 +25,7 @@ def free_tcp_port() -> int:
 def copy_world(world, target: Path) -> dict[str, str]:
     """Copy the world's state (not its logs) and return the environment pointing at it."""
     shutil.copytree(
-        world.settings.state_dir,
+        world.settings.storage.state_dir,
         target,
         ignore=shutil.ignore_patterns("serving", "airflow", "landing", "gx", "reports"),
     )
@@ -39,9 +39,11 @@ def copy_world(world, target: Path) -> dict[str, str]:
 def settings_for(env: dict[str, str]) -> Settings:
     """Settings of a copied state, as its server will read them."""
     return Settings(
-        state_dir=env["CHURN_STATE_DIR"],
-        feature_store_yaml=env["CHURN_FEATURE_STORE_YAML"],
-        redis_url=env.get("CHURN_REDIS_URL"),
+        storage={
+            "state_dir": env["CHURN_STATE_DIR"],
+            "feature_store_yaml": env["CHURN_FEATURE_STORE_YAML"],
+            "redis_url": env.get("CHURN_REDIS_URL"),
+        }
     )
 
 

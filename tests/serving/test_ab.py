@@ -28,7 +28,11 @@ def set_aliases(two_versions) -> None:
 def test_split_is_sticky_weighted_and_logged(two_versions, known_customers):
     set_aliases(two_versions)
     settings = two_versions["settings"]
-    env = {**two_versions["env"], "CHURN_AB_MODE": "split", "CHURN_AB_CHALLENGER_WEIGHT": "0.3"}
+    env = {
+        **two_versions["env"],
+        "CHURN_SERVE_AB_MODE": "split",
+        "CHURN_SERVE_AB_CHALLENGER_WEIGHT": "0.3",
+    }
     customers = known_customers[:400]
     with (
         BentoServer(settings, port=free_tcp_port(), env=env) as url,
@@ -38,7 +42,9 @@ def test_split_is_sticky_weighted_and_logged(two_versions, known_customers):
         again = [client.post("/predict", json={"customer_id": c}).json() for c in customers[:100]]
         metrics = client.get("/metrics").text
     variants = {p["customer_id"]: p["variant"] for p in first}
-    assert variants == {c: choose_variant(c, "split", 0.3, settings.ab_salt) for c in customers}
+    assert variants == {
+        c: choose_variant(c, "split", 0.3, settings.serving.ab_salt) for c in customers
+    }
     assert [p["variant"] for p in again] == [variants[c] for c in customers[:100]]
     share = sum(v == CHALLENGER for v in variants.values()) / len(variants)
     assert 0.2 < share < 0.4
@@ -55,14 +61,14 @@ def test_split_is_sticky_weighted_and_logged(two_versions, known_customers):
     assert metric_values(
         metrics, "churn_prediction_seconds_count", model="churn", variant="champion"
     ), metrics
-    logged = read_prediction_log(settings.prediction_log_path(CHURN.name), CHURN)
+    logged = read_prediction_log(settings.storage.prediction_log_path(CHURN.name), CHURN)
     assert set(zip(logged["customer_id"], logged["variant"], strict=True)) >= set(variants.items())
 
 
 def test_shadow_never_changes_the_answer_and_auth_guards_predict(two_versions, known_customers):
     set_aliases(two_versions)
     settings = two_versions["settings"]
-    env = {**two_versions["env"], "CHURN_AB_MODE": "shadow", "CHURN_SERVE_API_KEY": API_KEY}
+    env = {**two_versions["env"], "CHURN_SERVE_AB_MODE": "shadow", "CHURN_SERVE_API_KEY": API_KEY}
     customers = known_customers[:300]
     configure_mlflow(settings)
     champion = load_version(settings, CHURN, two_versions["v1"])
@@ -94,7 +100,7 @@ def test_shadow_never_changes_the_answer_and_auth_guards_predict(two_versions, k
     )
     assert shadowed and shadowed[0] >= len(customers), metrics
     shadow = read_prediction_log(
-        settings.prediction_log_path(CHURN.name), CHURN, table=SHADOW_PREDICTIONS
+        settings.storage.prediction_log_path(CHURN.name), CHURN, table=SHADOW_PREDICTIONS
     )
     shadow = shadow[shadow["customer_id"].isin(customers)]
     assert len(shadow) == len(customers) and set(shadow["model_version"]) == {two_versions["v2"]}

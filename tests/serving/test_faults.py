@@ -88,7 +88,9 @@ def test_acknowledged_predictions_survive_a_killed_server(redis_state, known_cus
         for process in [*parent.children(recursive=True), parent]:
             process.send_signal(signal.SIGKILL)
         server.process.wait(timeout=10)
-    logged = read_prediction_log(settings.prediction_log_path(CHURN.name), CHURN, since=started)
+    logged = read_prediction_log(
+        settings.storage.prediction_log_path(CHURN.name), CHURN, since=started
+    )
     assert list(logged["customer_id"]) == customers
     # A restarted server appends to the same log.
     with (
@@ -97,7 +99,11 @@ def test_acknowledged_predictions_survive_a_killed_server(redis_state, known_cus
     ):
         assert client.post("/predict", json={"customer_id": customers[0]}).status_code == 200
     assert (
-        len(read_prediction_log(settings.prediction_log_path(CHURN.name), CHURN, since=started))
+        len(
+            read_prediction_log(
+                settings.storage.prediction_log_path(CHURN.name), CHURN, since=started
+            )
+        )
         == 31
     )
 
@@ -106,7 +112,9 @@ def test_registry_down_at_start_is_not_ready_retries_and_recovers(world, known_c
     env = copy_world(world, tmp_path / "state")
     dead = free_tcp_port()
     settings = settings_for(env)
-    backend = settings.mlflow_tracking_uri  # the copied registry, for the server started later
+    backend = (
+        settings.storage.mlflow_tracking_uri
+    )  # the copied registry, for the server started later
     champion = configure_mlflow(settings).get_model_version_by_alias(
         CHURN.registered_model, CHAMPION
     )
@@ -127,7 +135,7 @@ def test_registry_down_at_start_is_not_ready_retries_and_recovers(world, known_c
         mlflow = [
             str(Path(sys.executable).with_name("mlflow")), "server",
             "--backend-store-uri", backend,
-            "--default-artifact-root", settings.mlflow_artifact_location,
+            "--default-artifact-root", settings.storage.mlflow_artifact_location,
             "--host", "127.0.0.1", "--port", str(dead), "--workers", "1",
         ]  # fmt: skip
         with subprocess.Popen(

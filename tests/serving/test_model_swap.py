@@ -26,7 +26,7 @@ def test_swap_rollback_and_failed_load_drop_no_request(
     client = configure_mlflow(settings)
     name = CHURN.registered_model
     client.set_registered_model_alias(name, CHAMPION, str(v1))
-    server_env = {**env, "CHURN_MODEL_REFRESH_SECONDS": "1"}
+    server_env = {**env, "CHURN_SERVE_MODEL_REFRESH_SECONDS": "1"}
     server = BentoServer(settings, port=free_tcp_port(), env=server_env)
     with server as url, SteadyLoad(url, known_customers[:200]) as load:
         load.wait_for_version(v1)

@@ -67,7 +67,9 @@ def test_batches_logs_and_metrics_are_per_model(world, server, known_customers,
     items = response.json()
     assert [i["customer_id"] for i in items] == asked
     assert items[1]["type"] == "unknown_customer"
-    logged = read_prediction_log(world.settings.prediction_log_path("next_spend"), NEXT_SPEND)
+    logged = read_prediction_log(
+        world.settings.storage.prediction_log_path("next_spend"), NEXT_SPEND
+    )
     assert {asked[0], asked[2]} <= set(logged["customer_id"])
     assert "probability" not in logged.columns and logged["prediction"].dtype == float
     metrics = server.get("/metrics").text

@@ -34,7 +34,9 @@ def test_served_prediction_equals_registered_model_on_offline_features(
     served_by_id = {p["customer_id"]: p for p in served.json()}
 
     # Offline: the same customers at the time of the latest materialized snapshot.
-    last_day = max(delta_tables.partition_dates(settings.customer_features_path, "snapshot_date"))
+    last_day = max(
+        delta_tables.partition_dates(settings.storage.customer_features_path, "snapshot_date")
+    )
     entity_rows = pd.DataFrame(
         {"customer_id": customers, "event_timestamp": snapshot_timestamp(last_day)}
     )
@@ -55,7 +57,9 @@ def test_served_prediction_equals_registered_model_on_offline_features(
         for feature in CHURN.feature_names:
             assert prediction["features"][feature] == pytest.approx(getattr(row, feature))
 
-    logged = read_prediction_log(settings.prediction_log_path(CHURN.name), CHURN, since=started)
+    logged = read_prediction_log(
+        settings.storage.prediction_log_path(CHURN.name), CHURN, since=started
+    )
     assert set(customers) <= set(logged["customer_id"])
     assert (logged["model_version"] == champion).all()
 
@@ -174,7 +178,7 @@ def test_one_over_the_batch_limit_names_the_field(server):
 
 
 def test_unknown_customer_is_a_404_object_of_the_error_shape(world, server):
-    before = len(read_prediction_log(world.settings.prediction_log_path(CHURN.name), CHURN))
+    before = len(read_prediction_log(world.settings.storage.prediction_log_path(CHURN.name), CHURN))
     response = server.post("/predict", json={"customer_id": 10_000_000})
     assert response.status_code == 404
     assert response.json() == {
@@ -182,7 +186,10 @@ def test_unknown_customer_is_a_404_object_of_the_error_shape(world, server):
         "status": 404,
         "type": "unknown_customer",
     }
-    assert len(read_prediction_log(world.settings.prediction_log_path(CHURN.name), CHURN)) == before
+    assert (
+        len(read_prediction_log(world.settings.storage.prediction_log_path(CHURN.name), CHURN))
+        == before
+    )
 
 
 def test_batch_with_unknown_customers_answers_the_known_and_logs_only_them(
@@ -190,7 +197,7 @@ def test_batch_with_unknown_customers_answers_the_known_and_logs_only_them(
 ):
     known = known_customers[2:4]
     asked = [known[0], 9_999_999, known[1], 9_999_998]
-    path = world.settings.prediction_log_path(CHURN.name)
+    path = world.settings.storage.prediction_log_path(CHURN.name)
     before = read_prediction_log(path, CHURN)
     response = server.post("/predict/batch", json={"customer_ids": asked})
     assert response.status_code == 200, response.text
@@ -209,7 +216,7 @@ def test_batch_with_unknown_customers_answers_the_known_and_logs_only_them(
 
 
 def test_batch_of_only_unknown_customers_is_a_200_and_logs_nothing(world, server):
-    path = world.settings.prediction_log_path(CHURN.name)
+    path = world.settings.storage.prediction_log_path(CHURN.name)
     before = len(read_prediction_log(path, CHURN))
     response = server.post("/predict/batch", json={"customer_ids": [9_999_997, 9_999_997]})
     assert response.status_code == 200, response.text
