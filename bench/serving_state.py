@@ -43,11 +43,12 @@ def prepare_state(settings: Settings, customers: int = 3000, days: int = 120) ->
                 return BenchState(saved["customers"], saved["champion_version"])
             shutil.rmtree(settings.storage.state_dir)  # the benchmark's own folder only
             settings.storage.state_dir.mkdir(parents=True)
-    from data import delta_tables, pipeline
+    from data import delta_tables
     from data.simulate import SimulationConfig, land_simulated_days
     from models import promotion, registry
     from models.catalog import load_specs
     from models.churn.spec import SPEC as CHURN
+    from models.feature_pipeline import run_feature_pipeline
 
     if not settings.storage.redis_url:
         raise ValueError("the serving benchmark needs CHURN_REDIS_URL (features in Redis)")
@@ -55,11 +56,7 @@ def prepare_state(settings: Settings, customers: int = 3000, days: int = 120) ->
     config = SimulationConfig(customers=customers, start_date=start, days=days, seed=11)
     land_simulated_days(config, settings)
     specs = load_specs()
-    pipeline.run_feature_pipeline(
-        settings,
-        feature_services=[spec.feature_service for spec in specs],
-        tables=[table for spec in specs for table in spec.feature_tables],
-    )
+    run_feature_pipeline(settings)
     for spec in specs:
         promotion.run_training_pipeline(spec, settings, run_name="bench")
     snapshots = delta_tables.read_table(

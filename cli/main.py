@@ -102,26 +102,24 @@ def _parity(args: argparse.Namespace) -> None:
 
 def _land(args: argparse.Namespace) -> None:
     from data.landing import BadBatchName, BatchAlreadyWaiting, land_file
+    from models.catalog import landing_sources
 
+    sources = landing_sources()
+    source = next(s for s in sources if s.name == args.source)
     try:
-        path = land_file(args.file, get_settings(), day=args.day)
+        path = land_file(args.file, get_settings(), args.day, source, sources)
     except (BadBatchName, BatchAlreadyWaiting, FileNotFoundError) as error:
         sys.exit(f"not landed: {error}")
     print(f"landed {path}; validate and ingest it with `churn features` (or `make features`)")
 
 
 def _features(_: argparse.Namespace) -> None:
-    from data.pipeline import BatchesRefused, run_feature_pipeline
+    from data.pipeline import BatchesRefused
     from data.store import FeastApplyFailed, MaterializationFailed
-    from models.catalog import load_specs
+    from models.feature_pipeline import run_feature_pipeline
 
-    specs = load_specs()
     try:
-        result = run_feature_pipeline(
-            get_settings(),
-            feature_services=[spec.feature_service for spec in specs],
-            tables=[table for spec in specs for table in spec.feature_tables],
-        )
+        result = run_feature_pipeline(get_settings())
     except BatchesRefused as refused:
         sys.exit(str(refused))
     except (FeastApplyFailed, MaterializationFailed) as failed:
@@ -188,7 +186,7 @@ def _rollback(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from models.catalog import default_model, load_specs
+    from models.catalog import default_model, landing_sources, load_specs
 
     names = [spec.name for spec in load_specs()]
     one_model = {"default": default_model(), "choices": names, "help": MODEL_HELP}
@@ -225,6 +223,12 @@ def main(argv: list[str] | None = None) -> None:
         type=date.fromisoformat,
         default=None,
         help="the UTC day it holds, YYYY-MM-DD (default: from a name like orders_YYYY-MM-DD.csv)",
+    )
+    land.add_argument(
+        "--source",
+        choices=[source.name for source in landing_sources()],
+        default="orders",
+        help="the landing source the file is a batch of, with --day (default: orders)",
     )
     land.set_defaults(func=_land)
     commands.add_parser(

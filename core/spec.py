@@ -14,12 +14,12 @@ and the model's Feast definition file reads it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.schema import ENTITY_KEY, EVENT_TIMESTAMP, Feature
+from core.sources import LandingSource
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,19 +38,22 @@ LOWER_IS_BETTER = frozenset({"mae", "rmse"})
 
 @dataclass(frozen=True)
 class FeatureTable:
-    """A Delta table of features computed from raw orders, one row per entity and day.
+    """A Delta table of features computed from raw landed data, one row per entity and day.
 
-    ``compute(orders, days, created_at)`` returns the rows of ``days`` (entity key, event
-    and created timestamps, ``partition`` and the ``features``), stamping a day not over yet
-    with ``created_at`` (``data.transforms.snapshot_timestamp``); it is pure (no I/O). The
-    table lives at ``<state>/delta/<name>``; the feature pipeline rewrites it from the first
-    changed day on (a new table: from the first ingested day).
+    ``compute(*raw, days, created_at)`` gets one frame per name in ``sources`` (landing
+    sources, :mod:`core.sources`; by default the raw orders alone, so
+    ``compute(orders, days, created_at)``) and returns the rows of ``days`` (entity key,
+    event and created timestamps, ``partition`` and the ``features``), stamping a day not
+    over yet with ``created_at`` (``data.transforms.snapshot_timestamp``); it is pure (no
+    I/O). The table lives at ``<state>/delta/<name>``; the feature pipeline rewrites it
+    from the first changed day on (a new table: from the first ingested day).
     """
 
     name: str
     features: tuple[Feature, ...]
-    compute: Callable[[pd.DataFrame, Sequence[date], datetime], pd.DataFrame]
+    compute: Callable[..., pd.DataFrame]
     partition: str = "snapshot_date"
+    sources: tuple[str, ...] = ("orders",)
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class ModelSpec:
     - ``psi_moderate`` / ``psi_significant``: the drift grades of its features.
     - ``feature_tables``: Delta feature tables this model brings (computed by the feature
       pipeline for every spec).
+    - ``sources``: landing sources this model brings (:class:`core.sources.LandingSource`:
+      a file prefix, a suite and a Delta table each), next to the platform's orders.
     """
 
     name: str
@@ -96,6 +101,7 @@ class ModelSpec:
     holdout_days: int = 28
     entity_key: str = ENTITY_KEY
     feature_tables: tuple[FeatureTable, ...] = field(default=())
+    sources: tuple[LandingSource, ...] = field(default=())
     tags: tuple[str, ...] = ()
     serves_default_routes: bool = False  # /predict and /predict/batch answer with this model
 

@@ -29,11 +29,16 @@ def from_xcom(kind: type[T], data: dict[str, Any]) -> T:
 # --- feature pipeline --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class IngestedBatches:
-    """What ``ingest`` wrote: the days (ISO dates), their rows, the raw table's version."""
+    """What ``ingest`` wrote: the days (ISO dates) of any source, their rows, the versions.
+
+    ``raw_orders_version`` is the orders table's; ``source_versions`` has the table of
+    every landing source written in this run (orders included), by source name.
+    """
 
     days: list[str]
     rows: int
     raw_orders_version: int | None
+    source_versions: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,11 @@ features** (customer snapshots, churn labels and every model spec's own feature 
 Delta) -> **materialize** (Feast apply, then materialize the views of every model's feature
 service into the online store, view by view: one failing view does not stop the others).
 
-Trigger it from the UI after dropping `orders_YYYY-MM-DD.parquet` or `.csv` files into
+Trigger it from the UI after dropping `orders_YYYY-MM-DD.parquet` or `.csv` files (or
+batches of another landing source a model spec declares, `<source>_YYYY-MM-DD.*`) into
 `$CHURN_STATE_DIR/landing/` (`churn land FILE --day YYYY-MM-DD` copies one there), or run
-`make demo`. Any other file there is refused by name and quarantined.
+`make demo`. Any other file there is refused by name and quarantined; each batch is
+judged by its source's suite and written to its source's Delta table.
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ def feature_pipeline():
 
         from core.settings import get_settings
         from data.pipeline import BatchesRefused, validate_landed_batches
+        from models.catalog import landing_sources
 
         try:
-            return validate_landed_batches(get_settings())
+            return validate_landed_batches(get_settings(), landing_sources())
         except BatchesRefused as refused:
             raise AirflowFailException(str(refused)) from refused
 
@@ -52,30 +55,30 @@ def feature_pipeline():
         from core.settings import get_settings
         from core.steps import to_xcom
         from data.pipeline import ingest_batches
+        from models.catalog import landing_sources
 
-        return to_xcom(ingest_batches(paths, get_settings()))
+        return to_xcom(ingest_batches(paths, get_settings(), landing_sources()))
 
     @task
     def build_features(ingested: dict) -> dict:
         from core.settings import get_settings
         from core.steps import IngestedBatches, from_xcom, to_xcom
         from data.pipeline import build_features
-        from models.catalog import load_specs
+        from models.catalog import feature_tables, landing_sources
 
         days = from_xcom(IngestedBatches, ingested).days
-        tables = [table for spec in load_specs() for table in spec.feature_tables]
-        return to_xcom(build_features(days, get_settings(), tables))
+        built = build_features(days, get_settings(), feature_tables(), landing_sources())
+        return to_xcom(built)
 
     @task(outlets=[CUSTOMER_FEATURES])
     def materialize(built: dict) -> dict:
         from core.settings import get_settings
         from core.steps import BuiltFeatures, from_xcom, to_xcom
         from data.pipeline import materialize_features
-        from models.catalog import load_specs
+        from models.catalog import feature_services
 
-        services = [spec.feature_service for spec in load_specs()]
         built_features = from_xcom(BuiltFeatures, built)
-        return to_xcom(materialize_features(built_features, get_settings(), services))
+        return to_xcom(materialize_features(built_features, get_settings(), feature_services()))
 
     materialize(build_features(ingest(validate())))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.settings import Settings
+from core.sources import ORDERS, LandingSource
 from core.spec import FeatureTable
 from core.steps import (
     BuiltFeatures,
@@ -29,7 +30,7 @@ from expectations.validation import (
     BatchRejected,
     reject_file,
     reject_unreadable,
-    validate_raw_orders,
+    validate_batch,
 )
 
 log = logging.getLogger(__name__)
@@ -47,24 +48,31 @@ class BatchesRefused(RuntimeError):
         super().__init__(f"{len(rejections)} batch(es) refused; nothing ingested.\n{text}")
 
 
-def validate_landed_batches(settings: Settings) -> list[str]:
+def validate_landed_batches(
+    settings: Settings, sources: Sequence[LandingSource] = (ORDERS,)
+) -> list[str]:
     """Validate every file in the landing area with Great Expectations.
 
-    A refused batch is moved to quarantine with its report (by the validator); so is a
-    file that is not a batch at all (wrong name or format, unreadable). If anything is
-    refused the step fails, so ingestion and everything after it do not run.
+    Each file is judged by the suite of the source its name claims (``sources``: the
+    platform's orders and the sources the model specs bring). A refused batch is moved to
+    quarantine with its report (by the validator); so is a file that is not a batch of any
+    source (wrong name or format, unreadable). If anything is refused the step fails, so
+    ingestion and everything after it do not run.
     """
     accepted: list[str] = []
     rejections: list[BatchRejected] = []
     docs: Path | None = None
-    usual_rows = delta_tables.median_partition_rows(
-        settings.storage.raw_orders_path, "event_date", last=RECENT_BATCHES
-    )
+    usual_rows = {
+        source.name: delta_tables.median_partition_rows(
+            settings.storage.delta_table_path(source.table), "event_date", last=RECENT_BATCHES
+        )
+        for source in sources
+    }
     pending = landing.pending_batches(settings)
-    days_seen: dict[date, Path] = {}
+    seen: dict[tuple[str, date], Path] = {}
     for path in pending:
         try:
-            day = landing.batch_day(path)
+            source, day = landing.batch_of(path, sources)
         except landing.BadBatchName as bad_name:
             rejections.append(
                 reject_file(
@@ -72,29 +80,31 @@ def validate_landed_batches(settings: Settings) -> list[str]:
                 )
             )
             continue
-        if day in days_seen:
+        if (source.name, day) in seen:
             rejections.append(
                 reject_file(
                     path,
                     settings,
-                    check="one file per day",
-                    details=f"{path.name!r} is a second batch for {day}, after "
-                    f"{days_seen[day].name!r}; merge them into one file",
+                    check="one file per source and day",
+                    details=f"{path.name!r} is a second {source.name} batch for {day}, after "
+                    f"{seen[source.name, day].name!r}; merge them into one file",
+                    suite=source.suite,
                 )
             )
             continue
-        days_seen[day] = path
+        seen[source.name, day] = path
         try:
-            batch = landing.read_batch(path)
+            batch = landing.read_batch(path, source)
         except Exception as unreadable:  # untrusted input: any parse error quarantines it
-            rejections.append(reject_unreadable(path, unreadable, settings))
+            rejections.append(reject_unreadable(path, unreadable, settings, source.suite))
             continue
         try:
-            report = validate_raw_orders(
+            report = validate_batch(
                 batch,
                 settings,
                 batch_name=path.stem,
-                usual_rows=usual_rows,
+                suite_name=source.suite,
+                usual_rows=usual_rows[source.name],
                 batch_day=day,
                 # Data Docs are rebuilt once per run (with its last batch), not once per
                 # batch; a refused batch always gets its page.
@@ -111,31 +121,42 @@ def validate_landed_batches(settings: Settings) -> list[str]:
     return accepted
 
 
-def ingest_batches(paths: list[str], settings: Settings) -> IngestedBatches:
-    """Write validated batches into the raw_orders Delta table, one transaction for all.
+def ingest_batches(
+    paths: list[str], settings: Settings, sources: Sequence[LandingSource] = (ORDERS,)
+) -> IngestedBatches:
+    """Write validated batches into their sources' Delta tables, one transaction per table.
 
     Each day replaces its own ``event_date`` partition, so re-running a day never
     duplicates it. Ingested files are archived.
     """
+    by_source: dict[str, list[pd.DataFrame]] = {}
     files = [Path(p) for p in paths]
-    if not files:
-        version = delta_tables.table_version(settings.storage.raw_orders_path)
-        return IngestedBatches([], 0, version)
-    frames = []
     for file in files:
-        batch = landing.read_batch(file)
+        source, day = landing.batch_of(file, sources)
+        batch = landing.read_batch(file, source)
         # One zone and unit in the lake, whatever zone the batch was written in.
-        batch["order_timestamp"] = (
-            batch["order_timestamp"].dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+        batch[source.time_column] = (
+            batch[source.time_column].dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
         )
-        batch["event_date"] = landing.batch_day(file).isoformat()
-        frames.append(batch)
-    raw = pd.concat(frames, ignore_index=True)
-    version = delta_tables.replace_partitions(settings.storage.raw_orders_path, raw, "event_date")
+        batch["event_date"] = day.isoformat()
+        by_source.setdefault(source.name, []).append(batch)
+    versions: dict[str, int] = {}
+    days: set[str] = set()
+    rows = 0
+    for source in sources:
+        if source.name not in by_source:
+            continue
+        raw = pd.concat(by_source[source.name], ignore_index=True)
+        path = settings.storage.delta_table_path(source.table)
+        versions[source.name] = delta_tables.replace_partitions(path, raw, "event_date")
+        days.update(raw["event_date"].unique())
+        rows += len(raw)
     for file in files:
         landing.archive_batch(file, settings)
-    days = sorted(raw["event_date"].unique())
-    return IngestedBatches(days, len(raw), version)
+    orders_version = versions.get(
+        ORDERS.name, delta_tables.table_version(settings.storage.raw_orders_path)
+    )
+    return IngestedBatches(sorted(days), rows, orders_version, versions)
 
 
 def label_days(first: date, last: date) -> list[date]:
@@ -147,8 +168,29 @@ def label_days(first: date, last: date) -> list[date]:
     ]
 
 
+def _raw_frame(
+    name: str,
+    sources: Sequence[LandingSource],
+    cache: dict[str, pd.DataFrame],
+    settings: Settings,
+) -> pd.DataFrame:
+    """The Delta table of landing source ``name``, read once per run."""
+    if name not in cache:
+        by_name = {source.name: source for source in sources}
+        if name not in by_name:
+            raise ValueError(f"a feature table reads source {name!r}, which is not declared")
+        path = settings.storage.delta_table_path(by_name[name].table)
+        if delta_tables.table_version(path) is None:
+            raise ValueError(f"source {name!r} has no data yet: land a {name}_* batch first")
+        cache[name] = delta_tables.read_table(path)
+    return cache[name]
+
+
 def build_features(
-    changed_days: list[str], settings: Settings, tables: Sequence[FeatureTable] = ()
+    changed_days: list[str],
+    settings: Settings,
+    tables: Sequence[FeatureTable] = (),
+    sources: Sequence[LandingSource] = (ORDERS,),
 ) -> BuiltFeatures:
     """Recompute the snapshots, labels and model feature tables the changed raw days affect.
 
@@ -156,7 +198,8 @@ def build_features(
     it); labels from ``horizon`` days earlier on change (their future includes it). Each of
     ``tables`` (the models' own feature tables, from their specs) is recomputed from the
     first changed day on, like the snapshots; a table that does not exist yet (a model just
-    added) from the first ingested day, so its history is there for training.
+    added) from the first ingested day, so its history is there for training. A table
+    gets the frames of the landing ``sources`` it names, read from their Delta tables.
     """
     if not changed_days:
         return BuiltFeatures(
@@ -172,7 +215,8 @@ def build_features(
         )
     orders = delta_tables.read_table(settings.storage.raw_orders_path)
     raw_days = delta_tables.partition_dates(settings.storage.raw_orders_path, "event_date")
-    first = min(date.fromisoformat(d) for d in changed_days)
+    # A day of another source past the last orders day still recomputes the last one.
+    first = min(min(date.fromisoformat(d) for d in changed_days), max(raw_days))
     data_end = max(raw_days)
     snapshot_days = [first + timedelta(days=i) for i in range((data_end - first).days + 1)]
     # One computation time for every table: a day not over yet is stamped with it, so the
@@ -191,12 +235,14 @@ def build_features(
             settings.storage.churn_labels_path, labels, "label_date", label_start.isoformat()
         )
     table_versions = {}
+    raw_frames = {ORDERS.name: orders}
     for table in tables:
         path = settings.storage.delta_table_path(table.name)
         # A table a model brought since the last run is computed over the whole history.
         start = first if delta_tables.table_version(path) is not None else min(raw_days)
         days = [start + timedelta(days=i) for i in range((data_end - start).days + 1)]
-        rows = table.compute(orders, days, created_at)
+        inputs = [_raw_frame(name, sources, raw_frames, settings) for name in table.sources]
+        rows = table.compute(*inputs, days, created_at)
         table_versions[table.name] = delta_tables.replace_from(
             path, rows, table.partition, start.isoformat()
         )
@@ -215,15 +261,19 @@ def build_features(
 
 
 def run_feature_pipeline(
-    settings: Settings, feature_services: Sequence[str], tables: Sequence[FeatureTable] = ()
+    settings: Settings,
+    feature_services: Sequence[str],
+    tables: Sequence[FeatureTable] = (),
+    sources: Sequence[LandingSource] = (ORDERS,),
 ) -> FeaturePipelineRun:
     """The four steps of ``feature_pipeline`` in this process, without Airflow.
 
     For the CLI, tests and benchmarks; the DAG runs the same functions as separate tasks.
-    ``feature_services`` and ``tables`` come from the model specs (see dags/).
+    ``feature_services``, ``tables`` and ``sources`` come from the model specs (see
+    ``models.catalog``).
     """
-    ingested = ingest_batches(validate_landed_batches(settings), settings)
-    built = build_features(ingested.days, settings, tables)
+    ingested = ingest_batches(validate_landed_batches(settings, sources), settings, sources)
+    built = build_features(ingested.days, settings, tables, sources)
     materialized = materialize_features(built, settings, feature_services)
     return FeaturePipelineRun(ingested, built, materialized)
 

@@ -145,12 +145,39 @@ def validate_raw_orders(
 ) -> ValidationReport:
     """Validate one raw order-events batch; return the report or raise :class:`BatchRejected`.
 
+    The orders source's :func:`validate_batch` (suite ``raw_orders``).
+    """
+    return validate_batch(
+        batch,
+        settings,
+        batch_name,
+        suite_name=RAW_ORDERS_SUITE,
+        batch_day=batch_day,
+        usual_rows=usual_rows,
+        build_docs=build_docs,
+    )
+
+
+def validate_batch(
+    batch: pd.DataFrame,
+    settings: Settings,
+    batch_name: str,
+    *,
+    suite_name: str,
+    batch_day: date,
+    usual_rows: float | None = None,
+    build_docs: bool = True,
+) -> ValidationReport:
+    """Validate one landed daily batch against its source's suite (or raise :class:`BatchRejected`).
+
     ``batch_name`` names the batch in results, Data Docs and the quarantine folder (characters
     other than letters, digits, ``.``, ``_`` and ``-`` become ``_`` in paths). ``usual_rows``
     (the median size of recent batches) bounds the row count: a batch 10x smaller or larger
     is refused. Without it, any non-empty batch passes that check. ``build_docs=False``
     skips rebuilding Data Docs when the batch passes (a refused batch always gets its page).
-    ``batch_day`` is the UTC day the batch is named for: every order must lie in it.
+    ``batch_day`` is the UTC day the batch is named for. The suite gets the parameters
+    ``validation_time_utc``, ``batch_day_start`` / ``batch_day_end``, ``min_rows`` and
+    ``max_rows`` and uses the ones it needs.
     """
     validated_at = datetime.now(UTC)
     min_rows, max_rows = row_count_bounds(usual_rows)
@@ -158,7 +185,7 @@ def validate_raw_orders(
     return validate_frame(
         batch,
         settings,
-        suite_name=RAW_ORDERS_SUITE,
+        suite_name=suite_name,
         batch_name=batch_name,
         validated_at=validated_at,
         expectation_parameters={
@@ -207,15 +234,18 @@ def validate_training_set(
     )
 
 
-def reject_file(path: Path, settings: Settings, check: str, details: str) -> BatchRejected:
+def reject_file(
+    path: Path, settings: Settings, check: str, details: str, suite: str = RAW_ORDERS_SUITE
+) -> BatchRejected:
     """Quarantine a landed file that is not a batch the suite can judge; return the rejection.
 
     ``check`` names what the file failed (e.g. "file is readable as Parquet") and
-    ``details`` says why, in words a user can act on.
+    ``details`` says why, in words a user can act on; ``suite`` is the suite of the source
+    the file claims to be (its quarantine folder).
     """
     validated_at = datetime.now(UTC)
     report = ValidationReport(
-        suite=RAW_ORDERS_SUITE,
+        suite=suite,
         batch_name=path.stem,
         success=False,
         failures=(FailedExpectation(expectation=check, column=None, details=details),),
@@ -229,7 +259,9 @@ def reject_file(path: Path, settings: Settings, check: str, details: str) -> Bat
     return BatchRejected(report, folder)
 
 
-def reject_unreadable(path: Path, error: Exception, settings: Settings) -> BatchRejected:
+def reject_unreadable(
+    path: Path, error: Exception, settings: Settings, suite: str = RAW_ORDERS_SUITE
+) -> BatchRejected:
     """Quarantine a landed file that cannot be parsed; return the rejection to raise."""
     kind = "CSV" if path.suffix.lower() == ".csv" else "Parquet"
     return reject_file(
@@ -237,6 +269,7 @@ def reject_unreadable(path: Path, error: Exception, settings: Settings) -> Batch
         settings,
         check=f"file is readable as {kind}",
         details=f"{type(error).__name__}: {_clip(str(error), 300)}",
+        suite=suite,
     )
 
 

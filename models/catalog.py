@@ -12,7 +12,8 @@ import pkgutil
 from functools import cache
 from pathlib import Path
 
-from core.spec import ModelSpec
+from core.sources import ORDERS, LandingSource
+from core.spec import FeatureTable, ModelSpec
 
 MODELS_DIR = Path(__file__).resolve().parent
 
@@ -63,3 +64,33 @@ def check_gate_overrides(settings) -> None:
 def default_model() -> str:
     """The model ``/predict`` and the CLI's ``--model`` default to (``serves_default_routes``)."""
     return next((s.name for s in load_specs() if s.serves_default_routes), load_specs()[0].name)
+
+
+def landing_sources() -> tuple[LandingSource, ...]:
+    """The platform's orders and every source a spec brings: what the landing area accepts.
+
+    Names and tables must be unique, and every feature table's sources declared.
+    """
+    sources = [ORDERS, *(source for spec in load_specs() for source in spec.sources)]
+    for attribute in ("name", "table"):
+        values = [getattr(source, attribute) for source in sources]
+        if len(set(values)) != len(values):
+            raise ValueError(f"two landing sources share a {attribute}: {sorted(values)}")
+    names = {source.name for source in sources}
+    for table in feature_tables():
+        unknown = set(table.sources) - names
+        if unknown:
+            raise ValueError(
+                f"feature table {table.name!r} reads undeclared sources {sorted(unknown)}"
+            )
+    return tuple(sources)
+
+
+def feature_tables() -> tuple[FeatureTable, ...]:
+    """Every feature table a spec brings (the feature pipeline computes them all)."""
+    return tuple(table for spec in load_specs() for table in spec.feature_tables)
+
+
+def feature_services() -> list[str]:
+    """The feature service of every spec (what the feature pipeline materializes)."""
+    return [spec.feature_service for spec in load_specs()]

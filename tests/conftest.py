@@ -114,11 +114,10 @@ class World:
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """Simulated orders -> validated -> Delta -> features -> Feast -> trained champion v1."""
-    from data import pipeline
     from data.simulate import SimulationConfig, land_simulated_days
     from models import promotion
-    from models.catalog import load_specs
     from models.churn.spec import SPEC as CHURN
+    from models.feature_pipeline import run_feature_pipeline
 
     root = tmp_path_factory.mktemp("world")
     with pytest.MonkeyPatch.context() as mp:
@@ -130,11 +129,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         settings = get_settings()
         config = SimulationConfig(customers=800, start_date=SMALL_START, days=120, seed=3)
         land_simulated_days(config, settings)
-        specs = load_specs()
-        pipeline.run_feature_pipeline(
-            settings,
-            feature_services=[spec.feature_service for spec in specs],
-            tables=[table for spec in specs for table in spec.feature_tables],
-        )
+        run_feature_pipeline(settings)
         done = promotion.run_training_pipeline(CHURN, settings, run_name="world")
         yield World(settings, config, done.training_set, done.trained, done.gate)

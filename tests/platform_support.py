@@ -8,19 +8,13 @@ from core.steps import FeaturePipelineRun
 
 def feature_services() -> list[str]:
     """The feature services of every model spec (what the feature_pipeline DAG materializes)."""
-    from models.catalog import load_specs
+    from models.catalog import feature_services as declared
 
-    return [spec.feature_service for spec in load_specs()]
+    return declared()
 
 
 def run_features(settings: Settings) -> FeaturePipelineRun:
     """The feature pipeline for every model spec, as the feature_pipeline DAG runs it."""
-    from data import pipeline
-    from models.catalog import load_specs
+    from models.feature_pipeline import run_feature_pipeline
 
-    specs = load_specs()
-    return pipeline.run_feature_pipeline(
-        settings,
-        feature_services=[spec.feature_service for spec in specs],
-        tables=[table for spec in specs for table in spec.feature_tables],
-    )
+    return run_feature_pipeline(settings)

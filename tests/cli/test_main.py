@@ -68,7 +68,7 @@ def test_land_refuses_a_name_that_is_not_a_batch_before_anything_lands(state, tm
     own.write_text("order_id\n")
     with pytest.raises(SystemExit) as refused:
         main(["land", str(own)])
-    assert "orders_YYYY-MM-DD.parquet or orders_YYYY-MM-DD.csv" in str(refused.value)
+    assert "expected orders_YYYY-MM-DD.parquet or .csv (one UTC day" in str(refused.value)
     assert landing.pending_batches(state) == []
 
 

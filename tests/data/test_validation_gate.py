@@ -189,7 +189,7 @@ def test_a_file_that_is_not_a_batch_is_refused_by_name(built, name, monkeypatch)
     with pytest.raises(pipeline.BatchesRefused) as refused:
         pipeline.validate_landed_batches(built)
     message = str(refused.value)
-    assert name in message and "orders_YYYY-MM-DD.parquet or orders_YYYY-MM-DD.csv" in message
+    assert name in message and "expected orders_YYYY-MM-DD.parquet or .csv (one UTC day" in message
     assert landing.pending_batches(built) == [] and not path.exists()
     kept = refused.value.rejections[0].quarantine_path
     assert (kept / name).is_file() and (kept / "report.json").is_file()
@@ -233,7 +233,7 @@ def test_two_files_for_one_day_are_refused(built, monkeypatch):
     _to_csv(good_batch(), built.storage.landing_dir / f"orders_{NEXT_DAY.isoformat()}.csv")
     with pytest.raises(pipeline.BatchesRefused) as refused:
         pipeline.validate_landed_batches(built)
-    assert "a second batch for" in str(refused.value)
+    assert "is a second orders batch for" in str(refused.value)
     # The first in name order passed validation and waits in landing for the next run.
     (first,) = landing.pending_batches(built)
     assert first.suffix == ".csv"

@@ -1,0 +1,69 @@
+"""Landing sources: the kinds of raw file the landing area accepts, declared.
+
+A source is named by its file prefix: a batch of source ``orders`` is one UTC day in a
+file ``orders_YYYY-MM-DD.parquet`` (or ``.csv``). Great Expectations judges it with the
+source's ``suite`` (``expectations/suites/<suite>.json``) before it is written to the
+source's Delta ``table``, partitioned by ``event_date``. The platform's own source is
+:data:`ORDERS`; a model spec brings more in ``ModelSpec.sources``, and a
+``FeatureTable`` names the sources it is computed from.
+
+Every suite of a landing source is run with the same parameters (see
+``expectations.validation.validate_batch``): ``validation_time_utc``, ``batch_day_start``,
+``batch_day_end``, ``min_rows`` and ``max_rows``; a suite uses the ones it needs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+FORMATS = (".parquet", ".csv")
+
+
+@dataclass(frozen=True)
+class LandingSource:
+    """One kind of raw daily batch: its file prefix, suite, Delta table and event time.
+
+    ``text_columns`` and ``float_columns`` give a CSV batch the dtypes its Parquet form
+    has (an identifier ``007`` stays text, an amount ``12`` is a float).
+    """
+
+    name: str
+    suite: str
+    table: str
+    time_column: str
+    text_columns: tuple[str, ...] = ()
+    float_columns: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
+            raise ValueError(f"{self.name!r}: a source name is lower-case letters, digits, _")
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.name}_"
+
+    @property
+    def expected_name(self) -> str:
+        return f"{self.prefix}YYYY-MM-DD.parquet or .csv"
+
+    def file_name(self, day: str, suffix: str = ".parquet") -> str:
+        """The landed file name of ``day`` (ISO date)."""
+        return f"{self.prefix}{day}{suffix}"
+
+    def day_text(self, file_name: str) -> str | None:
+        """The ``YYYY-MM-DD`` part when ``file_name`` is a batch of this source, else None."""
+        match = re.fullmatch(
+            rf"{re.escape(self.prefix)}(\d{{4}}-\d{{2}}-\d{{2}})\.(parquet|csv)", file_name
+        )
+        return match.group(1) if match else None
+
+
+ORDERS = LandingSource(
+    name="orders",
+    suite="raw_orders",
+    table="raw_orders",
+    time_column="order_timestamp",
+    text_columns=("order_id", "customer_segment"),
+    float_columns=("amount",),
+)

@@ -1,0 +1,24 @@
+"""The feature pipeline for every declared model, as the ``feature_pipeline`` DAG runs it.
+
+The steps are :mod:`data.pipeline`'s; what they run over (the landing sources, the
+models' feature tables and feature services) comes from the specs (:mod:`models.catalog`).
+For the CLI, tests and benchmarks, which run the four steps in one process.
+"""
+
+from __future__ import annotations
+
+from core.settings import Settings
+from core.steps import FeaturePipelineRun
+
+
+def run_feature_pipeline(settings: Settings) -> FeaturePipelineRun:
+    """Validate, ingest, build and materialize for every model spec."""
+    from data import pipeline
+    from models.catalog import feature_services, feature_tables, landing_sources
+
+    return pipeline.run_feature_pipeline(
+        settings,
+        feature_services=feature_services(),
+        tables=feature_tables(),
+        sources=landing_sources(),
+    )
