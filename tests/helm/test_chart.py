@@ -831,10 +831,10 @@ def test_existing_secret_replaces_every_secret_value(chart: helm.Chart) -> None:
         ({"serving": {"replicas": "two"}}, "/serving/replicas"),
         ({"unknownKey": True}, "unknownKey"),
         ({"postgresql": {"url": "mysql://u:p@h/db"}}, "/postgresql/url"),
-        ({"settings": {"MinF1": 0.4}}, "'MinF1' does not match pattern"),
+        ({"settings": {"MinF1": 0.4}}, "invalid propertyName 'MinF1'"),
         ({"settings": {"gate_min_scores": {"churn": "high"}}}, "/settings/gate_min_scores/churn"),
         ({"settings": {"gate_min_scores": 0.5}}, "/settings/gate_min_scores"),
-        ({"settings": {"batch_limit": {"a": 1}}}, "/settings/batch_limit"),
+        ({"settings": {"serve_batch_limit": {"a": 1}}}, "/settings/serve_batch_limit"),
         # null removes a default (as with --set key=null): limits need cpu and memory.
         ({"serving": {"resources": {"limits": {"memory": None}}}}, "/serving/resources/limits"),
         ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
@@ -879,3 +879,19 @@ def test_dockerfile_builds_the_project_image() -> None:
     # The console script the image's CMD runs is declared by the project.
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert re.search(r'^churn = "cli\.main:main"$', pyproject, re.MULTILINE)
+
+
+def test_settings_keys_are_the_settings_environment_names(chart: helm.Chart) -> None:
+    """values.schema.json accepts exactly the settings' names, so a typo or an old name
+    (batch_limit, now serve_batch_limit) is refused instead of ignored by the pods."""
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    accepted = schema["properties"]["settings"]["propertyNames"]["enum"]
+    assert sorted(accepted) == sorted(
+        name.removeprefix("CHURN_").lower() for name in environment_names()
+    )
+    with pytest.raises(helm.HelmValuesError, match=r"invalid propertyName 'batch_limit'"):
+        chart.render(
+            merged(REQUIRED_VALUES, {"settings": {"batch_limit": 5}}),
+            name=RELEASE,
+            namespace=NAMESPACE,
+        )
