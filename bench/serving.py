@@ -108,6 +108,11 @@ def format_result(r: RateResult) -> str:
         f"{r.target_rate:>6.0f}/s -> {r.achieved_rate:>6.1f}/s  p50 {r.p50_ms:>8.2f}  "
         f"p95 {r.p95_ms:>8.2f}  p99 {r.p99_ms:>8.2f}  max {r.max_ms:>8.2f} ms  "
         f"errors {r.errors}"
+        + (
+            f"\n          stalls (s into run, requests > 10 ms, worst ms): {r.stalls[:12]}"
+            if r.stalls and r.target_rate == 100
+            else ""
+        )
     )
 
 

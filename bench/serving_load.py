@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import aiohttp
 import numpy as np
@@ -31,9 +31,37 @@ class RateResult:
     p99_ms: float
     max_ms: float
     error_kinds: dict[str, int]
+    # Episodes of requests over SLOW_MS, within STALL_GAP_S of each other: (seconds into
+    # the run, requests, worst ms). Periodic episodes point at a periodic cause.
+    stalls: list[tuple[float, int, float]] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+SLOW_MS = 10.0
+STALL_GAP_S = 0.5
+
+
+def stall_episodes(
+    timings: list[tuple[float, float]], start: float
+) -> list[tuple[float, int, float]]:
+    """Group the requests slower than ``SLOW_MS`` into episodes (see ``RateResult.stalls``)."""
+    slow = sorted(
+        (done - latency - start, latency * 1000)
+        for latency, done in timings
+        if latency * 1000 > SLOW_MS
+    )
+    episodes: list[list[float]] = []
+    for due, ms in slow:
+        if episodes and due - episodes[-1][3] <= STALL_GAP_S:
+            episode = episodes[-1]
+            episode[1] += 1
+            episode[2] = max(episode[2], ms)
+            episode[3] = due
+        else:
+            episodes.append([due, 1, ms, due])
+    return [(round(e[0], 2), int(e[1]), round(e[2], 1)) for e in episodes]
 
 
 async def _one(
@@ -87,6 +115,7 @@ async def _run(
         p99_ms=round(float(np.percentile(latencies, 99)), 2),
         max_ms=round(float(np.max(latencies)), 2),
         error_kinds=errors,
+        stalls=stall_episodes(timings, start),
     )
 
 

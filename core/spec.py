@@ -77,6 +77,15 @@ class ModelSpec:
     - ``psi_moderate`` / ``psi_significant``: the drift grades of its features.
     - ``feature_tables``: Delta feature tables this model brings (computed by the feature
       pipeline for every spec).
+    - ``outcomes(keys, settings)``: the live labels of logged predictions. ``keys`` holds
+      ``customer_id`` and ``predicted_at``; the result adds ``label`` for the predictions
+      whose outcome is known by now (the horizon has passed and its data has landed),
+      and leaves the others out: a label not due yet is absent, never a negative.
+    - ``live_threshold``, ``alert_periods``, ``min_period_labels``: performance drift. When
+      ``gate_metric`` on matured live labels is worse than ``live_threshold`` for
+      ``alert_periods`` consecutive periods, the alert fires; a period with fewer than
+      ``min_period_labels`` labels neither counts nor breaks the streak. No threshold: no
+      performance alert.
     - ``sources``: landing sources this model brings (:class:`core.sources.LandingSource`:
       a file prefix, a suite and a Delta table each), next to the platform's orders.
     """
@@ -102,6 +111,10 @@ class ModelSpec:
     entity_key: str = ENTITY_KEY
     feature_tables: tuple[FeatureTable, ...] = field(default=())
     sources: tuple[LandingSource, ...] = field(default=())
+    outcomes: Callable[[pd.DataFrame, Settings], pd.DataFrame] | None = None
+    live_threshold: float | None = None
+    alert_periods: int = 3
+    min_period_labels: int = 30
     tags: tuple[str, ...] = ()
     serves_default_routes: bool = False  # /predict and /predict/batch answer with this model
 
@@ -113,6 +126,8 @@ class ModelSpec:
             )
         if not 0 < self.psi_moderate < self.psi_significant:
             raise ValueError(f"{self.name}: need 0 < psi_moderate < psi_significant")
+        if self.alert_periods < 1 or self.min_period_labels < 1:
+            raise ValueError(f"{self.name}: alert_periods and min_period_labels must be >= 1")
         if not self.name.isidentifier():
             raise ValueError(f"{self.name!r}: a model name must be a Python identifier")
 
@@ -160,6 +175,10 @@ class ModelSpec:
     def minimum(self, settings: Settings) -> float:
         """``min_score``, or the deployment's replacement (``CHURN_GATE_MIN_SCORES``)."""
         return settings.gate_min_scores.get(self.name, self.min_score)
+
+    def worse_than(self, score: float, threshold: float) -> bool:
+        """Whether ``score`` is strictly worse than ``threshold`` on the gate metric."""
+        return score < threshold if self.greater_is_better else score > threshold
 
     def reaches(self, score: float, minimum: float) -> bool:
         """Whether a first version's ``score`` reaches ``minimum``."""

@@ -187,3 +187,49 @@ def compute_churn_labels(
     if not frames:
         return pd.DataFrame(columns)
     return pd.concat(frames, ignore_index=True)
+
+
+def orders_after(
+    orders: pd.DataFrame,
+    keys: pd.DataFrame,
+    horizon_days: int,
+    observed_until: pd.Timestamp,
+) -> pd.DataFrame:
+    """What each customer ordered in the ``horizon_days`` after each time in ``keys``.
+
+    ``keys`` holds ``customer_id`` and ``predicted_at`` (UTC); every distinct pair gets one
+    row with ``orders_after`` (count) and ``spend_after`` (sum of ``amount``) over the
+    orders with ``predicted_at < order_timestamp <= predicted_at + horizon``. Only pairs
+    whose whole horizon was observed (``predicted_at + horizon <= observed_until``) are
+    returned: an outcome not known yet is absent, never a zero.
+    """
+    horizon = pd.Timedelta(days=horizon_days)
+    pairs = keys[["customer_id", "predicted_at"]].drop_duplicates()
+    pairs = pairs[pairs["predicted_at"] + horizon <= observed_until].reset_index(drop=True)
+    result = pairs.assign(orders_after=0, spend_after=0.0)
+    if pairs.empty or orders.empty:
+        return result.astype({"orders_after": "int64", "spend_after": "float64"})
+    near = orders[["customer_id", "order_timestamp", "amount"]].merge(pairs, on="customer_id")
+    inside = near[
+        (near["order_timestamp"] > near["predicted_at"])
+        & (near["order_timestamp"] <= near["predicted_at"] + horizon)
+    ]
+    totals = inside.groupby(["customer_id", "predicted_at"], as_index=False).agg(
+        orders_after=("amount", "size"), spend_after=("amount", "sum")
+    )
+    result = pairs.merge(totals, on=["customer_id", "predicted_at"], how="left")
+    return result.fillna({"orders_after": 0, "spend_after": 0.0}).astype(
+        {"orders_after": "int64", "spend_after": "float64"}
+    )
+
+
+def observed_until(event_dates: Sequence[date], now: datetime | None = None) -> pd.Timestamp:
+    """The end of the orders seen so far: the end of the last landed day (or now, if earlier).
+
+    A day's batch lands whole, so orders up to the end of the last landed day are known.
+    """
+    if not event_dates:
+        return pd.Timestamp.min.tz_localize("UTC")
+    last = max(event_dates)
+    end = pd.Timestamp(datetime(last.year, last.month, last.day, tzinfo=UTC)) + pd.Timedelta(days=1)
+    return min(end, pd.Timestamp(now or datetime.now(UTC)).tz_convert("UTC"))

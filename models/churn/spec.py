@@ -36,6 +36,16 @@ def label_versions(settings: Settings) -> dict[str, int]:
     return {"churn_labels": delta_tables.table_version(settings.storage.churn_labels_path) or 0}
 
 
+def live_outcomes(keys: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """Churned or not, for each prediction whose horizon has passed: no order in it."""
+    from data.outcomes import read_orders_after
+
+    after = read_orders_after(keys, settings.churn_horizon_days, settings)
+    return after.assign(**{LABEL: (after["orders_after"] == 0).astype("int64")})[
+        ["customer_id", "predicted_at", LABEL]
+    ]
+
+
 def make_estimator(spec: ModelSpec, seed: int) -> Any:
     """Scaling + one-hot encoding + gradient boosting, with the decision threshold tuned for F1.
 
@@ -66,6 +76,9 @@ SPEC = ModelSpec(
     build_labels=read_labels,
     label_versions=label_versions,
     make_estimator=make_estimator,
+    outcomes=live_outcomes,
+    live_threshold=0.3,  # F1 on matured live labels: below it 3 days running, retrain
+    alert_periods=3,
     gate_metric="f1",
     min_score=0.35,
     output="churn",

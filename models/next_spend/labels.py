@@ -36,3 +36,12 @@ def spend_label_versions(settings: Settings) -> dict[str, int]:
     from data import delta_tables
 
     return {"raw_orders": delta_tables.table_version(settings.storage.raw_orders_path) or 0}
+
+
+def live_spend_outcomes(keys: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """The spend of the 30 days after each prediction whose horizon has passed."""
+    from data.outcomes import read_orders_after
+    from models.next_spend.transforms import HORIZON_DAYS, LABEL
+
+    after = read_orders_after(keys, HORIZON_DAYS, settings)
+    return after.rename(columns={"spend_after": LABEL})[["customer_id", "predicted_at", LABEL]]

@@ -13,7 +13,7 @@ from typing import Any
 from core.schema import CUSTOMER_FEATURES
 from core.spec import FeatureTable, ModelSpec
 from models.next_spend.features import RHYTHM_FEATURES, RHYTHM_TABLE
-from models.next_spend.labels import read_spend_labels, spend_label_versions
+from models.next_spend.labels import live_spend_outcomes, read_spend_labels, spend_label_versions
 from models.next_spend.transforms import LABEL, compute_rhythm_features
 from models.recipes import tabular_preprocessing
 
@@ -40,6 +40,9 @@ SPEC = ModelSpec(
     task="regression",
     label=LABEL,
     build_labels=read_spend_labels,
+    outcomes=live_spend_outcomes,
+    live_threshold=650.0,  # RMSE on matured live labels: above it 3 days running, retrain
+    alert_periods=3,
     label_versions=spend_label_versions,
     make_estimator=make_estimator,
     gate_metric="rmse",
