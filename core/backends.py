@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from core.settings import Settings
 
 
 def ensure_postgres_database(settings: Settings, database: str) -> None:
     """Create ``database`` on the configured PostgreSQL server when it does not exist."""
     import psycopg2
-    from psycopg2 import sql
+    from psycopg2 import errors, sql
 
     conn = psycopg2.connect(settings.storage.postgres_database_url("postgres"))
     try:
@@ -16,6 +18,9 @@ def ensure_postgres_database(settings: Settings, database: str) -> None:
         with conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
             if cur.fetchone() is None:
-                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+                # Another process may create it between the check and here.
+                with contextlib.suppress(errors.DuplicateDatabase, errors.UniqueViolation):
+                    cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
     finally:
         conn.close()

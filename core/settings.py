@@ -72,6 +72,10 @@ class StorageSettings(BaseSettings):
         ),
     )
     mlflow_database: str = "churn_mlflow"
+    platform_database: str = Field(
+        "churn_platform",
+        description="PostgreSQL database of the platform's own records (with CHURN_POSTGRES_URL).",
+    )
     mlflow_server_uri: str | None = Field(
         default=None,
         description="A remote MLflow tracking server (http://...). Wins over the back ends.",
@@ -154,6 +158,14 @@ class StorageSettings(BaseSettings):
             # SQLAlchemy 2.1 defaults postgresql:// to psycopg 3; the driver here is psycopg2.
             return self.postgres_database_url(self.mlflow_database, driver="postgresql+psycopg2")
         return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def platform_database_url(self) -> str:
+        """SQLAlchemy URL of the platform's own records (retraining requests and decisions):
+        PostgreSQL when configured (several processes write them), else SQLite."""
+        if self.postgres_url:
+            return self.postgres_database_url(self.platform_database, driver="postgresql+psycopg2")
+        return f"sqlite:///{self.state_dir / 'platform.db'}"
 
     @property
     def mlflow_artifact_location(self) -> str:

@@ -86,6 +86,9 @@ class ModelSpec:
       ``alert_periods`` consecutive periods, the alert fires; a period with fewer than
       ``min_period_labels`` labels neither counts nor breaks the streak. No threshold: no
       performance alert.
+    - ``retrain_cooldown_hours`` / ``retrain_cadence_days``: the retraining policy. No
+      second retrain is accepted within the cool-down of an accepted one; the cadence
+      (None: no schedule) asks for a retrain that often, through the same policy.
     - ``sources``: landing sources this model brings (:class:`core.sources.LandingSource`:
       a file prefix, a suite and a Delta table each), next to the platform's orders.
     """
@@ -115,6 +118,8 @@ class ModelSpec:
     live_threshold: float | None = None
     alert_periods: int = 3
     min_period_labels: int = 30
+    retrain_cooldown_hours: float = 24.0
+    retrain_cadence_days: int | None = None
     tags: tuple[str, ...] = ()
     serves_default_routes: bool = False  # /predict and /predict/batch answer with this model
 
