@@ -234,6 +234,9 @@ class MonitoringSettings(BaseSettings):
 
     drift_min_rows: int = Field(200, description="Fewer logged predictions: no drift verdict.")
     drift_window_hours: int = Field(24, description="First monitoring run: look this far back.")
+    quality_period: str = Field(
+        "1D", description="Period of the live-quality scores (a pandas frequency: 1D, 12h, 7D)."
+    )
 
 
 class SimulationSettings(BaseSettings):

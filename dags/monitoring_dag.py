@@ -3,10 +3,14 @@
 
 **drift report** (Evidently `DataDriftPreset`, PSI per feature of the model and on its
 outputs, the model's logged live predictions vs its champion's training reference; HTML +
-JSON under `$CHURN_STATE_DIR/reports/drift/<model>/`) -> **is drift significant?** (any
-feature PSI >= the spec's `psi_significant`) -> **retrain** (triggers
-`<model>_training_pipeline`). With no significant drift the run stops after the report and
-nothing is retrained.
+JSON under `$CHURN_STATE_DIR/reports/drift/<model>/`) and **live quality** (the logged
+predictions joined to their outcomes as of their own time, once known; Evidently's
+quality metrics per served version, variant and day; the spec's performance-drift rule)
+-> **retrain decision** (significant drift, a performance alert or the spec's cadence
+make one request to the retraining policy, which refuses while a training run is queued
+or running and inside the spec's cool-down, and records why) -> **retrain** (triggers
+`<model>_training_pipeline` with the reason in its `conf`). With nothing to retrain for,
+or a refused request, the run stops there.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ def make_monitoring_dag(
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
+        render_template_as_native_obj=True,  # the retrain conf is the decision's dict
         doc_md=__doc__.replace("<model>", model),
         tags=[model, *tags, "monitoring", "evidently", "drift"],
         default_args={"owner": "ml-platform", "retries": 1, "retry_delay": timedelta(seconds=30)},
@@ -46,16 +51,50 @@ def make_monitoring_dag(
 
             return to_xcom(run_drift_check(get_spec(model), get_settings()))
 
+        @task
+        def live_quality() -> dict:
+            from core.settings import get_settings
+            from core.steps import to_xcom
+            from models.catalog import get_spec
+            from monitoring.live_check import run_quality_check
+
+            return to_xcom(run_quality_check(get_spec(model), get_settings()))
+
+        @task
+        def retrain_decision(report: dict, quality: dict, ti=None) -> dict:
+            """Ask the retraining policy; returns the training conf, or {} when refused."""
+            import logging
+
+            from core.settings import get_settings
+            from core.steps import from_xcom
+            from models.catalog import get_spec
+            from monitoring.live_check import LiveQualityCheck, decide_retraining
+
+            check = from_xcom(LiveQualityCheck, quality)
+            drift = f"significant drift: {report['reason']}" if report["significant"] else None
+            active = ti.get_dr_count(dag_id=training_dag_id, states=["queued", "running"])
+            decision = decide_retraining(
+                get_spec(model), get_settings(), drift, check.alerts, active_runs=active
+            )
+            if decision is None:
+                logging.getLogger(__name__).info("nothing asks for a retrain")
+                return {}
+            logging.getLogger(__name__).info("retraining policy: %s", decision.why)
+            return decision.conf() if decision.accepted else {}
+
         @task.short_circuit
-        def drift_is_significant(report: dict) -> bool:
-            return bool(report["significant"])
+        def retrain_accepted(conf: dict) -> bool:
+            return bool(conf)
 
         retrain = TriggerDagRunOperator(
             task_id="retrain",
             trigger_dag_id=training_dag_id,
-            conf={"reason": "significant drift", "report": "{{ ti.xcom_pull('drift_report') }}"},
+            conf="{{ ti.xcom_pull(task_ids='retrain_decision') }}",
         )
-        drift_is_significant(drift_report()) >> retrain
+        report, quality = drift_report(), live_quality()
+        report >> quality  # one after the other: two Evidently runs at once gain nothing here
+        decision = retrain_decision(report, quality)
+        retrain_accepted(decision) >> retrain
 
     return monitoring()
 

@@ -8,8 +8,10 @@ logged to MLflow with metrics, signature, dataset input and lineage tags) -> **r
 new version beats the champion on the spec's gate metric, on the same holdout; the
 decision and reason are written on the version).
 
-Triggered by the model's `<model>_monitoring` DAG when drift is significant, or by hand
-from the UI. The DAGs are made from `models/<name>/spec.py` by the factory in this file.
+Triggered by the model's `<model>_monitoring` DAG when its retraining policy accepts a
+request (drift, performance drift or the cadence; the reason arrives in the run's `conf`,
+is logged by `train` and tagged on the MLflow run as `trigger.*`), or by hand from the UI.
+The DAGs are made from `models/<name>/spec.py` by the factory in this file.
 """
 
 from __future__ import annotations
@@ -55,15 +57,29 @@ def make_training_dag(dag_id: str, model: str, description: str, tags: tuple[str
             return to_xcom(built)
 
         @task
-        def train(training_set: dict, run_id: str | None = None) -> dict:
+        def train(training_set: dict, run_id: str | None = None, dag_run=None) -> dict:
+            import logging
+
             from core.settings import get_settings
             from core.steps import TrainingSet, from_xcom, to_xcom
             from models.catalog import get_spec
             from models.training import train_and_log
 
+            # Why this run: the monitoring DAG's retraining policy puts it in the conf.
+            conf = dict(getattr(dag_run, "conf", None) or {})
+            reason = str(conf.get("reason", "manual run"))
+            logging.getLogger(__name__).info("training %s because: %s", model, reason)
             built = from_xcom(TrainingSet, training_set)
             trained = train_and_log(
-                get_spec(model), built, get_settings(), dag_run_id=run_id or "manual"
+                get_spec(model),
+                built,
+                get_settings(),
+                dag_run_id=run_id or "manual",
+                trigger={
+                    "reason": reason,
+                    "kind": str(conf.get("trigger", "manual")),
+                    "requested_at": str(conf.get("requested_at", "")),
+                },
             )
             return to_xcom(trained)
 

@@ -202,9 +202,17 @@ def model_signature(spec: ModelSpec, model, example: pd.DataFrame):
 
 
 def train_and_log(
-    spec: ModelSpec, training_set: TrainingSet, settings: Settings, dag_run_id: str = "manual"
+    spec: ModelSpec,
+    training_set: TrainingSet,
+    settings: Settings,
+    dag_run_id: str = "manual",
+    trigger: dict[str, str] | None = None,
 ) -> TrainedModel:
-    """Fit the spec's estimator, evaluate on the holdout, and log everything to an MLflow run."""
+    """Fit the spec's estimator, evaluate on the holdout, and log everything to an MLflow run.
+
+    ``trigger`` (why this run: ``reason``, ``kind``, ``requested_at``) is tagged on the run
+    as ``trigger.*``.
+    """
     configure_mlflow(settings, spec.experiment)
     train = pd.read_parquet(training_set.train_path)
     holdout = pd.read_parquet(training_set.holdout_path)
@@ -236,6 +244,9 @@ def train_and_log(
         mlflow.log_metrics(metrics)
         mlflow.log_input(dataset, context="training")
         mlflow.set_tags(lineage_tags(spec, training_set, settings, dag_run_id))
+        mlflow.set_tags(
+            {f"trigger.{k}": v for k, v in (trigger or {"reason": "manual run"}).items()}
+        )
         info = mlflow.sklearn.log_model(
             model,
             name="model",

@@ -14,7 +14,13 @@ from models.catalog import load_specs
 
 SPECS = {spec.name: spec for spec in load_specs()}
 TRAINING_TASKS = ["build_training_set", "train", "register", "gate"]
-MONITORING_TASKS = ["drift_report", "drift_is_significant", "retrain"]
+MONITORING_TASKS = [
+    "drift_report",
+    "live_quality",
+    "retrain_decision",
+    "retrain_accepted",
+    "retrain",
+]
 
 EXPECTED = {"feature_pipeline": ["validate", "ingest", "build_features", "materialize"]}
 MODEL_OF = {"feature_pipeline": None}

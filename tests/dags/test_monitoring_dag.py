@@ -7,6 +7,7 @@ import pytest
 from cli.airflow_runner import migrate_airflow_db, queued_runs, run_dag
 from models.churn.spec import SPEC as CHURN
 from monitoring.check import load_reference
+from monitoring.retraining import retrain_history
 from serving.prediction_log import PredictionLog, PredictionRecord
 
 pytestmark = pytest.mark.slow
@@ -53,6 +54,21 @@ def test_monitoring_retrains_only_on_significant_drift(world):
     assert significant and significant <= shifted, "only the shifted columns drift"
     assert alarm.task_states["retrain"] == "success"
     triggered = queued_runs(CHURN.training_dag_id, settings)
-    assert len(triggered) == 1 and triggered[0]["conf"]["reason"] == "significant drift"
+    assert len(triggered) == 1
+    conf = triggered[0]["conf"]
+    assert conf["trigger"] == "drift" and conf["reason"].startswith("significant drift: ")
+    # Labels of predictions made just now are not due: none is counted, all are pending.
+    quality = alarm.returns["live_quality"]
+    assert (quality["matured"], quality["pending"]) == (0, 800) and quality["alerts"] == []
+
+    # Drift again while that training run still waits: the policy refuses, and says why.
+    log_traffic(settings, drifted, version)
+    again = run_dag(CHURN.monitoring_dag_id, settings)
+    assert again.returns["drift_report"]["significant"] is True
+    assert again.task_states["retrain"] == "skipped"
+    assert len(queued_runs(CHURN.training_dag_id, settings)) == 1
+    decisions = retrain_history(CHURN, settings)
+    assert [d.accepted for d in decisions] == [True, False]
+    assert "already queued or running" in decisions[-1].why
     # The report of each model goes to its own folder.
     assert f"/reports/drift/{CHURN.name}/" in report["html_path"]
