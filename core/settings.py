@@ -237,6 +237,11 @@ class MonitoringSettings(BaseSettings):
     quality_period: str = Field(
         "1D", description="Period of the live-quality scores (a pandas frequency: 1D, 12h, 7D)."
     )
+    alert_webhook_url: str | None = Field(
+        default=None, description="Set: each new performance alert is POSTed here as JSON."
+    )
+    alert_webhook_attempts: int = Field(3, ge=1, description="Tries per alert delivery.")
+    alert_webhook_timeout_seconds: float = Field(5.0, gt=0, description="Timeout of each try.")
 
 
 class SimulationSettings(BaseSettings):
@@ -270,6 +275,16 @@ class Settings(BaseSettings):
         ),
     )
     churn_horizon_days: int = Field(30, description="No order within this many days = churned.")
+    promotion_requires_live_verdict: bool = Field(
+        False,
+        description=(
+            "Set: a version that beats the champion offline stays challenger until the live "
+            "A/B verdict on matured labels says it is better."
+        ),
+    )
+    live_verdict_min_samples: int = Field(
+        200, ge=2, description="Labelled live predictions each variant needs for a verdict."
+    )
     random_seed: int = 7
 
     # --- derived from more than one group -------------------------------------------------------

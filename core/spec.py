@@ -86,6 +86,10 @@ class ModelSpec:
       ``alert_periods`` consecutive periods, the alert fires; a period with fewer than
       ``min_period_labels`` labels neither counts nor breaks the streak. No threshold: no
       performance alert.
+    - ``rollback_margin`` / ``rollback_periods``: automatic rollback. When the champion's
+      live gate metric is worse than the previous champion's measured live metric by
+      more than the margin in each of its last ``rollback_periods`` scored periods,
+      ``champion`` moves back (None: never automatically).
     - ``retrain_cooldown_hours`` / ``retrain_cadence_days``: the retraining policy. No
       second retrain is accepted within the cool-down of an accepted one; the cadence
       (None: no schedule) asks for a retrain that often, through the same policy.
@@ -118,6 +122,8 @@ class ModelSpec:
     live_threshold: float | None = None
     alert_periods: int = 3
     min_period_labels: int = 30
+    rollback_margin: float | None = None
+    rollback_periods: int = 3
     retrain_cooldown_hours: float = 24.0
     retrain_cadence_days: int | None = None
     tags: tuple[str, ...] = ()

@@ -122,6 +122,7 @@ class GateDecision:
     score: float
     champion_version: int | None
     champion_score: float | None
+    awaiting_live_verdict: bool = False  # beat the champion offline; the live verdict decides
 
 
 @dataclass(frozen=True)

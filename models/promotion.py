@@ -55,12 +55,19 @@ def gate(spec: ModelSpec, version: int, holdout_path: str, settings: Settings) -
             f"{metric} {score:.4f} {'beats' if promoted else 'does not beat'} champion "
             f"v{champion} {metric} {champion_score:.4f} on the same holdout ({len(holdout)} rows)"
         )
+    awaiting = promoted and champion is not None and settings.promotion_requires_live_verdict
+    if awaiting:
+        promoted = False
+        reason += "; stays challenger until the live A/B verdict (promotion_requires_live_verdict)"
     if promoted:
         if champion is not None:
             client.set_registered_model_alias(name, PREVIOUS_CHAMPION, str(champion))
         client.set_registered_model_alias(name, CHAMPION, str(version))
-    decision = GateDecision(version, promoted, reason, metric, score, champion, champion_score)
-    client.set_model_version_tag(name, str(version), "gate.decision", _verdict(promoted))
+    decision = GateDecision(
+        version, promoted, reason, metric, score, champion, champion_score, awaiting
+    )
+    verdict = "awaiting_live_verdict" if awaiting else _verdict(promoted)
+    client.set_model_version_tag(name, str(version), "gate.decision", verdict)
     client.set_model_version_tag(name, str(version), "gate.reason", reason)
     client.set_model_version_tag(name, str(version), "gate.metric", metric)
     client.set_model_version_tag(name, str(version), f"gate.{metric}", f"{score:.6f}")
@@ -68,9 +75,7 @@ def gate(spec: ModelSpec, version: int, holdout_path: str, settings: Settings) -
         client.set_model_version_tag(
             name, str(version), f"gate.champion_{metric}", f"{champion_score:.6f}"
         )
-    client.update_model_version(
-        name, str(version), description=f"Gate: {_verdict(promoted)}. {reason}"
-    )
+    client.update_model_version(name, str(version), description=f"Gate: {verdict}. {reason}")
     return decision
 
 

@@ -147,3 +147,44 @@ def record_verdict(verdict: ABVerdict, spec: ModelSpec, settings: Settings) -> N
     for version in {verdict.champion_version, verdict.challenger_version} - {None}:
         for key, value in verdict.tags().items():
             client.set_model_version_tag(spec.registered_model, str(version), key, value)
+
+
+def promote_on_live_verdict(
+    spec: ModelSpec, labelled: pd.DataFrame, settings: Settings
+) -> ABVerdict | None:
+    """With ``promotion_requires_live_verdict``: judge the challenger that passed the
+    offline gate, record the verdict on both versions, and promote it when it is better.
+
+    None when the setting is off or no challenger awaits a verdict.
+    """
+    if not settings.promotion_requires_live_verdict:
+        return None
+    from models.registry import CHALLENGER as CHALLENGER_ALIAS
+    from models.registry import CHAMPION as CHAMPION_ALIAS
+    from models.registry import PREVIOUS_CHAMPION, alias_version
+    from models.tracking import configure_mlflow
+
+    client = configure_mlflow(settings)
+    name = spec.registered_model
+    challenger = alias_version(settings, name, CHALLENGER_ALIAS, client)
+    champion = alias_version(settings, name, CHAMPION_ALIAS, client)
+    if challenger is None or champion is None or challenger == champion:
+        return None
+    tags = client.get_model_version(name, str(challenger)).tags
+    if tags.get("gate.decision") != "awaiting_live_verdict":
+        return None
+    served = labelled[labelled["model_version"].isin([challenger, champion])]
+    verdict = live_ab_verdict(spec, served, settings.live_verdict_min_samples)
+    record_verdict(verdict, spec, settings)
+    if verdict.decision == "challenger_better" and verdict.challenger_version == challenger:
+        client.set_registered_model_alias(name, PREVIOUS_CHAMPION, str(champion))
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, str(challenger))
+        client.set_model_version_tag(name, str(challenger), "gate.decision", "promoted")
+        client.set_model_version_tag(
+            name, str(challenger), "gate.live_reason",
+            f"live A/B: {verdict.measure} lift {verdict.lift:+.4f} "
+            f"[{verdict.ci_low:+.4f}, {verdict.ci_high:+.4f}], p={verdict.p_value:.2g}",
+        )  # fmt: skip
+    elif verdict.decision == "champion_better":
+        client.set_model_version_tag(name, str(challenger), "gate.decision", "rejected_live")
+    return verdict

@@ -4,6 +4,7 @@
 scores each (version, variant, period) and applies the performance-drift rule; the
 scores go to ``<state>/reports/performance/<model>/quality.json`` (rewritten each run:
 the periods are recomputed from the whole log, as labels keep maturing).
+The same run applies the automatic-rollback rule (:mod:`monitoring.rollback`).
 :func:`decide_retraining` gathers every reason a run found (significant drift, a
 performance alert, the spec's cadence) into one request for the retraining policy.
 """
@@ -11,12 +12,14 @@ performance alert, the spec's cadence) into one request for the retraining polic
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from core.settings import Settings
 from core.spec import ModelSpec
 from core.steps import to_xcom
+from monitoring.ab_verdict import ABVerdict, promote_on_live_verdict
+from monitoring.alerts import raise_alerts
 from monitoring.outcomes import labelled_predictions
 from monitoring.performance import (
     PerformanceAlert,
@@ -30,6 +33,7 @@ from monitoring.retraining import (
     request_retraining,
     retrain_history,
 )
+from monitoring.rollback import RollbackCheck, apply_rollback
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,10 @@ class LiveQualityCheck:
     pending: int
     periods: list[PeriodQuality] = field(default_factory=list)
     alerts: list[PerformanceAlert] = field(default_factory=list)
+    rollback: RollbackCheck | None = None
+    ab_verdict: ABVerdict | None = None
     report_path: str | None = None
+    mlflow_run_id: str | None = None
 
 
 def run_quality_check(spec: ModelSpec, settings: Settings) -> LiveQualityCheck:
@@ -57,11 +64,61 @@ def run_quality_check(spec: ModelSpec, settings: Settings) -> LiveQualityCheck:
         periods=periods,
         alerts=performance_alert(spec, periods),
     )
+    raise_alerts(check.alerts, settings)  # recorded once, sent to the webhook if set
+    check = replace(
+        check,
+        rollback=apply_rollback(spec, periods, settings),
+        ab_verdict=promote_on_live_verdict(spec, labelled.frame, settings),
+    )
     folder = settings.storage.reports_dir / "performance" / spec.name
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "quality.json"
     path.write_text(json.dumps(to_xcom(check), indent=2))
-    return LiveQualityCheck(**{**check.__dict__, "report_path": str(path)})
+    check = replace(check, report_path=str(path))
+    if periods:
+        check = replace(check, mlflow_run_id=log_quality(spec, check, settings))
+    return check
+
+
+def log_quality(spec: ModelSpec, check: LiveQualityCheck, settings: Settings) -> str:
+    """One MLflow run per check, in the model's experiment; each period's metrics are
+    logged against the served version's MLflow 3 logged model (``model_id``), stepped by
+    day, so the version's page shows its live quality over time."""
+    import mlflow
+
+    from models.tracking import configure_mlflow
+
+    client = configure_mlflow(settings, spec.experiment)
+    model_ids: dict[int, str | None] = {}
+    with mlflow.start_run(run_name=f"monitor-{spec.name}") as run:
+        mlflow.set_tags(
+            {
+                "monitoring.kind": "live_quality",
+                "monitoring.model": spec.name,
+                "monitoring.alerts": str(len(check.alerts)),
+                "monitoring.rolled_back": str(bool(check.rollback and check.rollback.rolled_back)),
+            }
+        )
+        mlflow.log_metrics({"logged": check.logged, "matured": check.matured})
+        for quality in check.periods:
+            if not quality.counted:
+                continue
+            if quality.model_version not in model_ids:
+                version = client.get_model_version(
+                    spec.registered_model, str(quality.model_version)
+                )
+                model_ids[quality.model_version] = version.model_id
+            metrics = {f"live_{quality.variant}_{k}": v for k, v in quality.metrics.items()}
+            metrics[f"live_{quality.variant}_mean_prediction"] = quality.mean_prediction
+            mlflow.log_metrics(
+                metrics,
+                step=int(quality.period_start.timestamp() // 86400),
+                timestamp=int(quality.period_start.timestamp() * 1000),
+                model_id=model_ids[quality.model_version],
+            )
+        if check.report_path:
+            mlflow.log_artifact(check.report_path, artifact_path="monitoring")
+    return run.info.run_id
 
 
 def retraining_request(

@@ -18,11 +18,12 @@ gives the ``conf`` the training DAG is triggered with, which carries the reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from core.settings import Settings
 from core.spec import ModelSpec
+from monitoring.platform_db import as_utc, create_tables, platform_engine
 
 Kind = Literal["drift", "performance", "schedule", "manual"]
 TABLE = "retrain_requests"
@@ -94,35 +95,6 @@ def _table():
     )
 
 
-def _engine(settings: Settings):
-    import sqlalchemy as sa
-
-    if settings.storage.postgres_url:
-        from core.backends import ensure_postgres_database
-
-        ensure_postgres_database(settings, settings.storage.platform_database)
-    else:
-        settings.storage.state_dir.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(settings.storage.platform_database_url)
-    if engine.dialect.name == "sqlite":
-        # SQLite's default deferred transaction lets two processes read the same last
-        # decision; BEGIN IMMEDIATE takes the write lock first (SQLAlchemy's recipe).
-        @sa.event.listens_for(engine, "connect")
-        def _autocommit_driver(dbapi_connection, _record) -> None:
-            dbapi_connection.isolation_level = None
-
-        @sa.event.listens_for(engine, "begin")
-        def _begin_immediate(connection) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    # SQLite gives naive datetimes back; every time stored here is UTC.
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
 def request_retraining(
     request: RetrainRequest, spec: ModelSpec, settings: Settings, active_runs: int = 0
 ) -> RetrainDecision:
@@ -130,9 +102,9 @@ def request_retraining(
     import sqlalchemy as sa
 
     table = _table()
-    engine = _engine(settings)
+    engine = platform_engine(settings)
     try:
-        table.metadata.create_all(engine)
+        create_tables(engine, table.metadata)
         with engine.begin() as conn:
             if engine.dialect.name == "postgresql":
                 # Two monitoring runs asking at once: one decides after the other.
@@ -146,7 +118,7 @@ def request_retraining(
             ).scalar()
             decision = decide(
                 request,
-                _utc(last),
+                as_utc(last),
                 active_runs,
                 timedelta(hours=spec.retrain_cooldown_hours),
             )
@@ -170,9 +142,9 @@ def retrain_history(spec: ModelSpec, settings: Settings) -> list[RetrainDecision
     import sqlalchemy as sa
 
     table = _table()
-    engine = _engine(settings)
+    engine = platform_engine(settings)
     try:
-        table.metadata.create_all(engine)
+        create_tables(engine, table.metadata)
         with engine.connect() as conn:
             rows = conn.execute(
                 sa.select(table).where(table.c.model == spec.name).order_by(table.c.id)
@@ -181,7 +153,7 @@ def retrain_history(spec: ModelSpec, settings: Settings) -> list[RetrainDecision
         engine.dispose()
     return [
         RetrainDecision(
-            RetrainRequest(row.model, row.kind, row.reason, _utc(row.requested_at)),
+            RetrainRequest(row.model, row.kind, row.reason, as_utc(row.requested_at)),
             row.accepted,
             row.why,
         )

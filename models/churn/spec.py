@@ -79,6 +79,7 @@ SPEC = ModelSpec(
     outcomes=live_outcomes,
     live_threshold=0.3,  # F1 on matured live labels: below it 3 days running, retrain
     alert_periods=3,
+    rollback_margin=0.05,  # live F1 0.05 under the previous champion's, 3 days: roll back
     gate_metric="f1",
     min_score=0.35,
     output="churn",

@@ -43,6 +43,7 @@ SPEC = ModelSpec(
     outcomes=live_spend_outcomes,
     live_threshold=650.0,  # RMSE on matured live labels: above it 3 days running, retrain
     alert_periods=3,
+    rollback_margin=50.0,  # live RMSE 50 over the previous champion's, 3 days: roll back
     label_versions=spend_label_versions,
     make_estimator=make_estimator,
     gate_metric="rmse",

@@ -1,0 +1,58 @@
+"""The platform database: the platform's own records, written by several processes.
+
+Retraining requests and decisions (:mod:`monitoring.retraining`) and performance alerts
+(:mod:`monitoring.alerts`) live here: PostgreSQL (``CHURN_PLATFORM_DATABASE`` on
+``CHURN_POSTGRES_URL``) when configured, SQLite under the state folder otherwise.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from core.settings import Settings
+
+
+def platform_engine(settings: Settings) -> Any:
+    """A SQLAlchemy engine on the platform database (created on first use)."""
+    import sqlalchemy as sa
+
+    if settings.storage.postgres_url:
+        from core.backends import ensure_postgres_database
+
+        ensure_postgres_database(settings, settings.storage.platform_database)
+    else:
+        settings.storage.state_dir.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(settings.storage.platform_database_url)
+    if engine.dialect.name == "sqlite":
+        # SQLite's default deferred transaction lets two processes read the same last
+        # record; BEGIN IMMEDIATE takes the write lock first (SQLAlchemy's recipe).
+        @sa.event.listens_for(engine, "connect")
+        def _autocommit_driver(dbapi_connection, _record) -> None:
+            dbapi_connection.isolation_level = None
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin_immediate(connection) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """A stored time as UTC (SQLite gives naive datetimes back; every time here is UTC)."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def create_tables(engine: Any, metadata: Any) -> None:
+    """Create the tables of ``metadata`` that are missing, one process at a time.
+
+    Two processes creating the same PostgreSQL table at once collide in its catalog, so
+    creation runs under a transaction-scoped advisory lock (SQLite's BEGIN IMMEDIATE
+    serializes it already).
+    """
+    import sqlalchemy as sa
+
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('churn_platform_ddl'))"))
+        metadata.create_all(conn)
