@@ -53,7 +53,12 @@ class LiveQualityCheck:
 
 
 def run_quality_check(spec: ModelSpec, settings: Settings) -> LiveQualityCheck:
-    """Score the model's matured live predictions per period; raise the spec's alerts."""
+    """Score the model's matured live predictions per period; raise the spec's alerts.
+
+    A spec without ``outcomes`` has no live labels: it is monitored for drift only.
+    """
+    if spec.outcomes is None:
+        return LiveQualityCheck(model=spec.name, logged=0, matured=0, pending=0)
     labelled = labelled_predictions(spec, settings)
     periods = quality_by_period(spec, labelled.frame, settings.monitoring.quality_period)
     check = LiveQualityCheck(

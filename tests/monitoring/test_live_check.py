@@ -64,3 +64,8 @@ def test_live_quality_is_scored_alerted_and_logged_against_the_served_version(wo
     assert {m.model_id for m in history} == {model_id}  # against the version that served
     artifacts = [a.path for a in client.list_artifacts(check.mlflow_run_id, "monitoring")]
     assert artifacts == ["monitoring/quality.json"]
+
+
+def test_a_spec_without_outcomes_is_monitored_for_drift_only(state):
+    check = run_quality_check(replace(CHURN, outcomes=None), state)
+    assert (check.logged, check.periods, check.alerts, check.mlflow_run_id) == (0, [], [], None)
