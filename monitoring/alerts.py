@@ -18,7 +18,7 @@ from typing import Any
 
 from core.settings import Settings
 from monitoring.performance import PerformanceAlert
-from monitoring.platform_db import create_tables, platform_engine
+from monitoring.platform_db import create_tables, platform_engine, platform_table, rows_of
 
 log = logging.getLogger(__name__)
 TABLE = "performance_alerts"
@@ -36,12 +36,8 @@ class Delivery:
 def _table():
     import sqlalchemy as sa
 
-    metadata = sa.MetaData()
-    return sa.Table(
+    return platform_table(
         TABLE,
-        metadata,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("model", sa.String(100), nullable=False),
         sa.Column("model_version", sa.Integer, nullable=False),
         sa.Column("variant", sa.String(20), nullable=False),
         sa.Column("last_period", sa.DateTime(timezone=True), nullable=False),
@@ -145,16 +141,4 @@ def raise_alerts(alerts: list[PerformanceAlert], settings: Settings) -> list[Per
 
 def recorded_alerts(settings: Settings, model: str) -> list[dict[str, Any]]:
     """Every recorded alert of ``model``, oldest first."""
-    import sqlalchemy as sa
-
-    table = _table()
-    engine = platform_engine(settings)
-    try:
-        create_tables(engine, table.metadata)
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(table).where(table.c.model == model).order_by(table.c.id)
-            ).mappings()
-            return [dict(row) for row in rows]
-    finally:
-        engine.dispose()
+    return [dict(row) for row in rows_of(settings, _table(), model)]

@@ -38,6 +38,33 @@ def platform_engine(settings: Settings) -> Any:
     return engine
 
 
+def platform_table(name: str, *columns: Any) -> Any:
+    """A table of the platform database: an ``id``, the ``model`` it concerns, ``columns``."""
+    import sqlalchemy as sa
+
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("model", sa.String(100), nullable=False, index=True),
+        *columns,
+    )
+
+
+def rows_of(settings: Settings, table: Any, model: str) -> list[Any]:
+    """Every row of ``table`` about ``model``, oldest first."""
+    import sqlalchemy as sa
+
+    engine = platform_engine(settings)
+    try:
+        create_tables(engine, table.metadata)
+        with engine.connect() as conn:
+            query = sa.select(table).where(table.c.model == model).order_by(table.c.id)
+            return list(conn.execute(query).mappings())
+    finally:
+        engine.dispose()
+
+
 def as_utc(value: datetime | None) -> datetime | None:
     """A stored time as UTC (SQLite gives naive datetimes back; every time here is UTC)."""
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value

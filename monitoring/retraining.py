@@ -23,7 +23,13 @@ from typing import Any, Literal
 
 from core.settings import Settings
 from core.spec import ModelSpec
-from monitoring.platform_db import as_utc, create_tables, platform_engine
+from monitoring.platform_db import (
+    as_utc,
+    create_tables,
+    platform_engine,
+    platform_table,
+    rows_of,
+)
 
 Kind = Literal["drift", "performance", "schedule", "manual"]
 TABLE = "retrain_requests"
@@ -81,12 +87,8 @@ def decide(
 def _table():
     import sqlalchemy as sa
 
-    metadata = sa.MetaData()
-    return sa.Table(
+    return platform_table(
         TABLE,
-        metadata,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("model", sa.String(100), nullable=False, index=True),
         sa.Column("kind", sa.String(20), nullable=False),
         sa.Column("reason", sa.Text, nullable=False),
         sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
@@ -139,23 +141,11 @@ def request_retraining(
 
 def retrain_history(spec: ModelSpec, settings: Settings) -> list[RetrainDecision]:
     """Every recorded request of the model and its decision, oldest first."""
-    import sqlalchemy as sa
-
-    table = _table()
-    engine = platform_engine(settings)
-    try:
-        create_tables(engine, table.metadata)
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(table).where(table.c.model == spec.name).order_by(table.c.id)
-            ).all()
-    finally:
-        engine.dispose()
     return [
         RetrainDecision(
-            RetrainRequest(row.model, row.kind, row.reason, as_utc(row.requested_at)),
-            row.accepted,
-            row.why,
+            RetrainRequest(row["model"], row["kind"], row["reason"], as_utc(row["requested_at"])),
+            row["accepted"],
+            row["why"],
         )
-        for row in rows
+        for row in rows_of(settings, _table(), spec.name)
     ]
