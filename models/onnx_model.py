@@ -51,8 +51,9 @@ from core.spec import Task
 TOLERANCE = 1e-5
 # A regression: the largest |y_onnx - y_sklearn| / max(1, |y_sklearn|). ONNX tree ensembles
 # add their leaf values in float32, so the error grows with the number of trees and is
-# relative: measured 4.3e-5 for next_spend's 200 trees (1e-4 is a cent on 100 units).
-REGRESSION_TOLERANCE = 1e-4
+# relative: measured 4.3e-5 and, on another day's demo data, 1.1e-4 for next_spend's 200
+# trees; 1e-3 keeps 9x headroom (10 cents on 100 units, far below the model's error).
+REGRESSION_TOLERANCE = 1e-3
 TOLERANCES = {"classification": TOLERANCE, "regression": REGRESSION_TOLERANCE}
 # The holdout's model inputs, logged on the training run (models.training.train_and_log;
 # monitoring reads the same file as its drift reference).

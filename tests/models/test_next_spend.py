@@ -93,7 +93,7 @@ def test_it_trains_registers_and_passes_its_own_gate(world, trained) -> None:
     tags = client.get_model_version(NEXT_SPEND.registered_model, str(gate.version)).tags
     assert tags["gate.metric"] == "rmse" and tags["lineage.model"] == "next_spend"
     # The ONNX copy was verified on the whole holdout at registration.
-    assert float(tags["onnx.max_abs_diff"]) <= float(tags["onnx.tolerance"]) == 1e-4
+    assert float(tags["onnx.max_abs_diff"]) <= float(tags["onnx.tolerance"]) == 1e-3
     assert int(tags["onnx.holdout_rows"]) == trained.training_set.holdout_rows
 
 
@@ -132,7 +132,7 @@ def test_serving_scores_like_the_registered_model(world, trained) -> None:
 
     expected = load_sklearn(NEXT_SPEND.registered_model, trained.gate.version).predict(inputs)
     relative = np.abs(np.asarray(values) - expected) / np.maximum(1.0, np.abs(expected))
-    assert relative.max() <= 1e-4
+    assert relative.max() <= 1e-3
 
 
 def test_drift_is_measured_on_its_own_features(world, trained, tmp_path) -> None:

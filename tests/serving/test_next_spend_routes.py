@@ -50,7 +50,7 @@ def test_each_model_answers_on_its_own_route(world, server, known_customers,
     configure_mlflow(world.settings)
     model = load_version(NEXT_SPEND.registered_model, next_spend_champion)
     expected = model.predict(model_input(pd.DataFrame([body["features"]]), NEXT_SPEND.features))
-    assert np.isclose(body["spend_next_30d"], expected[0], rtol=1e-4)
+    assert np.isclose(body["spend_next_30d"], expected[0], rtol=1e-3)
     # churn's own route and its default route give the same churn answer.
     churn = server.post("/models/churn/predict", json={"customer_id": customer}).json()
     default = server.post("/predict", json={"customer_id": customer}).json()
