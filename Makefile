@@ -16,7 +16,7 @@ export DO_NOT_TRACK := 1
 export BENTOML_DO_NOT_TRACK := true
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: help venv lock demo test test-fast lint format parity bench-data bench-serving rollback airflow airflow-stop serve mlflow-ui feast-config land features train monitor clean
+.PHONY: help venv lock demo test test-fast lint format parity bench-data bench-serving rollback airflow airflow-stop serve mlflow-ui evidently-ui feast-config land features train monitor clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -91,6 +91,9 @@ serve: $(STAMP) ## Serve the champion model with BentoML on 127.0.0.1:3000
 
 mlflow-ui: $(STAMP) ## Open the MLflow UI on 127.0.0.1:5000 over the project's tracking store
 	$(BIN)/churn mlflow-ui
+
+evidently-ui: $(STAMP) ## Open Evidently's UI on 127.0.0.1:8000: drift, live quality, alerts per model
+	$(BIN)/churn evidently-ui
 
 clean: ## Remove all state (.state/), caches and the virtualenv
 	rm -rf .state .pytest_cache .ruff_cache feature_repo/feature_store.yaml *.egg-info

@@ -29,6 +29,7 @@ def _demo(args: argparse.Namespace) -> None:
         customers=args.customers,
         days=args.days,
         requests=args.requests,
+        replay_per_day=args.replay_per_day,
         quiet=True,
     )
 
@@ -84,6 +85,20 @@ def _mlflow_ui(_: argparse.Namespace) -> None:
         "--host", "127.0.0.1", "--port", "5000",
     ]  # fmt: skip
     os.execv(mlflow, command)
+
+
+def evidently_ui_command(settings, port: int) -> list[str]:
+    """Evidently's own UI over the platform's workspace (one project per model spec)."""
+    evidently = os.path.join(os.path.dirname(sys.executable), "evidently")
+    workspace = settings.storage.evidently_workspace_dir
+    workspace.mkdir(parents=True, exist_ok=True)
+    return [evidently, "ui", "--workspace", str(workspace), "--host", "127.0.0.1",
+            "--port", str(port)]  # fmt: skip
+
+
+def _evidently_ui(args: argparse.Namespace) -> None:
+    command = evidently_ui_command(get_settings(), args.port)
+    os.execv(command[0], command)
 
 
 def _parity(args: argparse.Namespace) -> None:
@@ -196,6 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--customers", type=int, default=None)
     demo.add_argument("--days", type=int, default=None)
     demo.add_argument("--requests", type=int, default=400)
+    demo.add_argument(
+        "--replay-per-day", type=int, default=800, help="predictions replayed per past day"
+    )
     demo.set_defaults(func=_demo)
     commands.add_parser("feast-config", help="render feature_store.yaml").set_defaults(
         func=_feast_config
@@ -205,6 +223,11 @@ def main(argv: list[str] | None = None) -> None:
     airflow.set_defaults(func=_airflow)
     commands.add_parser("serve", help="serve the champion with BentoML").set_defaults(func=_serve)
     commands.add_parser("mlflow-ui", help="MLflow UI on :5000").set_defaults(func=_mlflow_ui)
+    evidently_ui = commands.add_parser(
+        "evidently-ui", help="Evidently UI on :8000 (monitoring dashboards per model)"
+    )
+    evidently_ui.add_argument("--port", type=int, default=8000)
+    evidently_ui.set_defaults(func=_evidently_ui)
     parity = commands.add_parser("parity", help="compare online and offline feature vectors")
     parity.add_argument("--sample", type=int, default=200)
     parity.add_argument(

@@ -138,6 +138,11 @@ class StorageSettings(BaseSettings):
         return self.state_dir / "reports"
 
     @property
+    def evidently_workspace_dir(self) -> Path:
+        """Evidently's local workspace: one project per model (``make evidently-ui``)."""
+        return self.state_dir / "evidently"
+
+    @property
     def demo_summary_path(self) -> Path:
         return self.reports_dir / "demo_summary.json"
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import dag, task
 
-CUSTOMER_FEATURES = Asset("churn://feast/customer_features")
+from dags.assets import FEATURES_MATERIALIZED
 
 
 @dag(
@@ -70,7 +70,7 @@ def feature_pipeline():
         built = build_features(days, get_settings(), feature_tables(), landing_sources())
         return to_xcom(built)
 
-    @task(outlets=[CUSTOMER_FEATURES])
+    @task(outlets=[FEATURES_MATERIALIZED])  # schedules every model's monitoring
     def materialize(built: dict) -> dict:
         from core.settings import get_settings
         from core.steps import BuiltFeatures, from_xcom, to_xcom

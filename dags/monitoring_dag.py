@@ -1,16 +1,23 @@
 """
 ### <model>_monitoring (one DAG per model spec)
 
+Runs daily, and whenever `feature_pipeline` has materialized new features (the Airflow
+asset `churn://feast/online_store`), so fresh features lead to a drift and quality check
+and, through the retraining policy, to training.
+
 **drift report** (Evidently `DataDriftPreset`, PSI per feature of the model and on its
 outputs, the model's logged live predictions vs its champion's training reference; HTML +
-JSON under `$CHURN_STATE_DIR/reports/drift/<model>/`) and **live quality** (the logged
-predictions joined to their outcomes as of their own time, once known; Evidently's
-quality metrics per served version, variant and day; the spec's performance-drift rule)
--> **retrain decision** (significant drift, a performance alert or the spec's cadence
-make one request to the retraining policy, which refuses while a training run is queued
-or running and inside the spec's cool-down, and records why) -> **retrain** (triggers
-`<model>_training_pipeline` with the reason in its `conf`). With nothing to retrain for,
-or a refused request, the run stops there.
+JSON + Evidently snapshot under `$CHURN_STATE_DIR/reports/drift/<model>/`) and **live
+quality** (the logged predictions joined to their outcomes as of their own time, once
+known; Evidently's quality metrics per served version, variant and day; the spec's
+performance-drift rule, the live A/B verdict and the automatic-rollback rule; one MLflow
+run per monitoring period that links the drift report's HTML) -> **retrain decision**
+(significant drift, a performance alert or the spec's cadence make one request to the
+retraining policy, which refuses while a training run is queued or running and inside the
+spec's cool-down, and records why) -> **retrain** (triggers `<model>_training_pipeline`
+with the reason in its `conf`). With nothing to retrain for, or a refused request, the run
+stops there. Every snapshot also lands in the model's project of the Evidently UI
+workspace (`make evidently-ui`): PSI per feature, live quality, error rate and alerts.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
+from dags.assets import FEATURES_MATERIALIZED
 from models.catalog import load_specs
 
 
@@ -32,7 +40,10 @@ def make_monitoring_dag(
     @dag(
         dag_id=dag_id,
         description=f"Drift of {description}",
-        schedule="@daily",
+        # Daily, and whenever feature_pipeline has materialized new features.
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable("@daily", timezone="UTC"), assets=[FEATURES_MATERIALIZED]
+        ),
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
@@ -52,13 +63,14 @@ def make_monitoring_dag(
             return to_xcom(run_drift_check(get_spec(model), get_settings()))
 
         @task
-        def live_quality() -> dict:
+        def live_quality(report: dict) -> dict:
             from core.settings import get_settings
             from core.steps import to_xcom
             from models.catalog import get_spec
             from monitoring.live_check import run_quality_check
 
-            return to_xcom(run_quality_check(get_spec(model), get_settings()))
+            check = run_quality_check(get_spec(model), get_settings(), report.get("html_path"))
+            return to_xcom(check)
 
         @task
         def retrain_decision(report: dict, quality: dict, ti=None) -> dict:
@@ -73,8 +85,9 @@ def make_monitoring_dag(
             check = from_xcom(LiveQualityCheck, quality)
             drift = f"significant drift: {report['reason']}" if report["significant"] else None
             active = ti.get_dr_count(dag_id=training_dag_id, states=["queued", "running"])
+            new_alerts = check.new_champion_alerts  # one alert asks for one retrain
             decision = decide_retraining(
-                get_spec(model), get_settings(), drift, check.alerts, active_runs=active
+                get_spec(model), get_settings(), drift, new_alerts, active_runs=active
             )
             if decision is None:
                 logging.getLogger(__name__).info("nothing asks for a retrain")
@@ -91,8 +104,8 @@ def make_monitoring_dag(
             trigger_dag_id=training_dag_id,
             conf="{{ ti.xcom_pull(task_ids='retrain_decision') }}",
         )
-        report, quality = drift_report(), live_quality()
-        report >> quality  # one after the other: two Evidently runs at once gain nothing here
+        report = drift_report()
+        quality = live_quality(report)  # its MLflow run links the drift report
         decision = retrain_decision(report, quality)
         retrain_accepted(decision) >> retrain
 

@@ -2,7 +2,11 @@
 
 Customers belong to segments with different order frequency and basket size. Churners
 slow down over the weeks before their churn day and then stop ordering. A drift knob
-scales spend and changes the segment mix of orders from a given day on. Each day is
+scales spend and changes the segment mix of orders from a given day on. A concept-shift
+knob changes what behaviour means instead of what it looks like: churners stop without
+slowing down first, while as many staying customers go through lulls that look like a
+churner's slow-down and then come back, so the feature distributions barely move while
+the link between them and churn is broken. Each day is
 drawn from its own seeded generator, so any day can be regenerated on its own and comes
 out identical.
 """
@@ -40,6 +44,22 @@ class Drift:
 
 
 @dataclass(frozen=True)
+class ConceptShift:
+    """From ``start`` on, behaviour stops predicting churn the way it did.
+
+    Churners stop ordering at their churn day with no slow-down before it. A
+    ``lull_share`` of the staying customers slow down as churners used to, for
+    ``lull_days`` out of every ``lull_cycle_days``, and then order as before.
+    """
+
+    start: date
+    lull_share: float = 0.6
+    lull_days: int = 30
+    lull_cycle_days: int = 60
+    lull_activity: float = 0.1
+
+
+@dataclass(frozen=True)
 class SimulationConfig:
     customers: int
     start_date: date
@@ -49,6 +69,7 @@ class SimulationConfig:
     # Weeks over which a churner's order rate decays before stopping.
     decay_days: int = 45
     drift: Drift | None = None
+    concept_shift: ConceptShift | None = None
 
     @property
     def end_date(self) -> date:
@@ -74,6 +95,11 @@ def simulate_customers(config: SimulationConfig) -> pd.DataFrame:
         config.start_date + timedelta(days=int(offset)) if is_churner else None
         for is_churner, offset in zip(churns, churn_offset, strict=True)
     ]
+    # Drawn last, so the draws above (and every day without a concept shift) stay the same.
+    shift = config.concept_shift
+    cycle = shift.lull_cycle_days if shift else 1
+    in_lulls = (rng.random(config.customers) < (shift.lull_share if shift else 0.0)) & ~churns
+    lull_phase = np.where(in_lulls, rng.integers(0, cycle, size=config.customers), -1)
     return pd.DataFrame(
         {
             "customer_id": np.arange(1, config.customers + 1, dtype="int64"),
@@ -81,12 +107,17 @@ def simulate_customers(config: SimulationConfig) -> pd.DataFrame:
             "daily_rate": rate,
             "basket": basket,
             "churn_day": churn_day,
+            "lull_phase": lull_phase,
         }
     )
 
 
-def _activity(customers: pd.DataFrame, day: date, decay_days: int) -> np.ndarray:
+def _activity(customers: pd.DataFrame, day: date, config: SimulationConfig) -> np.ndarray:
     """Multiplier on each customer's order rate on ``day``: 1 when active, 0 after churn."""
+    shift = config.concept_shift
+    shifted = shift is not None and day >= shift.start
+    # After a concept shift, churners stop at once: no slow-down warns of them.
+    decay_days = 0 if shifted else config.decay_days
     activity = np.ones(len(customers))
     for i, churn_day in enumerate(customers["churn_day"]):
         if churn_day is None:
@@ -96,6 +127,13 @@ def _activity(customers: pd.DataFrame, day: date, decay_days: int) -> np.ndarray
             activity[i] = 0.0
         elif days_left < decay_days:
             activity[i] = 0.15 + 0.85 * days_left / decay_days
+    if shifted:
+        assert shift is not None
+        phase = customers["lull_phase"].to_numpy()
+        into = ((day - shift.start).days + phase) % shift.lull_cycle_days
+        in_lull = (phase >= 0) & (into < shift.lull_days)
+        # A lull looks like a churner's last weeks: hardly any order, then back at once.
+        activity = np.where(in_lull, activity * shift.lull_activity, activity)
     return activity
 
 
@@ -103,7 +141,7 @@ def simulate_day(customers: pd.DataFrame, config: SimulationConfig, day: date) -
     """The raw order events of one day, in the raw batch schema."""
     day_index = (day - config.start_date).days
     rng = np.random.default_rng([config.seed, day_index + 10_000])
-    rate = customers["daily_rate"].to_numpy() * _activity(customers, day, config.decay_days)
+    rate = customers["daily_rate"].to_numpy() * _activity(customers, day, config)
     basket = customers["basket"].to_numpy()
     drift = config.drift
     if drift is not None and day >= drift.start:

@@ -81,3 +81,37 @@ def rollback_champion(settings: Settings, model_name: str) -> Rollback:
     if current is not None:
         client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, str(current))
     return Rollback(champion=previous, rolled_back_from=current)
+
+
+def promote_by_hand(settings: Settings, model_name: str, version: int, reason: str) -> int | None:
+    """Make ``version`` the champion without the gate (an operator's override).
+
+    The replaced champion becomes ``previous_champion``, so the automatic-rollback rule
+    and ``rollback_champion`` can bring it back; the reason is written on the version.
+    Returns the replaced champion's version (None: there was none).
+    """
+    client = configure_mlflow(settings)
+    current = alias_version(settings, model_name, CHAMPION, client)
+    if current == version:
+        raise RuntimeError(f"{model_name} v{version} is already the champion")
+    if current is not None:
+        client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, str(current))
+    client.set_registered_model_alias(model_name, CHAMPION, str(version))
+    client.set_model_version_tag(model_name, str(version), "gate.decision", "promoted_by_hand")
+    client.set_model_version_tag(model_name, str(version), "gate.reason", reason)
+    return current
+
+
+def challenge_by_hand(settings: Settings, model_name: str, version: int, reason: str) -> None:
+    """Send ``version`` to a live A/B against the champion, whatever the offline gate said.
+
+    It becomes ``challenger`` and awaits the live verdict (``gate.decision``
+    ``awaiting_live_verdict``): with A/B routing on, its share of traffic is scored by it,
+    and the monitoring run promotes or rejects it on matured labels.
+    """
+    client = configure_mlflow(settings)
+    if alias_version(settings, model_name, CHAMPION, client) == version:
+        raise RuntimeError(f"{model_name} v{version} is the champion: nothing to compare with")
+    client.set_registered_model_alias(model_name, CHALLENGER, str(version))
+    client.set_model_version_tag(model_name, str(version), "gate.decision", "awaiting_live_verdict")
+    client.set_model_version_tag(model_name, str(version), "gate.reason", reason)

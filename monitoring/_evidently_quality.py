@@ -1,47 +1,81 @@
 """Evidently 0.7's own quality metrics on one period's labelled predictions.
 
 Imported lazily by :mod:`monitoring.performance` (importing Evidently takes seconds).
+Each period is one Evidently ``Report`` run: its snapshot carries the period's time, tags
+(``quality``, the variant, the version) and, when the spec sets a ``live_threshold``, an
+Evidently test of the gate metric against it, so Evidently's UI shows the failed periods.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import pandas as pd
 from evidently import BinaryClassification, DataDefinition, Dataset, Regression, Report
+from evidently.core.report import Snapshot
 from evidently.metrics import MAE, RMSE, Accuracy, F1Score, Precision, Recall, RocAuc
+from evidently.tests import gte, lte
+
+from core.spec import ModelSpec
 
 
-def classification_quality(frame: pd.DataFrame, label: str) -> dict[str, float]:
-    """F1, precision, recall, ROC AUC and accuracy of ``prediction`` / ``probability``."""
-    definition = DataDefinition(
-        classification=[
-            BinaryClassification(
-                target=label, prediction_labels="prediction", prediction_probas="probability"
-            )
-        ]
+def quality_metrics(spec: ModelSpec, frame: pd.DataFrame) -> dict[str, Any]:
+    """The spec's task's metrics, the gate metric tested against ``live_threshold``."""
+    if spec.task == "classification":
+        metrics: dict[str, Any] = {
+            "f1": F1Score,
+            "precision": Precision,
+            "recall": Recall,
+            "accuracy": Accuracy,
+        }
+        if frame[spec.label].nunique() == 2:  # ROC AUC is undefined on one class
+            metrics["roc_auc"] = RocAuc
+    else:
+        metrics = {"mae": MAE, "rmse": RMSE}
+    made = {}
+    for name, metric in metrics.items():
+        if name == spec.gate_metric and spec.live_threshold is not None:
+            bound = gte if spec.greater_is_better else lte
+            made[name] = metric(tests=[bound(spec.live_threshold)])
+        else:
+            made[name] = metric()
+    return made
+
+
+def period_quality(
+    spec: ModelSpec,
+    frame: pd.DataFrame,
+    timestamp: datetime,
+    tags: list[str],
+    metadata: dict[str, str],
+) -> tuple[dict[str, float], Snapshot]:
+    """The metric values of one period's labelled predictions, and Evidently's snapshot."""
+    if spec.task == "classification":
+        definition = DataDefinition(
+            classification=[
+                BinaryClassification(
+                    target=spec.label,
+                    prediction_labels="prediction",
+                    prediction_probas="probability",
+                )
+            ]
+        )
+        data = frame
+    else:
+        definition = DataDefinition(
+            regression=[Regression(target=spec.label, prediction="prediction")]
+        )
+        data = frame.astype({"prediction": "float64"})
+    metrics = quality_metrics(spec, frame)
+    dataset = Dataset.from_pandas(
+        data[[spec.label, *(c for c in ("prediction", "probability") if c in data)]],
+        data_definition=definition,
     )
-    metrics = {
-        "f1": F1Score(),
-        "precision": Precision(),
-        "recall": Recall(),
-        "accuracy": Accuracy(),
-    }
-    if frame[label].nunique() == 2:  # ROC AUC is undefined on one class
-        metrics["roc_auc"] = RocAuc()
-    return _run(frame, definition, metrics)
-
-
-def regression_quality(frame: pd.DataFrame, label: str) -> dict[str, float]:
-    """MAE and RMSE of ``prediction`` against ``label``."""
-    definition = DataDefinition(regression=[Regression(target=label, prediction="prediction")])
-    return _run(frame, definition, {"mae": MAE(), "rmse": RMSE()})
-
-
-def _run(frame: pd.DataFrame, definition: DataDefinition, metrics: dict) -> dict[str, float]:
-    data = frame.astype({"prediction": "float64"}) if "probability" not in frame else frame
-    dataset = Dataset.from_pandas(data, data_definition=definition)
-    snapshot = Report(list(metrics.values())).run(dataset, None)
+    report = Report(list(metrics.values()), tags=tags, metadata=metadata)
+    snapshot = report.run(dataset, None, timestamp=timestamp.replace(tzinfo=None))
     values = {}
-    for (name, _), result in zip(metrics.items(), snapshot.dict()["metrics"], strict=True):
+    for name, result in zip(metrics, snapshot.dict()["metrics"], strict=True):
         value = result["value"]
         values[name] = float(value["mean"] if isinstance(value, dict) else value)
-    return values
+    return values, snapshot

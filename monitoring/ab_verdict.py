@@ -152,13 +152,14 @@ def record_verdict(verdict: ABVerdict, spec: ModelSpec, settings: Settings) -> N
 def promote_on_live_verdict(
     spec: ModelSpec, labelled: pd.DataFrame, settings: Settings
 ) -> ABVerdict | None:
-    """With ``promotion_requires_live_verdict``: judge the challenger that passed the
-    offline gate, record the verdict on both versions, and promote it when it is better.
+    """Judge the challenger that awaits a live verdict, record the verdict on both
+    versions, and promote it when it is better (when it is worse: ``rejected_live``, and
+    the ``challenger`` alias is removed, so serving stops sending it traffic).
 
-    None when the setting is off or no challenger awaits a verdict.
+    A challenger awaits a verdict when the gate passed it with
+    ``promotion_requires_live_verdict`` set, or when an operator sent it to a live A/B
+    (:func:`models.registry.challenge_by_hand`). None when no challenger awaits one.
     """
-    if not settings.promotion_requires_live_verdict:
-        return None
     from models.registry import CHALLENGER as CHALLENGER_ALIAS
     from models.registry import CHAMPION as CHAMPION_ALIAS
     from models.registry import PREVIOUS_CHAMPION, alias_version
@@ -187,4 +188,6 @@ def promote_on_live_verdict(
         )  # fmt: skip
     elif verdict.decision == "champion_better":
         client.set_model_version_tag(name, str(challenger), "gate.decision", "rejected_live")
+        # Serving drops a removed challenger: its share of traffic goes back to the champion.
+        client.delete_registered_model_alias(name, CHALLENGER_ALIAS)
     return verdict

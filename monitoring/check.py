@@ -21,6 +21,7 @@ from core.steps import TimeWindow
 from models.registry import CHAMPION
 from models.tracking import configure_mlflow
 from monitoring.drift import ColumnDrift, build_drift_report
+from monitoring.evidently_ui import add_drift_snapshot
 from serving.prediction_log import read_prediction_log
 
 REFERENCE_ARTIFACT = "monitoring/reference.parquet"
@@ -87,6 +88,8 @@ def run_drift_check(spec: ModelSpec, settings: Settings) -> DriftCheck:
         return DriftCheck(window, len(current), significant=False, reason=reason)
     champion_version, reference = load_reference(settings, spec)
     summary = build_drift_report(spec, reference, current, settings)
+    assert summary.snapshot_path is not None
+    add_drift_snapshot(spec, settings, summary.snapshot_path)  # Evidently UI's project
     reason = (
         "significant drift in "
         + ", ".join(c.column for c in summary.top_drifted() if c.level == "significant")

@@ -99,6 +99,7 @@ class DriftSummary:
     created_at: datetime
     psi_moderate: float
     psi_significant: float
+    snapshot_path: Path | None = None  # Evidently's full snapshot, loadable (Snapshot.load)
 
     def top_drifted(self, n: int = 3) -> list[ColumnDrift]:
         """The ``n`` FEATURE columns with the highest PSI, highest first."""
@@ -121,6 +122,7 @@ class DriftSummary:
             "html_path": str(self.html_path),
             "json_path": str(self.json_path),
             "summary_path": str(self.summary_path),
+            "snapshot_path": str(self.snapshot_path) if self.snapshot_path else None,
         }
 
 
@@ -169,6 +171,7 @@ def build_drift_report(
     settings: Settings,
     out_dir: Path | None = None,
     name: str = "drift",
+    as_of: datetime | None = None,
 ) -> DriftSummary:
     """Compare ``current`` (logged live traffic) with ``reference`` (training features plus
     the model's outputs) with Evidently's PSI, grade each column and save the reports.
@@ -176,7 +179,9 @@ def build_drift_report(
     Only the spec's features and outputs are used; other columns
     (timestamp, customer_id, model_version, ...) are ignored. Writes, into ``out_dir``
     (default ``settings.storage.reports_dir / "drift"``), ``<name>_<UTC time>.html`` and
-    ``.evidently.json`` (Evidently's) and ``.summary.json`` (:meth:`DriftSummary.to_dict`).
+    ``.evidently.json`` (Evidently's results), ``.snapshot.json`` (Evidently's full
+    snapshot, for its UI's workspace) and ``.summary.json`` (:meth:`DriftSummary.to_dict`).
+    ``as_of`` dates the snapshot (default: now), as a replayed window is dated by its days.
 
     Raises ValueError when a required column is missing or empty, or when ``current`` has
     fewer than ``settings.monitoring.drift_min_rows`` rows.
@@ -217,7 +222,7 @@ def build_drift_report(
             "psi_moderate": str(spec.psi_moderate),
             "psi_significant": str(spec.psi_significant),
         },
-        timestamp=created_at.replace(tzinfo=None),
+        timestamp=(as_of or created_at).replace(tzinfo=None),
         name=name,
     )
     evidently_json = snapshot.json()  # numpy values made JSON-safe by Evidently
@@ -248,7 +253,10 @@ def build_drift_report(
         created_at=created_at,
         psi_moderate=spec.psi_moderate,
         psi_significant=spec.psi_significant,
+        snapshot_path=out / f"{stem}.snapshot.json",
     )
+    assert summary.snapshot_path is not None
+    summary.snapshot_path.write_text(snapshot.dumps(), encoding="utf-8")
     snapshot.save_html(str(summary.html_path))  # Evidently writes only for a str path
     summary.json_path.write_text(evidently_json, encoding="utf-8")
     summary.summary_path.write_text(json.dumps(summary.to_dict(), indent=2), encoding="utf-8")

@@ -18,8 +18,10 @@ from datetime import UTC, datetime, timedelta
 from core.settings import Settings
 from core.spec import ModelSpec
 from core.steps import to_xcom
+from models.registry import CHAMPION
 from monitoring.ab_verdict import ABVerdict, promote_on_live_verdict
 from monitoring.alerts import raise_alerts
+from monitoring.evidently_ui import add_quality_snapshots
 from monitoring.outcomes import labelled_predictions
 from monitoring.performance import (
     PerformanceAlert,
@@ -46,21 +48,32 @@ class LiveQualityCheck:
     pending: int
     periods: list[PeriodQuality] = field(default_factory=list)
     alerts: list[PerformanceAlert] = field(default_factory=list)
+    # Raised by this run on the champion: what asks for a retrain. An alert recorded by an
+    # earlier run, or one on a challenger (the candidate is bad, not the data), does not.
+    new_champion_alerts: list[PerformanceAlert] = field(default_factory=list)
     rollback: RollbackCheck | None = None
     ab_verdict: ABVerdict | None = None
     report_path: str | None = None
     mlflow_run_id: str | None = None
 
 
-def run_quality_check(spec: ModelSpec, settings: Settings) -> LiveQualityCheck:
+def run_quality_check(
+    spec: ModelSpec, settings: Settings, drift_html: str | None = None
+) -> LiveQualityCheck:
     """Score the model's matured live predictions per period; raise the spec's alerts.
 
-    A spec without ``outcomes`` has no live labels: it is monitored for drift only.
+    Each scored period's Evidently snapshot goes to the model's project in Evidently's UI
+    (alert periods tagged); the MLflow run of the check logs the quality JSON and links
+    ``drift_html``, the same monitoring run's drift report. A spec without ``outcomes``
+    has no live labels: it is monitored for drift only.
     """
     if spec.outcomes is None:
         return LiveQualityCheck(model=spec.name, logged=0, matured=0, pending=0)
+    folder = settings.storage.reports_dir / "performance" / spec.name
     labelled = labelled_predictions(spec, settings)
-    periods = quality_by_period(spec, labelled.frame, settings.monitoring.quality_period)
+    periods = quality_by_period(
+        spec, labelled.frame, settings.monitoring.quality_period, save_to=folder / "periods"
+    )
     check = LiveQualityCheck(
         model=spec.name,
         logged=labelled.logged,
@@ -69,26 +82,31 @@ def run_quality_check(spec: ModelSpec, settings: Settings) -> LiveQualityCheck:
         periods=periods,
         alerts=performance_alert(spec, periods),
     )
-    raise_alerts(check.alerts, settings)  # recorded once, sent to the webhook if set
+    new = raise_alerts(check.alerts, settings)  # recorded once, sent to the webhook if set
     check = replace(
         check,
+        new_champion_alerts=[a for a in new if a.variant == CHAMPION],  # logged under its alias
         rollback=apply_rollback(spec, periods, settings),
         ab_verdict=promote_on_live_verdict(spec, labelled.frame, settings),
     )
-    folder = settings.storage.reports_dir / "performance" / spec.name
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "quality.json"
     path.write_text(json.dumps(to_xcom(check), indent=2))
     check = replace(check, report_path=str(path))
+    add_quality_snapshots(spec, settings, check.periods, check.alerts)
     if periods:
-        check = replace(check, mlflow_run_id=log_quality(spec, check, settings))
+        check = replace(check, mlflow_run_id=log_quality(spec, check, settings, drift_html))
     return check
 
 
-def log_quality(spec: ModelSpec, check: LiveQualityCheck, settings: Settings) -> str:
+def log_quality(
+    spec: ModelSpec, check: LiveQualityCheck, settings: Settings, drift_html: str | None = None
+) -> str:
     """One MLflow run per check, in the model's experiment; each period's metrics are
     logged against the served version's MLflow 3 logged model (``model_id``), stepped by
-    day, so the version's page shows its live quality over time."""
+    day, so the version's page shows its live quality over time. The run holds the
+    quality JSON and, when given, the drift report's HTML (``monitoring/drift_report.html``,
+    its path also tagged as ``monitoring.drift_report``)."""
     import mlflow
 
     from models.tracking import configure_mlflow
@@ -123,6 +141,9 @@ def log_quality(spec: ModelSpec, check: LiveQualityCheck, settings: Settings) ->
             )
         if check.report_path:
             mlflow.log_artifact(check.report_path, artifact_path="monitoring")
+        if drift_html:
+            mlflow.set_tag("monitoring.drift_report", drift_html)
+            mlflow.log_artifact(drift_html, artifact_path="monitoring")
     return run.info.run_id
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 
@@ -32,6 +33,7 @@ class PeriodQuality:
     labelled: int
     mean_prediction: float
     metrics: dict[str, float] = field(default_factory=dict)  # empty: too few labels
+    snapshot_path: str | None = None  # the period's Evidently snapshot (JSON), when saved
 
     @property
     def counted(self) -> bool:
@@ -68,30 +70,47 @@ class PerformanceAlert:
 
 
 def quality_by_period(
-    spec: ModelSpec, labelled: pd.DataFrame, period: str = "1D"
+    spec: ModelSpec, labelled: pd.DataFrame, period: str = "1D", save_to: Path | None = None
 ) -> list[PeriodQuality]:
     """Score each (version, variant, period) of ``labelled`` with Evidently's metrics.
 
     ``labelled`` is :attr:`monitoring.outcomes.LabelledPredictions.frame`; ``period`` a
     pandas frequency (``"1D"``: UTC days). Periods with fewer than the spec's
-    ``min_period_labels`` labels are listed without metrics.
+    ``min_period_labels`` labels are listed without metrics. With ``save_to``, each scored
+    period's Evidently snapshot is saved there (``PeriodQuality.snapshot_path``;
+    ``Snapshot.load`` reads it back).
     """
     if labelled.empty:
         return []
-    from monitoring import _evidently_quality as quality
+    from monitoring._evidently_quality import period_quality
 
-    score = (
-        quality.classification_quality
-        if spec.task == "classification"
-        else quality.regression_quality
-    )
     length = pd.Timedelta(pd.tseries.frequencies.to_offset(period))
     frame = labelled.assign(period_start=labelled["logged_at"].dt.floor(period))
+    if save_to is not None:
+        save_to.mkdir(parents=True, exist_ok=True)
     results = []
     for (version, variant, start), group in frame.groupby(
         ["model_version", "variant", "period_start"], sort=True
     ):
-        enough = len(group) >= spec.min_period_labels
+        metrics: dict[str, float] = {}
+        snapshot_path = None
+        if len(group) >= spec.min_period_labels:
+            metrics, snapshot = period_quality(
+                spec,
+                group,
+                timestamp=start.to_pydatetime(),
+                tags=["quality", str(variant), f"v{version}"],
+                metadata={
+                    "model_version": str(version),
+                    "variant": str(variant),
+                    "period_start": start.isoformat(),
+                    "labelled": str(len(group)),
+                },
+            )
+            if save_to is not None:
+                path = save_to / f"v{version}_{variant}_{start:%Y%m%dT%H%M}.snapshot.json"
+                path.write_text(snapshot.dumps(), encoding="utf-8")
+                snapshot_path = str(path)
         results.append(
             PeriodQuality(
                 model=spec.name,
@@ -101,7 +120,8 @@ def quality_by_period(
                 period_end=(start + length).to_pydatetime(),
                 labelled=len(group),
                 mean_prediction=float(group["prediction"].mean()),
-                metrics=score(group, spec.label) if enough else {},
+                metrics=metrics,
+                snapshot_path=snapshot_path,
             )
         )
     return results

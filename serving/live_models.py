@@ -67,11 +67,18 @@ class LiveModels:
                 answered = False
                 continue
             current = self.models[alias]
-            if version is None:  # keep serving what is loaded; a missing challenger is no error
+            if version is None:  # a missing challenger is no error
                 if alias == CHAMPION and current is None:
                     self._report(alias, f"alias {alias!r} is not set in the registry")
                     answered = False
-                elif alias != CHAMPION and alias not in self._missing:
+                elif alias == CHAMPION:
+                    continue  # keep serving the champion that is loaded
+                elif current is not None:
+                    # Removed on purpose (a rejected challenger): it stops taking traffic.
+                    log.warning("alias %r removed: v%s no longer serves", alias, current.version)
+                    self.models[alias] = None
+                    self._missing.add(alias)
+                elif alias not in self._missing:
                     log.warning("alias %r is not set: the champion answers alone", alias)
                     self._missing.add(alias)
                 continue

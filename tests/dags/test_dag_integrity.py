@@ -78,6 +78,19 @@ def test_monitoring_retrains_its_own_model(dagbag, name):
     assert retrain.trigger_dag_id == spec.training_dag_id
 
 
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_materialized_features_schedule_every_monitoring_dag(dagbag, name):
+    """The asset feature_pipeline updates is consumed: it schedules monitoring, and daily."""
+    from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable
+
+    outlets = dagbag.dags["feature_pipeline"].get_task("materialize").outlets
+    (asset,) = [o for o in outlets if isinstance(o, Asset)]
+    timetable = dagbag.dags[SPECS[name].monitoring_dag_id].timetable
+    assert isinstance(timetable, AssetOrTimeSchedule)
+    assert asset in timetable.asset_condition.objects
+    assert isinstance(timetable.timetable, CronTriggerTimetable)
+
+
 def test_validate_is_not_retried(dagbag):
     assert dagbag.dags["feature_pipeline"].get_task("validate").retries == 0
 

@@ -1,4 +1,5 @@
-"""The order simulator: seeded, segment-shaped, churners that fade, a drift knob."""
+"""The order simulator: seeded, segment-shaped, churners that fade, drift and concept-shift
+knobs."""
 
 from datetime import date, timedelta
 
@@ -6,6 +7,7 @@ import pandas as pd
 
 from data.simulate import (
     RAW_ORDER_COLUMNS,
+    ConceptShift,
     Drift,
     SimulationConfig,
     simulate_customers,
@@ -65,3 +67,52 @@ def test_drift_raises_spend_and_shifts_segment_mix():
         dict(simulate_days(CONFIG, before))[before[0]],
         dict(simulate_days(drifted, before))[before[0]],
     )
+
+
+def test_a_concept_shift_breaks_the_link_but_barely_moves_the_distributions():
+    shift_start = date(2026, 2, 1)
+    shifted = SimulationConfig(
+        **{**CONFIG.__dict__, "concept_shift": ConceptShift(start=shift_start)}
+    )
+    before = [shift_start - timedelta(days=1)]
+    pd.testing.assert_frame_equal(  # the days before the shift are the same days
+        dict(simulate_days(CONFIG, before))[before[0]],
+        dict(simulate_days(shifted, before))[before[0]],
+    )
+    customers = simulate_customers(shifted)
+    days = [shift_start + timedelta(days=i) for i in range(56)]
+    orders = pd.concat(b for _, b in simulate_days(shifted, days))
+    # Churners no longer slow down first: as many orders just before churn as well before.
+    churner = customers.dropna(subset=["churn_day"])
+    churner = churner[
+        (churner["churn_day"] > shift_start + timedelta(days=40))
+        & (churner["churn_day"] <= days[-1])  # both windows inside the simulated days
+    ]
+    churn_day = churner.set_index("customer_id")["churn_day"]
+    theirs = orders[orders["customer_id"].isin(churn_day.index)]
+    to_churn = (theirs["customer_id"].map(churn_day) - theirs["order_timestamp"].dt.date).map(
+        lambda d: d.days
+    )
+    early = ((to_churn > 25) & (to_churn <= 40)).sum()
+    late = ((to_churn > 0) & (to_churn <= 15)).sum()
+    assert late > 0.7 * early, "no slow-down warns of a churner after the shift"
+    # Staying customers in a lull hardly order in it, then come back.
+    lulls = customers[customers["lull_phase"] >= 0]
+    assert lulls["churn_day"].isna().all()
+    assert 0.4 < len(lulls) / customers["churn_day"].isna().sum() < 0.8
+    lull_days = {
+        c: {
+            d for d in days
+            if ((d - shift_start).days + phase) % 60 < 30
+        }
+        for c, phase in zip(lulls["customer_id"], lulls["lull_phase"], strict=True)
+    }  # fmt: skip
+    theirs = orders[orders["customer_id"].isin(lull_days)]
+    in_lull = [d in lull_days[c] for c, d in zip(
+        theirs["customer_id"], theirs["order_timestamp"].dt.date, strict=True
+    )]  # fmt: skip
+    share_of_days_in_lull = sum(len(v) for v in lull_days.values()) / (len(lull_days) * len(days))
+    assert sum(in_lull) / len(in_lull) < share_of_days_in_lull / 3
+    # The daily order volume barely moves: lulls replace the churners' old slow-down.
+    normal = pd.concat(b for _, b in simulate_days(CONFIG, days))
+    assert 0.6 < len(orders) / len(normal) < 1.1

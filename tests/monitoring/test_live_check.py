@@ -50,6 +50,7 @@ def test_live_quality_is_scored_alerted_and_logged_against_the_served_version(wo
     (alert,) = check.alerts  # random decisions: F1 far under 0.99 three days running
     assert alert.model_version == 1 and len(alert.periods) == 3
     assert len(recorded_alerts(settings, "churn")) == 1
+    assert check.new_champion_alerts == [alert]  # raised now, on the champion: asks a retrain
     assert check.rollback is not None and not check.rollback.rolled_back
     saved = json.loads(Path(check.report_path).read_text())
     assert saved["matured"] == 300 and len(saved["periods"]) == 3
@@ -64,6 +65,10 @@ def test_live_quality_is_scored_alerted_and_logged_against_the_served_version(wo
     assert {m.model_id for m in history} == {model_id}  # against the version that served
     artifacts = [a.path for a in client.list_artifacts(check.mlflow_run_id, "monitoring")]
     assert artifacts == ["monitoring/quality.json"]
+
+    # The next run sees the same alert, already recorded: it asks for no second retrain.
+    again = run_quality_check(spec, settings)
+    assert again.alerts == [alert] and again.new_champion_alerts == []
 
 
 def test_a_spec_without_outcomes_is_monitored_for_drift_only(state):

@@ -106,3 +106,21 @@ def test_shadow_never_changes_the_answer_and_auth_guards_predict(two_versions, k
     assert len(shadow) == len(customers) and set(shadow["model_version"]) == {two_versions["v2"]}
     assert list(shadow["probability"]) == challenger.score_rows(rows)[0]
     assert list(shadow["probability"]) != expected, "the challenger is a different model"
+
+
+def test_a_removed_challenger_alias_stops_serving_it(two_versions):
+    """A rejected challenger loses its alias; its share of traffic goes back to the champion."""
+    from serving.live_models import LiveModels
+
+    set_aliases(two_versions)
+    settings = two_versions["settings"]
+    split = settings.model_copy(
+        update={"serving": settings.serving.model_copy(update={"ab_mode": "split"})}
+    )
+    served = LiveModels(split, CHURN)
+    assert served.refresh()
+    assert served.get(CHALLENGER).version == two_versions["v2"]
+    configure_mlflow(settings).delete_registered_model_alias(CHURN.registered_model, CHALLENGER)
+    assert served.refresh()
+    assert served.get(CHALLENGER) is None
+    assert served.get(CHAMPION).version == two_versions["v1"]

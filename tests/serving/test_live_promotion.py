@@ -88,3 +88,4 @@ def test_a_challenger_worse_live_is_not_promoted(two_versions):
     assert verdict.decision == "champion_better"
     assert alias_version(settings, name, CHAMPION) == v1
     assert client.get_model_version(name, str(v2)).tags["gate.decision"] == "rejected_live"
+    assert alias_version(settings, name, CHALLENGER) is None  # no more traffic for it

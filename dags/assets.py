@@ -1,0 +1,12 @@
+"""The Airflow assets that chain the pipelines (shared by the DAG files, defines no DAG).
+
+``feature_pipeline``'s materialize task updates ``FEATURES_MATERIALIZED``; every model's
+monitoring DAG is scheduled on it as well as daily, so fresh features are checked for
+drift and live quality at once, and the retraining policy decides whether training runs.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+FEATURES_MATERIALIZED = Asset("churn://feast/online_store")
