@@ -9,7 +9,7 @@ Four acts over one simulated timeline that ends today:
    ``ConceptShift``): the feature distributions barely move, so PSI stays calm, but the
    champion's live F1 falls once the labels of its predictions mature. The monitoring DAG
    raises the performance-drift alert and its retraining policy triggers the training
-   pipeline (v2). A deliberately worse version (v3, trained on shuffled labels) is sent
+   pipeline (v2). A deliberately worse version (v3, trained on inverted labels) is sent
    to a live A/B against the champion.
 3. **The live verdict and a bad promotion.** Split traffic is judged on matured labels: the
    live verdict rejects v3. An operator promotes v3 anyway; its live F1 falls short of
@@ -286,23 +286,30 @@ def replay(spec: ModelSpec, settings: Settings, days: list[date], per_day: int, 
 
 
 def train_worse_challenger(spec: ModelSpec, settings: Settings) -> int:
-    """A deliberately worse version: the spec's own pipeline on shuffled labels, registered
-    and sent to a live A/B against the champion (the offline gate would refuse it)."""
+    """A deliberately worse version, registered and sent to a live A/B against the champion
+    (the offline gate would refuse it): the spec's own pipeline on corrupted labels, a
+    classifier's inverted (it learns to flag the customers who stay), a regression's
+    shuffled."""
     from models.registry import challenge_by_hand, register_model
     from models.training import build_training_set, train_and_log
 
-    built = build_training_set(spec, settings, run_name="shuffled-labels")
+    built = build_training_set(spec, settings, run_name="corrupted-labels")
     train = pd.read_parquet(built.train_path)
-    rng = np.random.default_rng(settings.random_seed)
-    train[spec.label] = rng.permutation(train[spec.label].to_numpy())
-    shuffled = built.train_path.replace(".parquet", "_shuffled.parquet")
-    train.to_parquet(shuffled, index=False)
-    reason = "demo: deliberately worse, trained on shuffled labels"
+    if spec.task == "classification":
+        train[spec.label] = 1 - train[spec.label]
+        how = "inverted"
+    else:
+        rng = np.random.default_rng(settings.random_seed)
+        train[spec.label] = rng.permutation(train[spec.label].to_numpy())
+        how = "shuffled"
+    corrupted = built.train_path.replace(".parquet", f"_{how}.parquet")
+    train.to_parquet(corrupted, index=False)
+    reason = f"demo: deliberately worse, trained on {how} labels"
     trained = train_and_log(
         spec,
-        replace(built, train_path=shuffled),
+        replace(built, train_path=corrupted),
         settings,
-        dag_run_id="shuffled-labels",
+        dag_run_id=f"{how}-labels",
         trigger={"reason": reason, "kind": "manual", "requested_at": datetime.now(UTC).isoformat()},
     )
     version = register_model(spec, trained, settings).version
@@ -404,7 +411,7 @@ def run_demo(
                 act["retraining"][spec.name] = [r.returns["gate"] for r in ran]
                 print(f"    gate: {ran[-1].returns['gate']['reason']}")
         act["worse_challenger"] = train_worse_challenger(churn, settings)
-        print(f"    churn v{act['worse_challenger']}: shuffled labels, sent to a live A/B")
+        print(f"    churn v{act['worse_challenger']}: inverted labels, sent to a live A/B")
         timings["act2_concept_shift"] = time.monotonic() - t
 
         t = _step("Act 3: the live A/B verdict, then a bad promotion rolled back")

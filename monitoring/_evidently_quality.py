@@ -19,9 +19,16 @@ from evidently.tests import gte, lte
 
 from core.spec import ModelSpec
 
+# A classifier's period is described twice: its served decisions (the labels the service
+# answered, at the model's own decision threshold) for F1, precision, recall and accuracy,
+# and its probabilities for ROC AUC. Given both in one definition, Evidently would take the
+# label metrics from the probabilities cut at 0.5, which is not what the service decided.
+DECISIONS, SCORES = "decisions", "scores"
+
 
 def quality_metrics(spec: ModelSpec, frame: pd.DataFrame) -> dict[str, Any]:
     """The spec's task's metrics, the gate metric tested against ``live_threshold``."""
+    on: dict[str, Any] = {}
     if spec.task == "classification":
         metrics: dict[str, Any] = {
             "f1": F1Score,
@@ -29,17 +36,19 @@ def quality_metrics(spec: ModelSpec, frame: pd.DataFrame) -> dict[str, Any]:
             "recall": Recall,
             "accuracy": Accuracy,
         }
+        on = {key: {"classification_name": DECISIONS} for key in metrics}
         if frame[spec.label].nunique() == 2:  # ROC AUC is undefined on one class
             metrics["roc_auc"] = RocAuc
+            on["roc_auc"] = {"classification_name": SCORES}
     else:
         metrics = {"mae": MAE, "rmse": RMSE}
     made = {}
     for name, metric in metrics.items():
         if name == spec.gate_metric and spec.live_threshold is not None:
             bound = gte if spec.greater_is_better else lte
-            made[name] = metric(tests=[bound(spec.live_threshold)])
+            made[name] = metric(tests=[bound(spec.live_threshold)], **on.get(name, {}))
         else:
-            made[name] = metric()
+            made[name] = metric(**on.get(name, {}))
     return made
 
 
@@ -55,10 +64,11 @@ def period_quality(
         definition = DataDefinition(
             classification=[
                 BinaryClassification(
-                    target=spec.label,
-                    prediction_labels="prediction",
-                    prediction_probas="probability",
-                )
+                    name=DECISIONS, target=spec.label, prediction_labels="prediction"
+                ),
+                BinaryClassification(
+                    name=SCORES, target=spec.label, prediction_probas="probability"
+                ),
             ]
         )
         data = frame

@@ -110,7 +110,15 @@ def dashboard_of(spec: ModelSpec) -> DashboardModel:
                 if error == "Accuracy"
                 else f"MAE (the error): {variant}"
             ),
-            values=[PanelMetric(legend=variant, metric=error, tags=[QUALITY, variant])],
+            values=[
+                PanelMetric(
+                    legend=variant,
+                    metric=error,
+                    tags=[QUALITY, variant],
+                    # MAE comes as a mean and a standard deviation: the mean is the error.
+                    metric_labels={"value_type": "mean"} if error == "MAE" else {},
+                )
+            ],
         )
         for variant in VARIANTS
     ]

@@ -59,6 +59,24 @@ def test_quality_per_period_is_evidentlys_and_matches_the_definitions():
     assert (quality.period_start, quality.period_end) == (DAY0, DAY0 + timedelta(days=1))
 
 
+def test_a_classifiers_quality_is_of_its_served_decisions_not_of_probabilities_cut_at_half():
+    """A churn model decides at its own threshold (here 0.2): its live F1, precision,
+    recall and accuracy are those of the decisions it served."""
+    rng = np.random.default_rng(1)
+    frame = day_of_predictions(0, "good", rows=300)
+    frame["probability"] = np.clip(frame["churned"] * 0.2 + rng.random(300) * 0.25, 0, 1)
+    frame["prediction"] = (frame["probability"] >= 0.2).astype(int)
+    assert frame["probability"].max() < 0.5  # cut at 0.5, nothing would be a churner
+    (quality,) = quality_by_period(SPEC, frame)
+    decided = frame["prediction"]
+    assert quality.metrics["f1"] == pytest.approx(f1_score(frame["churned"], decided))
+    assert quality.metrics["f1"] > 0.5
+    assert quality.error == pytest.approx((decided != frame["churned"]).mean())
+    assert quality.metrics["roc_auc"] == pytest.approx(
+        roc_auc_score(frame["churned"], frame["probability"])
+    )
+
+
 def test_regression_quality_is_mae_and_rmse():
     rng = np.random.default_rng(1)
     spend = rng.random(100) * 500
