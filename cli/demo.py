@@ -259,11 +259,11 @@ def replay_drift(spec: ModelSpec, settings: Settings, days: list[date]) -> dict[
     from monitoring.check import load_reference
     from monitoring.drift import build_drift_report
     from monitoring.evidently_ui import add_drift_snapshot
-    from serving.prediction_log import read_prediction_log
+    from serving.prediction_log import read_predictions
 
     first = datetime.combine(days[0], datetime.min.time(), UTC)
     end = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), UTC)
-    log = read_prediction_log(settings.storage.prediction_log_path(spec.name), spec, first)
+    log = read_predictions(settings, spec, first)
     _, reference = load_reference(settings, spec)
     window = log[log["logged_at"] < end]
     summary = build_drift_report(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from core.settings import Settings
 
@@ -24,3 +25,18 @@ def ensure_postgres_database(settings: Settings, database: str) -> None:
 
     finally:
         conn.close()
+
+
+def create_tables(engine: Any, metadata: Any) -> None:
+    """Create the tables of ``metadata`` that are missing, one process at a time.
+
+    Two processes creating the same PostgreSQL table at once collide in its catalog, so
+    creation runs under a transaction-scoped advisory lock (SQLite's BEGIN IMMEDIATE, or
+    its single writer, serializes it already).
+    """
+    import sqlalchemy as sa
+
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('churn_platform_ddl'))"))
+        metadata.create_all(conn)

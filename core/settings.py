@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +80,26 @@ class StorageSettings(BaseSettings):
         default=None,
         description="A remote MLflow tracking server (http://...). Wins over the back ends.",
     )
+    prediction_log_store: Literal["auto", "sqlite", "postgresql"] = Field(
+        "auto",
+        description=(
+            "Where every served prediction is logged. auto: PostgreSQL (database "
+            "prediction_database) when CHURN_POSTGRES_URL is set, else one SQLite file per "
+            "model under the state folder. SQLite takes writers on one host only."
+        ),
+    )
+    prediction_database: str = Field(
+        "churn_predictions",
+        description="PostgreSQL database of the prediction logs (with CHURN_POSTGRES_URL).",
+    )
+
+    @model_validator(mode="after")
+    def _postgres_log_needs_a_server(self) -> StorageSettings:
+        if self.prediction_log_store == "postgresql" and not self.postgres_url:
+            raise ValueError(
+                "CHURN_PREDICTION_LOG_STORE=postgresql needs CHURN_POSTGRES_URL (the server)"
+            )
+        return self
 
     @field_validator("state_dir")
     @classmethod
@@ -171,6 +191,18 @@ class StorageSettings(BaseSettings):
         if self.postgres_url:
             return self.postgres_database_url(self.platform_database, driver="postgresql+psycopg2")
         return f"sqlite:///{self.state_dir / 'platform.db'}"
+
+    @property
+    def prediction_log_backend(self) -> Literal["sqlite", "postgresql"]:
+        """The store the prediction logs are written to, ``auto`` resolved."""
+        if self.prediction_log_store == "auto":
+            return "postgresql" if self.postgres_url else "sqlite"
+        return self.prediction_log_store
+
+    @property
+    def prediction_database_url(self) -> str:
+        """SQLAlchemy URL of the PostgreSQL prediction-log database."""
+        return self.postgres_database_url(self.prediction_database, driver="postgresql+psycopg2")
 
     @property
     def mlflow_artifact_location(self) -> str:

@@ -22,7 +22,7 @@ from models.registry import CHAMPION
 from models.tracking import configure_mlflow
 from monitoring.drift import ColumnDrift, build_drift_report
 from monitoring.evidently_ui import add_drift_snapshot
-from serving.prediction_log import read_prediction_log
+from serving.prediction_log import read_predictions
 
 REFERENCE_ARTIFACT = "monitoring/reference.parquet"
 
@@ -75,9 +75,7 @@ def run_drift_check(spec: ModelSpec, settings: Settings) -> DriftCheck:
     """Build the spec's drift report for the current window; say whether to retrain."""
     now = datetime.now(UTC)
     since = current_window_start(settings, spec, now)
-    current = read_prediction_log(
-        settings.storage.prediction_log_path(spec.name), spec, since=since
-    )
+    current = read_predictions(settings, spec, since=since)
     current = current[current["logged_at"] < now]
     window = TimeWindow(since, now)
     if len(current) < settings.monitoring.drift_min_rows:

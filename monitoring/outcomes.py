@@ -17,7 +17,7 @@ import pandas as pd
 
 from core.settings import Settings
 from core.spec import ModelSpec
-from serving.prediction_log import read_prediction_log
+from serving.prediction_log import read_predictions
 
 
 @dataclass(frozen=True)
@@ -58,5 +58,5 @@ def labelled_predictions(
     spec: ModelSpec, settings: Settings, since: datetime | None = None
 ) -> LabelledPredictions:
     """The model's logged predictions (since ``since``) with their known outcomes."""
-    log = read_prediction_log(settings.storage.prediction_log_path(spec.name), spec, since)
+    log = read_predictions(settings, spec, since)
     return join_outcomes(spec, log, settings)

@@ -10,7 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from core.backends import create_tables
 from core.settings import Settings
+
+__all__ = ["as_utc", "create_tables", "platform_engine", "platform_table", "rows_of"]
 
 
 def platform_engine(settings: Settings) -> Any:
@@ -68,18 +71,3 @@ def rows_of(settings: Settings, table: Any, model: str) -> list[Any]:
 def as_utc(value: datetime | None) -> datetime | None:
     """A stored time as UTC (SQLite gives naive datetimes back; every time here is UTC)."""
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
-def create_tables(engine: Any, metadata: Any) -> None:
-    """Create the tables of ``metadata`` that are missing, one process at a time.
-
-    Two processes creating the same PostgreSQL table at once collide in its catalog, so
-    creation runs under a transaction-scoped advisory lock (SQLite's BEGIN IMMEDIATE
-    serializes it already).
-    """
-    import sqlalchemy as sa
-
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('churn_platform_ddl'))"))
-        metadata.create_all(conn)

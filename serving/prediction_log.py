@@ -1,17 +1,26 @@
 """Durable log of every served prediction, read by monitoring.
 
-One SQLite database (WAL mode) per model under the state folder, its columns derived from
-the model's spec (:func:`log_columns`). Durability rule: a record is
-committed before the response is sent, so an acknowledged prediction survives a crash or
-restart of the service. With ``synchronous=NORMAL`` in WAL mode a commit is an append to
-the WAL file (no fsync): it survives a process crash; an OS crash or power loss can lose
-the last commits since the previous checkpoint. The checkpoint (which fsyncs and copies the
-WAL into the database) is taken off the request path: automatic checkpoints are off on the
-writing connection and :meth:`PredictionLog.checkpoint` runs from a background thread of the
-service (SQLite runs a PASSIVE checkpoint concurrently with writers).
+Two stores behind one interface (:func:`open_prediction_log` to write,
+:func:`read_predictions` to read), chosen by ``settings.storage.prediction_log_backend``:
 
-Shadow scores (A/B shadow mode) go to their own table, ``shadow_predictions``, so the
-monitoring window (:func:`read_prediction_log`) holds only the answers clients received.
+- **PostgreSQL** (when ``CHURN_POSTGRES_URL`` is set): the tables ``<model>_predictions``
+  and ``<model>_shadow_predictions`` of the database ``CHURN_PREDICTION_DATABASE``. Any
+  number of serving replicas on any number of hosts append to it; an acknowledged
+  prediction is a committed row.
+- **SQLite** (the embedded default): one database (WAL mode) per model under the state
+  folder, for one host. Durability rule: a record is committed before the response is
+  sent, so an acknowledged prediction survives a crash or restart of the service. With
+  ``synchronous=NORMAL`` in WAL mode a commit is an append to the WAL file (no fsync): it
+  survives a process crash; an OS crash or power loss can lose the last commits since the
+  previous checkpoint. The checkpoint (which fsyncs and copies the WAL into the database)
+  is taken off the request path: automatic checkpoints are off on the writing connection
+  and :meth:`PredictionLog.checkpoint` runs from a background thread of the service
+  (SQLite runs a PASSIVE checkpoint concurrently with writers). WAL needs every writer and
+  reader on one host: the Helm chart refuses more than one serving replica on it.
+
+The columns derive from the model's spec (:func:`log_columns`). Shadow scores (A/B shadow
+mode) go to their own table, so the monitoring window holds only the answers clients
+received.
 """
 
 from __future__ import annotations
@@ -23,10 +32,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
 from core.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 PREDICTIONS = "predictions"
 SHADOW_PREDICTIONS = "shadow_predictions"
@@ -151,4 +164,125 @@ def read_prediction_log(
             return pd.DataFrame(columns=list(columns))
         frame = pd.read_sql_query(query + " ORDER BY id", conn, params=params)
     frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True, format="ISO8601")
+    return frame
+
+
+class PredictionWriter(Protocol):
+    """What the service and the replay write through, whichever the store."""
+
+    def append(self, records: Sequence[PredictionRecord], shadow: bool = False) -> None: ...
+    def checkpoint(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def _postgres_table(spec: ModelSpec, table: str) -> Any:
+    """``<model>_<table>`` in PostgreSQL, with the same columns as the SQLite log."""
+    import sqlalchemy as sa
+
+    features = [
+        sa.Column(f.name, sa.Text if f.kind == "categorical" else sa.Float(53))
+        for f in spec.features
+    ]
+    outputs = (
+        [
+            sa.Column("probability", sa.Float(53), nullable=False),
+            sa.Column("prediction", sa.Integer, nullable=False),
+        ]
+        if spec.task == "classification"
+        else [sa.Column("prediction", sa.Float(53), nullable=False)]
+    )
+    key = sa.BigInteger if spec.entity_key == "customer_id" else sa.Text
+    return sa.Table(
+        f"{spec.name}_{table}",
+        sa.MetaData(),
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False, index=True),
+        sa.Column("customer_id", key, nullable=False),
+        sa.Column("model_version", sa.Integer, nullable=False),
+        sa.Column("variant", sa.Text, nullable=False),
+        *features,
+        *outputs,
+    )
+
+
+def _postgres_engine(settings: Settings) -> Any:
+    import sqlalchemy as sa
+
+    from core.backends import ensure_postgres_database
+
+    ensure_postgres_database(settings, settings.storage.prediction_database)
+    return sa.create_engine(settings.storage.prediction_database_url, pool_pre_ping=True)
+
+
+class PostgresPredictionLog:
+    """Append-only prediction log in PostgreSQL; :meth:`append` returns once committed.
+
+    Safe for many writers on many hosts: each append is its own transaction.
+    """
+
+    def __init__(self, settings: Settings, spec: ModelSpec):
+        from core.backends import create_tables
+
+        self.spec = spec
+        self._engine = _postgres_engine(settings)
+        self._tables = {t: _postgres_table(spec, t) for t in (PREDICTIONS, SHADOW_PREDICTIONS)}
+        for table in self._tables.values():
+            create_tables(self._engine, table.metadata)
+        self._columns = log_columns(spec)
+
+    def append(self, records: Sequence[PredictionRecord], shadow: bool = False) -> None:
+        """Commit ``records`` (to the shadow table when ``shadow``); returns when durable."""
+        if not records:
+            return
+        rows = [dict(zip(self._columns, r.row(self.spec), strict=True)) for r in records]
+        for row, record in zip(rows, records, strict=True):
+            row["logged_at"] = record.logged_at  # a timestamptz, not its text
+        with self._engine.begin() as conn:
+            conn.execute(self._tables[SHADOW_PREDICTIONS if shadow else PREDICTIONS].insert(), rows)
+
+    def checkpoint(self) -> None:
+        """Nothing to do: PostgreSQL makes each commit durable itself."""
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def open_prediction_log(
+    settings: Settings, spec: ModelSpec, auto_checkpoint: bool = True
+) -> PredictionWriter:
+    """The model's prediction log in the configured store (see the module's docstring)."""
+    if settings.storage.prediction_log_backend == "postgresql":
+        return PostgresPredictionLog(settings, spec)
+    return PredictionLog(
+        settings.storage.prediction_log_path(spec.name), spec, auto_checkpoint=auto_checkpoint
+    )
+
+
+def read_predictions(
+    settings: Settings, spec: ModelSpec, since: datetime | None = None, table: str = PREDICTIONS
+) -> pd.DataFrame:
+    """The model's logged predictions (since ``since``), oldest first, from either store:
+    the one read path of monitoring."""
+    if table not in (PREDICTIONS, SHADOW_PREDICTIONS):
+        raise ValueError(f"unknown prediction table {table!r}")
+    if settings.storage.prediction_log_backend == "sqlite":
+        return read_prediction_log(
+            settings.storage.prediction_log_path(spec.name), spec, since, table
+        )
+    import sqlalchemy as sa
+
+    columns = log_columns(spec)
+    engine = _postgres_engine(settings)
+    try:
+        stored = _postgres_table(spec, table)
+        if not sa.inspect(engine).has_table(stored.name):
+            return pd.DataFrame(columns=list(columns))
+        query = sa.select(*(stored.c[c] for c in columns)).order_by(stored.c.id)
+        if since is not None:
+            query = query.where(stored.c.logged_at >= since)
+        with engine.connect() as conn:
+            frame = pd.read_sql_query(query, conn)
+    finally:
+        engine.dispose()
+    frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True)
     return frame

@@ -25,7 +25,7 @@ from data import delta_tables
 from data.store import get_feature_store, get_training_frame
 from models.registry import CHALLENGER, CHAMPION, alias_version
 from serving.model import LoadedModel, load_version
-from serving.prediction_log import PredictionLog, PredictionRecord
+from serving.prediction_log import PredictionRecord, open_prediction_log
 from serving.routing import choose_variant
 
 
@@ -102,7 +102,7 @@ def replay_days(
             )  # fmt: skip
         key = f"{model.alias} v{model.version}"
         by_variant[key] = by_variant.get(key, 0) + len(part)
-    log = PredictionLog(settings.storage.prediction_log_path(spec.name), spec)
+    log = open_prediction_log(settings, spec)
     try:
         log.append(sorted(records, key=lambda r: r.logged_at))
     finally:

@@ -44,7 +44,7 @@ from serving.features import (
 from serving.guard import RequestGuard
 from serving.live_models import LiveModels
 from serving.model import LoadedModel
-from serving.prediction_log import PredictionLog, PredictionRecord
+from serving.prediction_log import PredictionRecord, PredictionWriter, open_prediction_log
 from serving.routing import choose_variant
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ class ServedModel:
     spec: ModelSpec
     features: OnlineFeatures
     models: LiveModels
-    log: PredictionLog
+    log: PredictionWriter
     prediction: type[BaseModel]
     features_type: type[BaseModel]
 
@@ -254,11 +254,7 @@ class Predictor:
                         model=m, alias=alias
                     ).set(version),
                 ),
-                log=PredictionLog(
-                    self.settings.storage.prediction_log_path(spec.name),
-                    spec,
-                    auto_checkpoint=False,
-                ),
+                log=open_prediction_log(self.settings, spec, auto_checkpoint=False),
                 prediction=API_MODELS[spec.name].prediction,
                 features_type=API_MODELS[spec.name].prediction.model_fields["features"].annotation,  # type: ignore[arg-type]
             )

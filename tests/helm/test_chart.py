@@ -24,7 +24,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from core.settings import Settings, environment_names, get_settings
+from core.settings import Settings, StorageSettings, environment_names, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = ROOT / "helm" / "churn-platform"
@@ -803,6 +803,22 @@ def without(path: str) -> dict[str, Any]:
             merged(REQUIRED_VALUES, {"serving": {"podDisruptionBudget": {"minAvailable": 1}}}),
             "set exactly one of minAvailable and maxUnavailable",
         ),
+        (
+            merged(REQUIRED_VALUES, {"settings": {"prediction_log_store": "sqlite"}}),
+            "settings.prediction_log_store is set by the chart: use serving.predictionLog",
+        ),
+        # SQLite's WAL needs every writer on one host: one serving replica only.
+        (
+            merged(REQUIRED_VALUES, {"serving": {"predictionLog": "sqlite", "replicas": 2}}),
+            "serving.predictionLog=sqlite takes one serving replica only",
+        ),
+        (
+            merged(
+                REQUIRED_VALUES,
+                {"serving": {"predictionLog": "sqlite", "autoscaling": {"enabled": True}}},
+            ),
+            "serving.predictionLog=sqlite takes one serving replica only",
+        ),
     ],
 )
 def test_rendering_refuses_incomplete_or_misplaced_values(
@@ -810,6 +826,29 @@ def test_rendering_refuses_incomplete_or_misplaced_values(
 ) -> None:
     with pytest.raises(helm.HelmRenderError, match=re.escape(message)):
         chart.render(values, name=RELEASE, namespace=NAMESPACE)
+
+
+def test_prediction_logs_go_to_postgresql_unless_one_replica_asks_for_sqlite(
+    chart: helm.Chart, rendered: dict[str, list[dict]]
+) -> None:
+    """No configuration has two serving hosts writing one SQLite file."""
+    for variant, docs in rendered.items():
+        data = find(docs, "ConfigMap", FULLNAME)["data"]
+        assert data["CHURN_PREDICTION_LOG_STORE"] == "postgresql", variant
+        assert data["CHURN_PREDICTION_DATABASE"] == "churn_predictions", variant
+    one = merged(REQUIRED_VALUES, {"serving": {"predictionLog": "sqlite", "replicas": 1}})
+    docs = render(chart, one)
+    assert find(docs, "ConfigMap", FULLNAME)["data"]["CHURN_PREDICTION_LOG_STORE"] == "sqlite"
+    assert find(docs, "Deployment", f"{FULLNAME}-serving")["spec"]["replicas"] == 1
+    assert not of_kind(docs, "HorizontalPodAutoscaler")
+    # The pods' settings resolve the same store (the Secret holds CHURN_POSTGRES_URL).
+    storage = StorageSettings(
+        postgres_url="postgresql://u:p@db:5432/postgres",
+        prediction_log_store=find(rendered["production"], "ConfigMap", FULLNAME)["data"][
+            "CHURN_PREDICTION_LOG_STORE"
+        ],
+    )
+    assert storage.prediction_log_backend == "postgresql"
 
 
 def test_existing_secret_replaces_every_secret_value(chart: helm.Chart) -> None:

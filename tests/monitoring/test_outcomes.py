@@ -9,7 +9,8 @@ from data import delta_tables
 from models.churn.spec import SPEC as CHURN
 from models.next_spend.spec import SPEC as NEXT_SPEND
 from monitoring.outcomes import labelled_predictions
-from serving.prediction_log import PredictionLog, PredictionRecord
+from serving.prediction_log import PredictionRecord, open_prediction_log
+from tests.serving.test_prediction_log_stores import postgres_settings
 
 
 def at(text: str) -> datetime:
@@ -43,7 +44,7 @@ PREDICTIONS = [
 
 def log_predictions(settings, spec) -> None:
     features = {f.name: ("regular" if f.kind == "categorical" else 1.0) for f in spec.features}
-    log = PredictionLog(settings.storage.prediction_log_path(spec.name), spec)
+    log = open_prediction_log(settings, spec)
     log.append(
         [
             PredictionRecord(
@@ -68,8 +69,17 @@ def by_key(frame: pd.DataFrame, column: str) -> dict:
     }
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def logged_to(request, state):
+    """The test's settings, its prediction log in SQLite or in PostgreSQL."""
+    if request.param == "sqlite":
+        return state
+    return postgres_settings(state, request.getfixturevalue("postgres_url"))
+
+
 @pytest.mark.parametrize("spec", [CHURN, NEXT_SPEND], ids=lambda s: s.name)
-def test_outcomes_are_joined_as_of_each_prediction_and_only_once_due(state, spec):
+def test_outcomes_are_joined_as_of_each_prediction_and_only_once_due(logged_to, spec):
+    state = logged_to
     write_orders(state, ORDERS)
     log_predictions(state, spec)
 

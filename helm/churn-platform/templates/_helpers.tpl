@@ -151,6 +151,8 @@ Checks run by every rendering (included from configmap.yaml)
   "airflow_port" "airflow.apiServer.port"
   "mlflow_database" "postgresql.mlflowDatabase"
   "airflow_database" "postgresql.airflowDatabase"
+  "prediction_log_store" "serving.predictionLog"
+  "prediction_database" "postgresql.predictionDatabase"
   "postgres_url" "postgresql.url (it is secret: it goes to the Secret)"
   "redis_url" "externalRedis.url (it is secret: it goes to the Secret)" }}
 {{- range $key, $_ := .Values.settings }}
@@ -171,6 +173,9 @@ Checks run by every rendering (included from configmap.yaml)
 {{- end }}
 {{- if and .Values.serving.podDisruptionBudget.enabled (eq (kindIs "invalid" .Values.serving.podDisruptionBudget.minAvailable) (kindIs "invalid" .Values.serving.podDisruptionBudget.maxUnavailable)) }}
 {{- fail "serving.podDisruptionBudget: set exactly one of minAvailable and maxUnavailable (the other null)" }}
+{{- end }}
+{{- if and (eq .Values.serving.predictionLog "sqlite") (or .Values.serving.autoscaling.enabled (gt (int .Values.serving.replicas) 1)) }}
+{{- fail "serving.predictionLog=sqlite takes one serving replica only (SQLite's WAL needs every writer on one host): set serving.replicas=1 and serving.autoscaling.enabled=false, or use serving.predictionLog=postgresql" }}
 {{- end }}
 {{- if and .Values.ingress.enabled (not (or .Values.ingress.serving.host .Values.ingress.mlflow.host .Values.ingress.airflow.host)) }}
 {{- fail "ingress.enabled=true needs at least one of ingress.serving.host, ingress.mlflow.host, ingress.airflow.host" }}
