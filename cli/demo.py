@@ -234,6 +234,19 @@ def retrain_decisions(spec: ModelSpec, settings: Settings) -> list[dict[str, Any
     ]
 
 
+def run_requested_training(
+    specs: tuple[ModelSpec, ...], monitoring: dict[str, dict[str, Any]], settings: Settings
+) -> dict[str, list[dict[str, Any]]]:
+    """Run the training runs the monitoring runs queued, as the scheduler would; their gates."""
+    gates = {}
+    for spec in specs:
+        if monitoring[spec.name]["retrain_triggered"]:
+            ran = [_check(r) for r in airflow_runner.run_queued(spec.training_dag_id, settings)]
+            gates[spec.name] = [r.returns["gate"] for r in ran]
+            print(f"    gate: {ran[-1].returns['gate']['reason']}")
+    return gates
+
+
 def live_quality_by_day(spec: ModelSpec, settings: Settings) -> list[dict[str, Any]]:
     """The scored periods of the model's last monitoring run (``quality.json``)."""
     path = settings.storage.reports_dir / "performance" / spec.name / "quality.json"
@@ -404,12 +417,7 @@ def run_demo(
         print(f"    churn PSI of the replayed days: {act['psi_of_replayed_days']}")
         act["monitoring"] = {spec.name: monitor(spec, settings) for spec in specs}
         act["live_quality"] = live_quality_by_day(churn, settings)
-        act["retraining"] = {}
-        for spec in specs:
-            if act["monitoring"][spec.name]["retrain_triggered"]:
-                ran = [_check(r) for r in airflow_runner.run_queued(spec.training_dag_id, settings)]
-                act["retraining"][spec.name] = [r.returns["gate"] for r in ran]
-                print(f"    gate: {ran[-1].returns['gate']['reason']}")
+        act["retraining"] = run_requested_training(specs, act["monitoring"], settings)
         act["worse_challenger"] = train_worse_challenger(churn, settings)
         print(f"    churn v{act['worse_challenger']}: inverted labels, sent to a live A/B")
         timings["act2_concept_shift"] = time.monotonic() - t
@@ -475,12 +483,7 @@ def run_demo(
         _check(airflow_runner.run_dag("feature_pipeline", settings))
         act = acts["4_drift"] = {"traffic": traffic(url, settings, specs, requests, seed=2)}
         act["monitoring"] = {spec.name: monitor(spec, settings) for spec in specs}
-        act["retraining"] = {}
-        for spec in specs:
-            if act["monitoring"][spec.name]["retrain_triggered"]:
-                ran = [_check(r) for r in airflow_runner.run_queued(spec.training_dag_id, settings)]
-                act["retraining"][spec.name] = [r.returns["gate"] for r in ran]
-                print(f"    gate: {ran[-1].returns['gate']['reason']}")
+        act["retraining"] = run_requested_training(specs, act["monitoring"], settings)
         timings["act4_drift"] = time.monotonic() - t
 
     summary = {
