@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+
 import mlflow
 from mlflow.tracking import MlflowClient
 
@@ -12,6 +14,9 @@ from core.settings import Settings
 # guesses, and an experiment of classic training runs can open on the GenAI traces page.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 CUSTOM_MODEL_DEVELOPMENT = "custom_model_development"
+
+
+_READY_SQLITE_STORES: set[str] = set()  # opened (and so migrated) by this process
 
 
 def configure_mlflow(settings: Settings, experiment_name: str | None = None) -> MlflowClient:
@@ -26,6 +31,16 @@ def configure_mlflow(settings: Settings, experiment_name: str | None = None) -> 
     mlflow.set_tracking_uri(settings.storage.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.storage.mlflow_tracking_uri)
     client = MlflowClient()
+    uri = settings.storage.mlflow_tracking_uri
+    if uri.startswith("sqlite:") and uri not in _READY_SQLITE_STORES:
+        # A new SQLite store is migrated by whichever process opens it first; parallel
+        # Airflow tasks opening it at once collide in alembic ("_alembic_tmp_... already
+        # exists"), so the first opening of the store in each process is serialized.
+        with open(settings.storage.mlflow_dir / ".open.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+        _READY_SQLITE_STORES.add(uri)
     if experiment_name is None:
         return client
     experiment = client.get_experiment_by_name(experiment_name)
