@@ -26,29 +26,30 @@ from core.spec import ModelSpec
 DECISIONS, SCORES = "decisions", "scores"
 
 
+# Each task's metrics by the names the specs use, with the classification they read.
+METRICS: dict[str, dict[str, tuple[type, str | None]]] = {
+    "classification": {
+        "f1": (F1Score, DECISIONS),
+        "precision": (Precision, DECISIONS),
+        "recall": (Recall, DECISIONS),
+        "accuracy": (Accuracy, DECISIONS),
+        "roc_auc": (RocAuc, SCORES),
+    },
+    "regression": {"mae": (MAE, None), "rmse": (RMSE, None)},
+}
+
+
 def quality_metrics(spec: ModelSpec, frame: pd.DataFrame) -> dict[str, Any]:
     """The spec's task's metrics, the gate metric tested against ``live_threshold``."""
-    on: dict[str, Any] = {}
-    if spec.task == "classification":
-        metrics: dict[str, Any] = {
-            "f1": F1Score,
-            "precision": Precision,
-            "recall": Recall,
-            "accuracy": Accuracy,
-        }
-        on = {key: {"classification_name": DECISIONS} for key in metrics}
-        if frame[spec.label].nunique() == 2:  # ROC AUC is undefined on one class
-            metrics["roc_auc"] = RocAuc
-            on["roc_auc"] = {"classification_name": SCORES}
-    else:
-        metrics = {"mae": MAE, "rmse": RMSE}
     made = {}
-    for name, metric in metrics.items():
+    for name, (metric, classification) in METRICS[spec.task].items():
+        if name == "roc_auc" and frame[spec.label].nunique() != 2:
+            continue  # ROC AUC is undefined on one class
+        options: dict[str, Any] = {"classification_name": classification} if classification else {}
         if name == spec.gate_metric and spec.live_threshold is not None:
             bound = gte if spec.greater_is_better else lte
-            made[name] = metric(tests=[bound(spec.live_threshold)], **on.get(name, {}))
-        else:
-            made[name] = metric(**on.get(name, {}))
+            options["tests"] = [bound(spec.live_threshold)]
+        made[name] = metric(**options)
     return made
 
 

@@ -139,12 +139,9 @@ def dashboard_of(spec: ModelSpec) -> DashboardModel:
 
 
 def _metric_type(spec: ModelSpec, name: str) -> str:
-    import pandas as pd
+    from monitoring._evidently_quality import METRICS
 
-    from monitoring._evidently_quality import quality_metrics
-
-    frame = pd.DataFrame({spec.label: [0, 1]})
-    return type(quality_metrics(spec, frame)[name]).__name__
+    return METRICS[spec.task][name][0].__name__
 
 
 def add_drift_snapshot(spec: ModelSpec, settings: Settings, snapshot_json: Path) -> str:
