@@ -191,6 +191,7 @@ def monitor(spec: ModelSpec, settings: Settings) -> dict[str, Any]:
         "alerts": [alert_figures(a) for a in quality["alerts"]],
         "ab_verdict": quality["ab_verdict"],
         "rollback": quality["rollback"],
+        "deploy": deploy_if_promoted(spec, run, settings),
         "retrain": decision,
         "retrain_triggered": bool(conf),
         "mlflow_run_id": quality["mlflow_run_id"],
@@ -242,9 +243,24 @@ def run_requested_training(
     for spec in specs:
         if monitoring[spec.name]["retrain_triggered"]:
             ran = [_check(r) for r in airflow_runner.run_queued(spec.training_dag_id, settings)]
-            gates[spec.name] = [r.returns["gate"] for r in ran]
+            gates[spec.name] = [
+                {**r.returns["gate"], "deploy": deploy_if_promoted(spec, r, settings)} for r in ran
+            ]
             print(f"    gate: {ran[-1].returns['gate']['reason']}")
     return gates
+
+
+def deploy_if_promoted(
+    spec: ModelSpec, run: airflow_runner.DagRunResult, settings: Settings
+) -> dict[str, Any] | None:
+    """Run the model's deploy DAG when ``run`` moved its champion, as the asset would."""
+    if run.task_states.get("announce_champion") != "success":
+        return None
+    deployed = _check(airflow_runner.run_dag(spec.deploy_dag_id, settings)).returns["deploy"]
+    seconds = deployed["time_to_production_seconds"]
+    print(f"    deployed {spec.name} v{deployed['version']}: {seconds} s from promotion to a")
+    print("    smoke-tested answer of the new version (time to production)")
+    return deployed
 
 
 def live_quality_by_day(spec: ModelSpec, settings: Settings) -> list[dict[str, Any]]:

@@ -200,6 +200,21 @@ def _rollback(args: argparse.Namespace) -> None:
     print(f"champion is now v{done.champion} (rolled back from v{done.rolled_back_from})")
 
 
+def _deploy(args: argparse.Namespace) -> None:
+    import json
+    from dataclasses import asdict
+
+    from models.catalog import get_spec
+    from serving.deploy import DeployFailed, deploy_champion
+
+    try:
+        result = deploy_champion(get_spec(args.model), get_settings())
+    except DeployFailed as failed:
+        print(json.dumps(asdict(failed.result), indent=2))
+        raise SystemExit(f"deploy failed: {failed.result.reason}") from failed
+    print(json.dumps(asdict(result), indent=2))
+
+
 def main(argv: list[str] | None = None) -> None:
     from models.catalog import default_model, landing_sources, load_specs
 
@@ -237,6 +252,11 @@ def main(argv: list[str] | None = None) -> None:
     rollback = commands.add_parser("rollback", help="move champion back to the previous one")
     rollback.add_argument("--model", **one_model)
     rollback.set_defaults(func=_rollback)
+    deploy = commands.add_parser(
+        "deploy", help="roll the champion out to serving and smoke-test it (as the deploy DAG)"
+    )
+    deploy.add_argument("--model", **one_model)
+    deploy.set_defaults(func=_deploy)
     land = commands.add_parser(
         "land", help="copy your own batch (Parquet or CSV) into the landing area"
     )

@@ -281,6 +281,46 @@ class MonitoringSettings(BaseSettings):
     alert_webhook_timeout_seconds: float = Field(5.0, gt=0, description="Timeout of each try.")
 
 
+class DeploySettings(BaseSettings):
+    """Rolling a new champion out to serving (the ``<model>_deploy`` DAG). ``CHURN_DEPLOY_FOO``."""
+
+    model_config = _group("CHURN_DEPLOY_")
+
+    target: Literal["auto", "local", "kubernetes"] = Field(
+        "auto",
+        description=(
+            "local: check the running server picked up the champion; kubernetes: helm upgrade "
+            "the release and wait for the rollout; auto: kubernetes when a kubeconfig is set "
+            "or the task runs in a pod (KUBERNETES_SERVICE_HOST), else local."
+        ),
+    )
+    serving_url: str | None = Field(
+        default=None,
+        description="Base URL of the serving Service; default: http://<serve host>:<serve port>.",
+    )
+    timeout_seconds: float = Field(
+        300.0, gt=0, description="Longest wait for the rollout and for the new version to serve."
+    )
+    poll_seconds: float = Field(1.0, gt=0, description="How often the rollout is polled.")
+    kubeconfig: Path | None = Field(
+        default=None, description="kubeconfig of the cluster; unset: in-cluster service account."
+    )
+    kube_context: str | None = Field(default=None, description="Context in the kubeconfig.")
+    namespace: str = Field("default", description="Namespace of the Helm release.")
+    release: str = Field("churn", description="Name of the Helm release that runs serving.")
+    chart: Path = Field(
+        PROJECT_ROOT / "helm" / "churn-platform", description="The chart the release upgrades to."
+    )
+    deployment: str | None = Field(
+        default=None,
+        description="Serving Deployment; default: <release>-churn-platform-serving (chart naming).",
+    )
+
+    @property
+    def serving_deployment(self) -> str:
+        return self.deployment or f"{self.release}-churn-platform-serving"
+
+
 class SimulationSettings(BaseSettings):
     """The demo's order-event simulator. Field ``foo`` is ``CHURN_SIM_FOO``."""
 
@@ -300,6 +340,7 @@ class Settings(BaseSettings):
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     simulation: SimulationSettings = Field(default_factory=SimulationSettings)
+    deploy: DeploySettings = Field(default_factory=DeploySettings)
 
     # --- the models and their features ---------------------------------------------------
     feast_project: str = "churn"

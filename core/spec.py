@@ -165,6 +165,16 @@ class ModelSpec:
         return f"{self.name}_monitoring"
 
     @property
+    def deploy_dag_id(self) -> str:
+        """The id of this model's deploy DAG (dags/deploy_dag.py)."""
+        return f"{self.name}_deploy"
+
+    @property
+    def batch_scoring_dag_id(self) -> str:
+        """The id of this model's batch scoring DAG (dags/batch_scoring_dag.py)."""
+        return f"{self.name}_batch_scoring"
+
+    @property
     def greater_is_better(self) -> bool:
         """Whether a higher ``gate_metric`` is a better model."""
         return self.gate_metric not in LOWER_IS_BETTER

@@ -141,3 +141,25 @@ class Rollback:
 
     champion: int
     rolled_back_from: int | None
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """One rollout of a model's champion to serving, and how it ended.
+
+    ``time_to_production_seconds`` runs from the promotion (the version's
+    ``champion.since`` tag) to the first smoke-tested answer of the new version.
+    """
+
+    model: str
+    version: int | None  # the champion this deploy rolled out (None: there is none)
+    target: str  # "local" or "kubernetes"
+    deployed: bool
+    reason: str
+    serving_url: str
+    promoted_at: str | None = None
+    served_at: str | None = None
+    time_to_production_seconds: float | None = None
+    restored_version: int | None = None  # champion moved back to it after a failure
+    helm_revision: int | None = None
+    smoke_customer: int | None = None

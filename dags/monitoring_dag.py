@@ -15,9 +15,12 @@ run per monitoring period that links the drift report's HTML) -> **retrain decis
 (significant drift, a performance alert or the spec's cadence make one request to the
 retraining policy, which refuses while a training run is queued or running and inside the
 spec's cool-down, and records why) -> **retrain** (triggers `<model>_training_pipeline`
-with the reason in its `conf`). With nothing to retrain for, or a refused request, the run
-stops there. Every snapshot also lands in the model's project of the Evidently UI
-workspace (`make evidently-ui`): PSI per feature, live quality, error rate and alerts.
+with the reason in its `conf`). When the live A/B verdict promoted the challenger or the
+rollback rule moved `champion` back, **announce champion** updates the asset
+`churn://registry/<model>/champion`, which runs `<model>_deploy`. With nothing to retrain
+for, or a refused request, the run stops there. Every snapshot also lands in the model's
+project of the Evidently UI workspace (`make evidently-ui`): PSI per feature, live
+quality, error rate and alerts.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from dags.assets import FEATURES_MATERIALIZED
+from dags.assets import FEATURES_MATERIALIZED, champion_changed
 from models.catalog import load_specs
 
 
@@ -104,8 +107,23 @@ def make_monitoring_dag(
             trigger_dag_id=training_dag_id,
             conf="{{ ti.xcom_pull(task_ids='retrain_decision') }}",
         )
+
+        @task(outlets=[champion_changed(model)])
+        def announce_champion(quality: dict) -> str:
+            """Success updates the champion asset (its deploy DAG runs); a skip does not."""
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            from core.steps import from_xcom
+            from monitoring.live_check import LiveQualityCheck
+
+            moved = from_xcom(LiveQualityCheck, quality).champion_moved
+            if moved is None:
+                raise AirflowSkipException("champion unchanged")
+            return moved
+
         report = drift_report()
         quality = live_quality(report)  # its MLflow run links the drift report
+        announce_champion(quality)
         decision = retrain_decision(report, quality)
         retrain_accepted(decision) >> retrain
 

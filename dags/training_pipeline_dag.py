@@ -6,7 +6,9 @@ checked by its Great Expectations suite) -> **train** (the spec's scikit-learn e
 logged to MLflow with metrics, signature, dataset input and lineage tags) -> **register**
 (ONNX copy verified, alias `challenger`) -> **gate** (alias `champion` moves only if the
 new version beats the champion on the spec's gate metric, on the same holdout; the
-decision and reason are written on the version).
+decision and reason are written on the version) -> **announce champion** (when the gate
+promoted the version: updates the asset `churn://registry/<model>/champion`, which runs
+`<model>_deploy`; skipped otherwise).
 
 Triggered by the model's `<model>_monitoring` DAG when its retraining policy accepts a
 request (drift, performance drift or the cadence; the reason arrives in the run's `conf`,
@@ -21,6 +23,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, task
 
+from dags.assets import champion_changed
 from models.catalog import load_specs
 
 
@@ -110,8 +113,17 @@ def make_training_dag(dag_id: str, model: str, description: str, tags: tuple[str
             holdout = from_xcom(TrainingSet, training_set).holdout_path
             return to_xcom(gate(get_spec(model), version, holdout, get_settings()))
 
+        @task(outlets=[champion_changed(model)])
+        def announce_champion(decision: dict) -> int:
+            """Success updates the champion asset (its deploy DAG runs); a skip does not."""
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            if not decision["promoted"]:
+                raise AirflowSkipException(f"champion unchanged: {decision['reason']}")
+            return int(decision["version"])
+
         training_set = build_training_set()
-        gate(register(train(training_set)), training_set)
+        announce_champion(gate(register(train(training_set)), training_set))
 
     return training_pipeline()
 

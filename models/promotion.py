@@ -16,10 +16,10 @@ from core.steps import GateDecision, TrainingRun
 from models.catalog import check_gate_overrides
 from models.registry import (
     CHAMPION,
-    PREVIOUS_CHAMPION,
     alias_version,
     load_version,
     register_model,
+    set_champion,
 )
 from models.tracking import configure_mlflow
 from models.training import build_training_set, evaluate, train_and_log
@@ -60,9 +60,7 @@ def gate(spec: ModelSpec, version: int, holdout_path: str, settings: Settings) -
         promoted = False
         reason += "; stays challenger until the live A/B verdict (promotion_requires_live_verdict)"
     if promoted:
-        if champion is not None:
-            client.set_registered_model_alias(name, PREVIOUS_CHAMPION, str(champion))
-        client.set_registered_model_alias(name, CHAMPION, str(version))
+        set_champion(client, name, version, champion)
     decision = GateDecision(
         version, promoted, reason, metric, score, champion, champion_score, awaiting
     )

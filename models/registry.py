@@ -8,6 +8,8 @@ one serving, ``previous_champion`` the one it replaced (for rollback).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -26,6 +28,21 @@ from models.tracking import configure_mlflow
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous_champion"
+# Written on a version each time it becomes champion: the start of its "time to production".
+CHAMPION_SINCE = "champion.since"
+
+
+def set_champion(client: MlflowClient, model_name: str, version: int, replaced: int | None) -> None:
+    """Point ``champion`` at ``version``; ``replaced`` (the old one) becomes
+    ``previous_champion``. Every promotion goes through here, so each new champion carries
+    the time it was promoted (tag ``champion.since``), which the deploy step measures from.
+    """
+    if replaced is not None and replaced != version:
+        client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, str(replaced))
+    client.set_registered_model_alias(model_name, CHAMPION, str(version))
+    client.set_model_version_tag(
+        model_name, str(version), CHAMPION_SINCE, datetime.now(UTC).isoformat()
+    )
 
 
 def register_model(spec: ModelSpec, trained: TrainedModel, settings: Settings) -> RegisteredVersion:
@@ -77,10 +94,23 @@ def rollback_champion(settings: Settings, model_name: str) -> Rollback:
     current = alias_version(settings, model_name, CHAMPION, client)
     if previous is None:
         raise RuntimeError(f"{model_name}: no previous champion to roll back to")
-    client.set_registered_model_alias(model_name, CHAMPION, str(previous))
-    if current is not None:
-        client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, str(current))
+    set_champion(client, model_name, previous, current)
     return Rollback(champion=previous, rolled_back_from=current)
+
+
+def restore_previous_champion(settings: Settings, model_name: str, failed: int) -> int | None:
+    """Move ``champion`` off ``failed`` (a version that did not deploy) back to
+    ``previous_champion``, and clear that alias so nothing points at ``failed`` as a
+    fallback. Returns the restored version (None: there is none to go back to).
+    """
+    client = configure_mlflow(settings)
+    previous = alias_version(settings, model_name, PREVIOUS_CHAMPION, client)
+    if previous is None or previous == failed:
+        return None
+    if alias_version(settings, model_name, CHAMPION, client) == failed:
+        set_champion(client, model_name, previous, None)
+    client.delete_registered_model_alias(model_name, PREVIOUS_CHAMPION)
+    return previous
 
 
 def promote_by_hand(settings: Settings, model_name: str, version: int, reason: str) -> int | None:
@@ -94,9 +124,7 @@ def promote_by_hand(settings: Settings, model_name: str, version: int, reason: s
     current = alias_version(settings, model_name, CHAMPION, client)
     if current == version:
         raise RuntimeError(f"{model_name} v{version} is already the champion")
-    if current is not None:
-        client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, str(current))
-    client.set_registered_model_alias(model_name, CHAMPION, str(version))
+    set_champion(client, model_name, version, current)
     client.set_model_version_tag(model_name, str(version), "gate.decision", "promoted_by_hand")
     client.set_model_version_tag(model_name, str(version), "gate.reason", reason)
     return current

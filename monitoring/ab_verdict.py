@@ -162,7 +162,7 @@ def promote_on_live_verdict(
     """
     from models.registry import CHALLENGER as CHALLENGER_ALIAS
     from models.registry import CHAMPION as CHAMPION_ALIAS
-    from models.registry import PREVIOUS_CHAMPION, alias_version
+    from models.registry import alias_version, set_champion
     from models.tracking import configure_mlflow
 
     client = configure_mlflow(settings)
@@ -178,8 +178,7 @@ def promote_on_live_verdict(
     verdict = live_ab_verdict(spec, served, settings.live_verdict_min_samples)
     record_verdict(verdict, spec, settings)
     if verdict.decision == "challenger_better" and verdict.challenger_version == challenger:
-        client.set_registered_model_alias(name, PREVIOUS_CHAMPION, str(champion))
-        client.set_registered_model_alias(name, CHAMPION_ALIAS, str(challenger))
+        set_champion(client, name, challenger, champion)
         client.set_model_version_tag(name, str(challenger), "gate.decision", "promoted")
         client.set_model_version_tag(
             name, str(challenger), "gate.live_reason",

@@ -56,6 +56,15 @@ class LiveQualityCheck:
     report_path: str | None = None
     mlflow_run_id: str | None = None
 
+    @property
+    def champion_moved(self) -> str | None:
+        """Why this check moved ``champion`` (the live verdict or a rollback), else None."""
+        if self.rollback is not None and self.rollback.rolled_back:
+            return f"rolled back: {self.rollback.reason}"
+        if self.ab_verdict is not None and self.ab_verdict.decision == "challenger_better":
+            return f"live A/B verdict promoted v{self.ab_verdict.challenger_version}"
+        return None
+
 
 def run_quality_check(
     spec: ModelSpec, settings: Settings, drift_html: str | None = None

@@ -12,6 +12,11 @@ import hashlib
 from models.registry import CHALLENGER, CHAMPION
 
 
+def model_routes(name: str) -> tuple[str, str]:
+    """The predict and predict/batch routes of model ``name``."""
+    return f"/models/{name}/predict", f"/models/{name}/predict/batch"
+
+
 def customer_bucket(customer_id: int, salt: str) -> float:
     """A stable, uniformly spread number in [0, 1) for the customer."""
     digest = hashlib.blake2b(f"{salt}:{customer_id}".encode(), digest_size=8).digest()

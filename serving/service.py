@@ -45,7 +45,7 @@ from serving.guard import RequestGuard
 from serving.live_models import LiveModels
 from serving.model import LoadedModel
 from serving.prediction_log import PredictionRecord, PredictionWriter, open_prediction_log
-from serving.routing import choose_variant
+from serving.routing import choose_variant, model_routes
 
 log = logging.getLogger(__name__)
 MAX_CUSTOMER_ID = 2**53  # JSON numbers above this lose precision in many clients
@@ -177,11 +177,6 @@ def batch_item_model(spec: ModelSpec, prediction: type[BaseModel]) -> type[RootM
 
 # Error statuses each route can answer (serving/errors.py), listed in the OpenAPI document.
 COMMON_ERRORS = (400, 401, 413, 415, 500, 503)
-
-
-def model_routes(name: str) -> tuple[str, str]:
-    """The predict and predict/batch routes of model ``name``."""
-    return f"/models/{name}/predict", f"/models/{name}/predict/batch"
 
 
 class Unavailable(Exception):

@@ -94,6 +94,10 @@ def test_a_concept_shift_drops_live_f1_while_psi_stays_calm(demo):
     assert decision["accepted"] and decision["kind"] == "performance"
     [gate] = shifted["retraining"]["churn"]
     assert gate["version"] == 2 and gate["reason"]
+    # The promotion ran the deploy DAG: the running server took v2 and passed the smoke test.
+    deployed = gate["deploy"]
+    assert deployed["deployed"] and deployed["version"] == 2 and deployed["target"] == "local"
+    assert 0 < deployed["time_to_production_seconds"] < 300
 
 
 def test_the_live_verdict_rejects_the_worse_challenger(demo):
@@ -125,6 +129,8 @@ def test_a_bad_promotion_is_rolled_back_under_traffic(demo):
     assert set(during["versions_served"]) == {str(promoted["version"]), str(promoted["replaced"])}
     assert third["serving_took_promotion_in_seconds"] is not None
     assert third["serving_followed_in_seconds"] is not None
+    restored = third["rollback_run"]["deploy"]  # the rollback moved champion: deployed
+    assert restored["deployed"] and restored["version"] == promoted["replaced"]
     churn = summary["models"]["churn"]
     assert churn["aliases"]["champion"] == promoted["replaced"]
     tags = {v["version"]: v for v in churn["versions"]}

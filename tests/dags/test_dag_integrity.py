@@ -1,7 +1,7 @@
 """DAG integrity: every DAG imports, and carries tags, retries, docs and an owner.
 
-The DAG ids are derived from the model specs: one training and one monitoring DAG per
-spec (made by the factories in dags/), plus the shared feature pipeline.
+The DAG ids are derived from the model specs: one training, one monitoring and one deploy
+DAG per spec (made by the factories in dags/), plus the shared feature pipeline.
 """
 
 import itertools
@@ -13,7 +13,7 @@ from core.settings import get_settings
 from models.catalog import load_specs
 
 SPECS = {spec.name: spec for spec in load_specs()}
-TRAINING_TASKS = ["build_training_set", "train", "register", "gate"]
+TRAINING_TASKS = ["build_training_set", "train", "register", "gate", "announce_champion"]
 MONITORING_TASKS = [
     "drift_report",
     "live_quality",
@@ -21,13 +21,19 @@ MONITORING_TASKS = [
     "retrain_accepted",
     "retrain",
 ]
+# Tasks off the main chain, and the task they follow.
+BRANCHES = {"announce_champion": "live_quality"}
+# A failed deploy has already rolled back: a retry would only deploy the restored version.
+NOT_RETRIED = {"validate", "deploy"}
 
 EXPECTED = {"feature_pipeline": ["validate", "ingest", "build_features", "materialize"]}
 MODEL_OF = {"feature_pipeline": None}
 for _spec in SPECS.values():
     EXPECTED[_spec.training_dag_id] = TRAINING_TASKS
     EXPECTED[_spec.monitoring_dag_id] = MONITORING_TASKS
-    MODEL_OF[_spec.training_dag_id] = MODEL_OF[_spec.monitoring_dag_id] = _spec
+    EXPECTED[_spec.deploy_dag_id] = ["deploy"]
+    for _dag_id in (_spec.training_dag_id, _spec.monitoring_dag_id, _spec.deploy_dag_id):
+        MODEL_OF[_dag_id] = _spec
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +48,7 @@ def dagbag():
 def test_every_spec_has_its_dags_and_churn_is_one_of_them():
     assert "churn" in SPECS
     assert {"feature_pipeline", "churn_training_pipeline", "churn_monitoring"} <= set(EXPECTED)
-    assert len(EXPECTED) == 1 + 2 * len(SPECS)
+    assert len(EXPECTED) == 1 + 3 * len(SPECS)
 
 
 def test_no_import_errors(dagbag):
@@ -61,14 +67,21 @@ def test_dag_shape_and_hygiene(dagbag, dag_id):
     assert dag.doc_md and dag_id in dag.doc_md
     assert "<model>" not in dag.doc_md
     assert dag.max_active_runs == 1 and not dag.catchup
-    assert set(dag.task_ids) == set(EXPECTED[dag_id])
+    branches = {
+        t: up for t, up in BRANCHES.items() if t in dag.task_ids and t not in EXPECTED[dag_id]
+    }
+    assert set(dag.task_ids) == set(EXPECTED[dag_id]) | set(branches)
     for t in dag.tasks:
         assert t.owner == "ml-platform"
-        if t.task_id != "validate":  # a refused batch must fail at once, not retry
+        if t.task_id in NOT_RETRIED:
+            assert t.retries == 0, f"{dag_id}.{t.task_id} must fail at once"
+        else:
             assert t.retries >= 1, f"{dag_id}.{t.task_id} has no retries"
     chain = EXPECTED[dag_id]
     for upstream, downstream in itertools.pairwise(chain):
         assert downstream in dag.get_task(upstream).downstream_task_ids
+    for task, upstream in branches.items():
+        assert task in dag.get_task(upstream).downstream_task_ids
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
@@ -91,12 +104,35 @@ def test_materialized_features_schedule_every_monitoring_dag(dagbag, name):
     assert isinstance(timetable.timetable, CronTriggerTimetable)
 
 
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_every_champion_move_schedules_the_models_deploy_dag(dagbag, name):
+    """The gate and the monitoring run (live verdict, rollback) update the model's champion
+    asset, and that asset alone schedules the model's deploy DAG."""
+    from airflow.sdk import Asset
+
+    spec = SPECS[name]
+    emitted = set()
+    for dag_id in (spec.training_dag_id, spec.monitoring_dag_id):
+        outlets = dagbag.dags[dag_id].get_task("announce_champion").outlets
+        emitted |= {o for o in outlets if isinstance(o, Asset)}
+    assert len(emitted) == 1
+    (asset,) = emitted
+    assert spec.name in asset.uri
+    deploy = dagbag.dags[spec.deploy_dag_id]
+    assert set(deploy.timetable.asset_condition.objects) == {asset}
+    others = [s for s in SPECS.values() if s.name != name]
+    for other in others:  # one model's promotion never deploys another
+        objects = dagbag.dags[other.deploy_dag_id].timetable.asset_condition.objects
+        assert asset not in set(objects)
+
+
 def test_validate_is_not_retried(dagbag):
     assert dagbag.dags["feature_pipeline"].get_task("validate").retries == 0
 
 
 @pytest.mark.parametrize(
-    "dag_file", ["feature_pipeline_dag.py", "training_pipeline_dag.py", "monitoring_dag.py"]
+    "dag_file",
+    ["feature_pipeline_dag.py", "training_pipeline_dag.py", "monitoring_dag.py", "deploy_dag.py"],
 )
 def test_dag_files_do_no_work_at_import(dag_file):
     """Parsing a DAG file must not touch the tools (Airflow parses them constantly)."""

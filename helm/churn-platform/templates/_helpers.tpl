@@ -153,6 +153,10 @@ Checks run by every rendering (included from configmap.yaml)
   "airflow_database" "postgresql.airflowDatabase"
   "prediction_log_store" "serving.predictionLog"
   "prediction_database" "postgresql.predictionDatabase"
+  "deploy_namespace" "the release's namespace"
+  "deploy_release" "the release's name"
+  "deploy_deployment" "the chart (its serving Deployment)"
+  "deploy_serving_url" "the chart (its serving Service)"
   "postgres_url" "postgresql.url (it is secret: it goes to the Secret)"
   "redis_url" "externalRedis.url (it is secret: it goes to the Secret)" }}
 {{- range $key, $_ := .Values.settings }}
@@ -289,6 +293,10 @@ spec:
         {{- include "churn.configChecksums" $root | nindent 8 }}
         {{- with $cfg.podAnnotations }}
         {{- toYaml . | nindent 8 }}
+        {{- end }}
+        {{- /* The deploy DAG sets serving.deployedModels.<model>: a new version rolls the pods. */}}
+        {{- range $model, $version := ($cfg.deployedModels | default dict) }}
+        churn-platform.io/model-{{ $model }}: {{ $version | toString | quote }}
         {{- end }}
     spec:
       serviceAccountName: {{ include "churn.serviceAccountName" $root }}

@@ -1,0 +1,322 @@
+"""The deploy step: roll the champion out to serving, smoke-test it, or move it back.
+
+Run by each model's ``<model>_deploy`` DAG after a promotion (and by ``churn deploy``):
+
+- **kubernetes** (a kubeconfig in the settings, or a task running in a pod): one
+  ``helm upgrade`` of the release with the new version in the serving pods' annotation
+  (:mod:`serving.kubernetes_rollout`), then the rollout is awaited.
+- **local** (no cluster): nothing to roll; serving follows the registry aliases on its own.
+
+Then, on either target, through the serving Service: the running server must report the
+new champion (its ``churn_model_version`` gauge), ``/readyz`` must answer 200 and one
+``/models/<name>/predict`` must answer with a valid prediction. On success the deployed
+version, time and "time to production" (from the promotion's ``champion.since`` tag)
+are written on the MLflow model version. On a failed rollout or smoke test the release is
+rolled back (cluster), and ``champion`` moves back to ``previous_champion``, the reason
+written on the failed version.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from core.settings import Settings
+from core.spec import ModelSpec
+from core.steps import DeployResult
+from data import delta_tables
+from models.registry import (
+    CHAMPION,
+    CHAMPION_SINCE,
+    alias_version,
+    restore_previous_champion,
+)
+from models.tracking import configure_mlflow
+from serving.kubernetes_rollout import (
+    ClusterRelease,
+    open_release,
+    upgrade_values,
+    wait_for_rollout,
+)
+from serving.routing import model_routes
+
+log = logging.getLogger(__name__)
+
+SERVED_VERSION_METRIC = "churn_model_version"
+
+
+class DeployFailed(RuntimeError):
+    """The champion was not deployed; the result says why and what was restored."""
+
+    def __init__(self, result: DeployResult) -> None:
+        super().__init__(result.reason)
+        self.result = result
+
+
+def deploy_target(settings: Settings) -> str:
+    """``kubernetes`` or ``local``, as ``settings.deploy.target`` resolves."""
+    import os
+
+    target = settings.deploy.target
+    if target == "auto":
+        in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        target = "kubernetes" if settings.deploy.kubeconfig or in_pod else "local"
+    return target
+
+
+def serving_url(settings: Settings) -> str:
+    """Base URL of the serving Service the smoke test goes through."""
+    return settings.deploy.serving_url or f"http://{settings.serving.host}:{settings.serving.port}"
+
+
+def smoke_customer(settings: Settings) -> int:
+    """A customer of the newest feature snapshot: the online store holds its features."""
+    snapshots = delta_tables.read_table(
+        settings.storage.customer_features_path, columns=["customer_id", "snapshot_date"]
+    )
+    if snapshots.empty:
+        raise RuntimeError("no customer features yet: nothing to smoke-test serving with")
+    newest = snapshots[snapshots["snapshot_date"] == snapshots["snapshot_date"].max()]
+    return int(newest["customer_id"].min())
+
+
+@dataclass(frozen=True)
+class SmokeTest:
+    """What one smoke test of a running server found."""
+
+    passed: bool
+    message: str
+    served_version: int | None = None
+
+
+class ServingProbe:
+    """HTTP checks of a running prediction service, for one model."""
+
+    def __init__(self, settings: Settings, spec: ModelSpec, url: str) -> None:
+        headers = {}
+        if settings.serving.api_key:
+            headers["Authorization"] = f"Bearer {settings.serving.api_key.get_secret_value()}"
+        self.spec = spec
+        self.http = httpx.Client(base_url=url, headers=headers, timeout=10)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def served_version(self) -> int | None:
+        """The champion version the server reports serving (None: unreachable or none)."""
+        try:
+            text = self.http.get("/metrics").text
+        except httpx.HTTPError:
+            return None
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = sample.labels
+                if (
+                    sample.name == SERVED_VERSION_METRIC
+                    and labels.get("model") == self.spec.name
+                    and labels.get("alias") == CHAMPION
+                ):
+                    return int(sample.value)
+        return None
+
+    def smoke(self, customer_id: int, expected_version: int) -> SmokeTest:
+        """``/readyz`` answers 200 and one prediction comes from a served version."""
+        try:
+            ready = self.http.get("/readyz")
+            if ready.status_code != 200:
+                return SmokeTest(False, f"/readyz answered {ready.status_code}")
+            route, _ = model_routes(self.spec.name)
+            answer = self.http.post(route, json={"customer_id": customer_id})
+        except httpx.HTTPError as error:
+            return SmokeTest(False, f"serving unreachable: {error}")
+        if answer.status_code != 200:
+            return SmokeTest(False, f"{route} answered {answer.status_code}: {answer.text[:300]}")
+        body = answer.json()
+        missing = {"model_name", "model_version", "variant", self.spec.output} - set(body)
+        if missing:
+            return SmokeTest(False, f"{route} answer lacks {sorted(missing)}")
+        if body["model_name"] != self.spec.registered_model:
+            return SmokeTest(False, f"{route} answered with model {body['model_name']!r}")
+        if body["variant"] == CHAMPION and int(body["model_version"]) != expected_version:
+            return SmokeTest(False, f"champion answered as v{body['model_version']}")
+        return SmokeTest(True, f"{route} answered v{body['model_version']}", expected_version)
+
+
+def wait_until_served(
+    probe: ServingProbe,
+    version: int,
+    customer_id: int,
+    timeout_seconds: float,
+    poll_seconds: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> SmokeTest:
+    """Wait for the server to report ``version`` as champion, then smoke-test it.
+
+    A failing smoke test is retried until the deadline (a pod that has just turned ready
+    may still be warming its connections); the last failure is returned.
+    """
+    deadline = clock() + timeout_seconds
+    last = SmokeTest(False, "never checked")
+    while True:
+        served = probe.served_version()
+        if served == version:
+            last = probe.smoke(customer_id, version)
+            if last.passed:
+                return last
+        else:
+            shown = "nothing" if served is None else f"v{served}"
+            last = SmokeTest(False, f"serving reports {shown} as champion, not v{version}")
+        if clock() >= deadline:
+            return SmokeTest(
+                False, f"{last.message} (after {timeout_seconds:.0f} s)", last.served_version
+            )
+        time.sleep(poll_seconds)
+
+
+def deploy_champion(
+    spec: ModelSpec,
+    settings: Settings,
+    release_factory: Callable[[Settings], Any] = open_release,
+) -> DeployResult:
+    """Roll the current ``champion`` of ``spec`` out and smoke-test it (module docstring).
+
+    Raises :class:`DeployFailed` (carrying the result) when the rollout or the smoke test
+    failed; the release and the alias have been moved back by then.
+    """
+    client = configure_mlflow(settings)
+    name = spec.registered_model
+    target = deploy_target(settings)
+    url = serving_url(settings)
+    version = alias_version(settings, name, CHAMPION, client)
+    if version is None:
+        return DeployResult(spec.name, None, target, False, "no champion to deploy", url)
+    promoted_at = client.get_model_version(name, str(version)).tags.get(CHAMPION_SINCE)
+    customer = smoke_customer(settings)
+    deploy = settings.deploy
+    probe = ServingProbe(settings, spec, url)
+    try:
+        if target == "kubernetes":
+            with release_factory(settings) as release:
+                return _deploy_to_cluster(
+                    spec, settings, release, probe, version, customer, promoted_at
+                )
+        smoke = wait_until_served(
+            probe, version, customer, deploy.timeout_seconds, deploy.poll_seconds
+        )
+        if not smoke.passed:
+            return _fail(spec, settings, version, target, url, smoke.message, customer)
+        return _succeed(spec, settings, version, target, url, promoted_at, customer, None)
+    finally:
+        probe.close()
+
+
+def _deploy_to_cluster(
+    spec: ModelSpec,
+    settings: Settings,
+    release: ClusterRelease,
+    probe: ServingProbe,
+    version: int,
+    customer: int,
+    promoted_at: str | None,
+) -> DeployResult:
+    deploy, url = settings.deploy, serving_url(settings)
+    values = upgrade_values(release.values(), spec.name, version)
+    revision = release.upgrade(values, description=f"deploy {spec.registered_model} v{version}")
+    log.info("helm upgrade: revision %s deploys %s v%s", revision, spec.name, version)
+    rollout = wait_for_rollout(
+        release.serving_deployment, deploy.timeout_seconds, deploy.poll_seconds
+    )
+    if rollout.state == "complete":
+        smoke = wait_until_served(
+            probe, version, customer, deploy.timeout_seconds, deploy.poll_seconds
+        )
+        if smoke.passed:
+            return _succeed(
+                spec, settings, version, "kubernetes", url, promoted_at, customer, revision
+            )
+        reason = f"smoke test failed: {smoke.message}"
+    else:
+        reason = f"rollout failed: {rollout.message}"
+    # The previous revision: the one this upgrade replaced.
+    release.rollback(revision - 1 if revision > 1 else None)
+    return _fail(
+        spec, settings, version, "kubernetes", url, reason, customer, revision, rolled_back=True
+    )
+
+
+def _succeed(
+    spec: ModelSpec,
+    settings: Settings,
+    version: int,
+    target: str,
+    url: str,
+    promoted_at: str | None,
+    customer: int,
+    revision: int | None,
+) -> DeployResult:
+    served_at = datetime.now(UTC)
+    seconds = None
+    if promoted_at:
+        seconds = round((served_at - datetime.fromisoformat(promoted_at)).total_seconds(), 3)
+    result = DeployResult(
+        spec.name, version, target, True, f"v{version} serves at {url}", url, promoted_at,
+        served_at.isoformat(), seconds, None, revision, customer,
+    )  # fmt: skip
+    tags = {
+        "deploy.status": "deployed",
+        "deploy.target": target,
+        "deploy.deployed_at": result.served_at,
+        "deploy.serving_url": url,
+    }
+    if seconds is not None:
+        tags["deploy.time_to_production_seconds"] = f"{seconds:.3f}"
+    if revision is not None:
+        tags["deploy.helm_revision"] = str(revision)
+    _tag(settings, spec, version, tags)
+    log.info("deployed %s v%s (time to production: %s s)", spec.name, version, seconds)
+    return result
+
+
+def _fail(
+    spec: ModelSpec,
+    settings: Settings,
+    version: int,
+    target: str,
+    url: str,
+    reason: str,
+    customer: int,
+    revision: int | None = None,
+    rolled_back: bool = False,
+) -> DeployResult:
+    restored = restore_previous_champion(settings, spec.registered_model, version)
+    tags = {
+        "deploy.status": "failed",
+        "deploy.target": target,
+        "deploy.failed_at": datetime.now(UTC).isoformat(),
+        "deploy.reason": reason,
+    }
+    if restored is not None:
+        tags["deploy.restored_version"] = str(restored)
+    if rolled_back:
+        tags["deploy.helm_rolled_back_from"] = str(revision)
+    _tag(settings, spec, version, tags)
+    moved = f"champion moved back to v{restored}" if restored else "no previous champion"
+    log.error("deploy of %s v%s failed: %s; %s", spec.name, version, reason, moved)
+    result = DeployResult(
+        spec.name, version, target, False, f"{reason}; {moved}", url, None, None, None,
+        restored, revision, customer,
+    )  # fmt: skip
+    raise DeployFailed(result)
+
+
+def _tag(settings: Settings, spec: ModelSpec, version: int, tags: dict[str, str]) -> None:
+    client = configure_mlflow(settings)
+    for key, value in tags.items():
+        client.set_model_version_tag(spec.registered_model, str(version), key, value)

@@ -1,0 +1,207 @@
+"""The deploy step end to end on the local path, through its Airflow DAG, on a real server.
+
+A promotion is followed by the ``churn_deploy`` DAG: the running BentoML server must pick
+the new champion up, pass the smoke test, and the deployed version and time to production
+are written on the MLflow version. A version the server cannot load fails the smoke test:
+the run fails and ``champion`` moves back. The cluster branch runs here too, against the
+same server, with a release whose Deployment statuses are the Kubernetes client's own
+models (tests/serving/test_kubernetes_rollout.py covers that branch's pieces).
+"""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+from datetime import datetime
+
+import httpx
+import kubernetes_validate
+import mlflow
+import pytest
+import yaml
+from kubernetes.client import (
+    V1Deployment,
+    V1DeploymentCondition,
+    V1DeploymentSpec,
+    V1DeploymentStatus,
+    V1LabelSelector,
+    V1ObjectMeta,
+    V1PodTemplateSpec,
+)
+from serving_support import free_tcp_port, metric_values, wait_until
+
+from cli.airflow_runner import migrate_airflow_db, run_dag
+from core.settings import PROJECT_ROOT, get_settings
+from models.churn.spec import SPEC as CHURN
+from models.registry import CHAMPION, PREVIOUS_CHAMPION, alias_version, set_champion
+from models.tracking import configure_mlflow
+from serving.deploy import DeployFailed, deploy_champion
+from serving.kubernetes_rollout import MODEL_ANNOTATION, render_upgrade
+from serving.server import BentoServer
+
+pytestmark = pytest.mark.slow
+
+PRODUCTION_VALUES = PROJECT_ROOT / "helm" / "examples" / "values-production.yaml"
+
+
+def served_champion(url: str) -> list[float]:
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return metric_values(text, "churn_model_version", model="churn", alias="champion")
+
+
+def broken_version(two_versions, tmp_path) -> int:
+    """A registered version whose artifact lacks everything but its MLmodel file."""
+    broken = tmp_path / "broken_model"
+    shutil.copytree(mlflow.artifacts.download_artifacts(two_versions["model_uri"]), broken)
+    for artifact in broken.iterdir():
+        if artifact.name != "MLmodel":
+            shutil.rmtree(artifact) if artifact.is_dir() else artifact.unlink()
+    return int(mlflow.register_model(broken.as_uri(), CHURN.registered_model).version)
+
+
+def deployment(generation: int, replicas: int, updated: int, available: int, failed=False):
+    """A serving Deployment as the API server reports it, built from the client's models."""
+    conditions = [
+        V1DeploymentCondition(
+            type="Progressing",
+            status="False" if failed else "True",
+            reason="ProgressDeadlineExceeded" if failed else "ReplicaSetUpdated",
+            message="ReplicaSet has timed out progressing." if failed else None,
+        )
+    ]
+    return V1Deployment(
+        metadata=V1ObjectMeta(name="churn-churn-platform-serving", generation=generation),
+        spec=V1DeploymentSpec(
+            replicas=replicas,
+            selector=V1LabelSelector(match_labels={"app": "serving"}),
+            template=V1PodTemplateSpec(),
+        ),
+        status=V1DeploymentStatus(
+            observed_generation=generation,
+            replicas=replicas,
+            updated_replicas=updated,
+            available_replicas=available,
+            conditions=conditions,
+        ),
+    )
+
+
+class RecordingRelease:
+    """A release whose upgrade is rendered and validated as Helm would send it; its
+    Deployment answers the given statuses in turn (the last one from then on)."""
+
+    def __init__(self, statuses: list[V1Deployment]) -> None:
+        self.statuses = statuses
+        self.upgrades: list[dict] = []
+        self.rollbacks: list[int | None] = []
+        self.revision = 4
+
+    def values(self) -> dict:
+        return yaml.safe_load(PRODUCTION_VALUES.read_text())
+
+    def upgrade(self, values: dict, description: str) -> int:
+        docs = render_upgrade(PROJECT_ROOT / "helm" / "churn-platform", values, "churn", "ml")
+        for doc in docs:
+            kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+        self.upgrades.append({"values": values, "docs": docs, "description": description})
+        self.revision += 1
+        return self.revision
+
+    def rollback(self, revision: int | None) -> None:
+        self.rollbacks.append(revision)
+
+    def serving_deployment(self) -> V1Deployment:
+        return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+
+
+def test_deploy_dag_follows_a_promotion_and_a_failed_smoke_test_moves_the_alias_back(
+    two_versions, monkeypatch, tmp_path
+):
+    env, v1, v2 = two_versions["env"], two_versions["v1"], two_versions["v2"]
+    port = free_tcp_port()
+    deploy_env = {
+        **env,
+        "CHURN_DEPLOY_TARGET": "local",
+        "CHURN_DEPLOY_SERVING_URL": f"http://127.0.0.1:{port}",
+        "CHURN_DEPLOY_TIMEOUT_SECONDS": "12",
+        "CHURN_DEPLOY_POLL_SECONDS": "0.25",
+    }
+    for key, value in deploy_env.items():
+        monkeypatch.setenv(key, value)
+    settings = get_settings()
+    client = configure_mlflow(settings)
+    name = CHURN.registered_model
+    set_champion(client, name, v1, None)
+    server_env = {**env, "CHURN_SERVE_MODEL_REFRESH_SECONDS": "1"}
+    with BentoServer(settings, port=port, env=server_env) as url:
+        wait_until(lambda: served_champion(url) == [v1], 30)
+
+        # A promotion (as the gate makes it), then the deploy DAG, as the asset runs it.
+        set_champion(client, name, v2, v1)
+        migrate_airflow_db(settings)
+        run = run_dag(CHURN.deploy_dag_id, settings)
+        assert run.succeeded, run.task_states
+        deployed = run.returns["deploy"]
+        assert deployed["deployed"] and deployed["version"] == v2
+        assert deployed["target"] == "local"
+        seconds = deployed["time_to_production_seconds"]
+        assert 0 < seconds < 12  # the server re-reads the aliases every second
+        tags = client.get_model_version(name, str(v2)).tags
+        assert tags["deploy.status"] == "deployed"
+        assert float(tags["deploy.time_to_production_seconds"]) == pytest.approx(seconds)
+        served_at = datetime.fromisoformat(tags["deploy.deployed_at"])
+        promoted_at = datetime.fromisoformat(tags["champion.since"])
+        assert (served_at - promoted_at).total_seconds() == pytest.approx(seconds, abs=0.01)
+        answer = httpx.post(f"{url}/predict", json={"customer_id": deployed["smoke_customer"]})
+        assert answer.status_code == 200 and answer.json()["model_version"] == v2
+
+        # A version the server cannot load: the smoke test fails, champion goes back to v2.
+        v3 = broken_version(two_versions, tmp_path)
+        set_champion(client, name, v3, v2)
+        failed = run_dag(CHURN.deploy_dag_id, settings)
+        assert failed.state == "failed" and failed.task_states["deploy"] == "failed"
+        assert alias_version(settings, name, CHAMPION) == v2
+        assert alias_version(settings, name, PREVIOUS_CHAMPION) is None  # no way back to v3
+        tags = client.get_model_version(name, str(v3)).tags
+        assert tags["deploy.status"] == "failed"
+        assert tags["deploy.restored_version"] == str(v2)
+        assert f"serving reports v{v2} as champion, not v{v3}" in tags["deploy.reason"]
+        assert served_champion(url) == [v2]
+
+        # The cluster branch, against the same server: the upgrade rolls out, then serves.
+        @contextmanager
+        def release_of(_settings):
+            yield release
+
+        monkeypatch.setenv("CHURN_DEPLOY_TARGET", "kubernetes")
+        settings = get_settings()
+        set_champion(client, name, v1, v2)
+        release = RecordingRelease(
+            [deployment(7, 2, 1, 1), deployment(7, 2, 2, 1), deployment(7, 2, 2, 2)]
+        )
+        result = deploy_champion(CHURN, settings, release_factory=release_of)
+        assert result.deployed and result.version == v1 and result.helm_revision == 5
+        (upgrade,) = release.upgrades
+        assert upgrade["values"]["serving"]["deployedModels"] == {"churn": v1}
+        (serving,) = [
+            d
+            for d in upgrade["docs"]
+            if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-serving")
+        ]
+        annotations = serving["spec"]["template"]["metadata"]["annotations"]
+        assert annotations[MODEL_ANNOTATION.format(model="churn")] == str(v1)
+        assert release.rollbacks == []
+        assert client.get_model_version(name, str(v1)).tags["deploy.helm_revision"] == "5"
+
+        # A rollout that exceeds its progress deadline: helm rollback, champion back to v2.
+        set_champion(client, name, v2, v1)
+        set_champion(client, name, v3, v2)
+        release = RecordingRelease([deployment(8, 2, 1, 1), deployment(8, 2, 1, 1, failed=True)])
+        with pytest.raises(DeployFailed) as raised:
+            deploy_champion(CHURN, settings, release_factory=release_of)
+        assert raised.value.result.restored_version == v2
+        assert "rollout failed" in raised.value.result.reason
+        assert "ReplicaSet has timed out progressing" in raised.value.result.reason
+        assert release.rollbacks == [4]  # the revision before the failed upgrade
+        assert alias_version(settings, name, CHAMPION) == v2
+        assert client.get_model_version(name, str(v3)).tags["deploy.helm_rolled_back_from"] == "5"
