@@ -5,8 +5,10 @@ wheel) and every rendered manifest is validated against the Kubernetes OpenAPI s
 of ``kubernetes_validate`` in strict mode (unknown fields are errors), for the oldest
 Kubernetes the chart supports and the newest the validator knows. On top of that the
 tests check what a schema cannot: probes and resources everywhere, nothing secret in the
-ConfigMap, Services that reach their containers, and that the environment the chart sets
-builds the project's own Settings to the right addresses.
+ConfigMap, Services that reach their containers, that the environment the chart sets
+builds the project's own Settings to the right addresses, that the KubernetesExecutor's
+pod template is a Pod Airflow's own code builds task pods from, and that the
+NetworkPolicies let through exactly the connections the components make.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ DOCKERFILE = ROOT / "helm" / "image" / "Dockerfile"
 RELEASE = "churn"
 NAMESPACE = "ml"
 FULLNAME = "churn-churn-platform"
+POD_TEMPLATE = f"{FULLNAME}-airflow-pod-template"
+SCHEDULER_ACCOUNT = f"{FULLNAME}-airflow-scheduler"
 
 # The chart's Chart.yaml kubeVersion floor, and the newest schema the validator ships.
 KUBE_VERSIONS = ["1.27.0", kubernetes_validate.latest_version()]
@@ -50,7 +54,11 @@ REQUIRED_VALUES: dict[str, Any] = {
     "externalRedis": {"url": f"redis://:{REDIS_PASSWORD}@redis.example.com:6379/0"},
     "airflow": {"jwtSecret": JWT_SECRET},
 }
-VARIANTS = ["default", "production"]
+# Each value set with the chart's default executor (KubernetesExecutor) and with the
+# LocalExecutor ("-local").
+VARIANTS = ["default", "production", "default-local", "production-local"]
+KUBERNETES_VARIANTS = [v for v in VARIANTS if not v.endswith("-local")]
+LOCAL = {"airflow": {"executor": "LocalExecutor"}}
 
 # Keys that are secret wherever they appear.
 SECRET_KEYS = {
@@ -83,7 +91,9 @@ def production_values() -> dict[str, Any]:
 
 
 def values_for(variant: str) -> dict[str, Any]:
-    return copy.deepcopy(REQUIRED_VALUES) if variant == "default" else production_values()
+    base, _, executor = variant.partition("-")
+    values = copy.deepcopy(REQUIRED_VALUES) if base == "default" else production_values()
+    return merged(values, LOCAL) if executor == "local" else values
 
 
 def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -128,10 +138,28 @@ def of_kind(docs: list[dict], kind: str) -> list[dict]:
     return [d for d in docs if d["kind"] == kind]
 
 
-def pod_specs(docs: list[dict]) -> Iterator[tuple[str, dict]]:
+def worker_pod(docs: list[dict]) -> dict | None:
+    """The KubernetesExecutor's pod template (a Pod manifest in a ConfigMap), if any."""
+    matches = [d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"] == POD_TEMPLATE]
+    if not matches:
+        return None
+    return yaml.safe_load(matches[0]["data"]["pod_template.yaml"])
+
+
+def pods(docs: list[dict]) -> Iterator[tuple[str, dict]]:
+    """Every pod the release runs: (name, pod template metadata + spec) of each Deployment
+    and Job, and the task pods' template."""
     for doc in docs:
         if doc["kind"] in {"Deployment", "Job"}:
-            yield doc["metadata"]["name"], doc["spec"]["template"]["spec"]
+            yield doc["metadata"]["name"], doc["spec"]["template"]
+    worker = worker_pod(docs)
+    if worker is not None:
+        yield POD_TEMPLATE, worker
+
+
+def pod_specs(docs: list[dict]) -> Iterator[tuple[str, dict]]:
+    for name, pod in pods(docs):
+        yield name, pod["spec"]
 
 
 def component(doc: dict) -> str:
@@ -239,6 +267,15 @@ def test_every_manifest_is_valid_kubernetes(
         {"mlflow": {"enabled": False}, "settings": {"mlflow_server_uri": "http://mlflow:80"}},
         {"airflow": {"migrations": {"enabled": False}, "fernetKey": "A" * 43 + "="}},
         {"ingress": {"enabled": True, "airflow": {"host": "airflow.local"}}},
+        {"networkPolicy": {"enabled": False}, "rbac": {"create": False}},
+        {
+            "airflow": {
+                "worker": {
+                    "nodeSelector": {"pool": "training"},
+                    "extraEnv": [{"name": "A", "value": "1"}],
+                }
+            }
+        },
     ],
     ids=[
         "no-persistence",
@@ -249,13 +286,16 @@ def test_every_manifest_is_valid_kubernetes(
         "external-mlflow",
         "no-migrations-fernet",
         "ingress-one-host",
+        "no-network-policy-no-rbac",
+        "worker-scheduling",
     ],
 )
 def test_optional_settings_render_valid_manifests(
     chart: helm.Chart, override: dict[str, Any]
 ) -> None:
     docs = render(chart, merged(REQUIRED_VALUES, override))
-    for doc in docs:
+    worker = worker_pod(docs)
+    for doc in [*docs, worker]:
         validate_k8s(doc, KUBE_VERSIONS[-1])
     deployments = {component(d): d for d in of_kind(docs, "Deployment")}
     serving = deployments["serving"]["spec"]["template"]["spec"]
@@ -274,6 +314,15 @@ def test_optional_settings_render_valid_manifests(
             assert state["persistentVolumeClaim"]["claimName"] == "churn-state"
         else:
             assert state == {"name": "state", "emptyDir": {}}
+    if override.get("networkPolicy") == {"enabled": False}:
+        assert not of_kind(docs, "NetworkPolicy")
+        assert not of_kind(docs, "Role") and not of_kind(docs, "RoleBinding")
+    if "worker" in override.get("airflow", {}):
+        assert worker["spec"]["nodeSelector"] == {"pool": "training"}
+        assert {"name": "A", "value": "1"} in worker["spec"]["containers"][0]["env"]
+        assert "nodeSelector" not in serving
+    if "digest" in override.get("image", {}):
+        assert worker["spec"]["containers"][0]["image"].endswith("@sha256:" + "a" * 64)
     if override.get("airflow", {}).get("migrations") == {"enabled": False}:
         assert not of_kind(docs, "Job")
         secret = find(docs, "Secret", FULLNAME)["stringData"]
@@ -299,7 +348,15 @@ def test_default_objects(rendered: dict[str, list[dict]]) -> None:
     secrets = {d["metadata"]["name"] for d in of_kind(docs, "Secret")}
     assert secrets == {FULLNAME, f"{FULLNAME}-migrations"}
     find(docs, "ConfigMap", FULLNAME)
+    find(docs, "ConfigMap", POD_TEMPLATE)
     find(docs, "ServiceAccount", FULLNAME)
+    find(docs, "ServiceAccount", SCHEDULER_ACCOUNT)
+    find(docs, "Role", f"{FULLNAME}-airflow-pod-launcher")
+    find(docs, "RoleBinding", f"{FULLNAME}-airflow-pod-launcher")
+    policies = {d["metadata"]["name"] for d in of_kind(docs, "NetworkPolicy")}
+    assert policies == {
+        f"{FULLNAME}-{c}" for c in [*APP_COMPONENTS, "airflow-worker", "migrations"]
+    }
     find(docs, "PersistentVolumeClaim", f"{FULLNAME}-state")
     find(docs, "PodDisruptionBudget", f"{FULLNAME}-serving")
     find(docs, "Job", f"{FULLNAME}-migrations")
@@ -505,9 +562,17 @@ def test_configmap_env(rendered: dict[str, list[dict]]) -> None:
     data = find(rendered["default"], "ConfigMap", FULLNAME)["data"]
     assert data["CHURN_STATE_DIR"] == "/state"
     assert data["AIRFLOW__CORE__DAGS_FOLDER"] == "/app/dags"
-    assert data["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert data["AIRFLOW__CORE__EXECUTOR"] == "KubernetesExecutor"
+    assert data["AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE"] == NAMESPACE
+    assert data["AIRFLOW__KUBERNETES_EXECUTOR__DELETE_WORKER_PODS"] == "True"
     assert data["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert data["AIRFLOW_HOME"] == "/state/airflow"
+    # Task logs on the state volume: the same folder in every pod (one ConfigMap).
+    assert data["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] == "/state/airflow/logs"
+    local = find(rendered["default-local"], "ConfigMap", FULLNAME)["data"]
+    assert local["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert local["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] == "/state/airflow/logs"
+    assert not any(key.startswith("AIRFLOW__KUBERNETES_EXECUTOR__") for key in local)
     assert data["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
         f"http://{FULLNAME}-airflow-api-server:8080/execution/"
     )
@@ -645,10 +710,10 @@ def test_state_volume_is_shared_by_every_project_pod(
 ) -> None:
     docs = rendered[variant]
     claim = find(docs, "PersistentVolumeClaim", f"{FULLNAME}-state")
-    for deployment in of_kind(docs, "Deployment"):
-        if component(deployment) == "redis":
+    for _, pod in pods(docs):
+        if component(pod) in {"redis", "migrations"}:
             continue
-        spec = deployment["spec"]["template"]["spec"]
+        spec = pod["spec"]
         volumes = {v["name"]: v for v in spec["volumes"]}
         assert volumes["state"]["persistentVolumeClaim"]["claimName"] == (claim["metadata"]["name"])
         mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
@@ -677,7 +742,9 @@ def test_pods_run_as_non_root_on_read_only_root(
     for name, spec in specs:
         assert spec["securityContext"]["runAsNonRoot"] is True, name
         assert spec["securityContext"]["runAsUser"] > 0, name
-        assert spec["automountServiceAccountToken"] is False, name
+        # Only the KubernetesExecutor's scheduler gets an API token (it starts task pods).
+        token = name == f"{FULLNAME}-airflow-scheduler" and variant in KUBERNETES_VARIANTS
+        assert spec["automountServiceAccountToken"] is token, name
         for container in spec["containers"]:
             context = container["securityContext"]
             assert context["allowPrivilegeEscalation"] is False, name
@@ -759,6 +826,573 @@ def test_mlflow_can_be_external(chart: helm.Chart) -> None:
     ]
 
 
+# --- the KubernetesExecutor ---------------------------------------------------------------
+
+
+def container_of(docs: list[dict], name: str) -> dict:
+    return find(docs, "Deployment", f"{FULLNAME}-{name}")["spec"]["template"]["spec"]["containers"][
+        0
+    ]
+
+
+def mount_source(spec: dict, path: str) -> dict:
+    """The volume (its source) a pod's first container has mounted over ``path``."""
+    mounts = [
+        m
+        for m in spec["containers"][0]["volumeMounts"]
+        if path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/")
+    ]
+    assert mounts, path
+    deepest = max(mounts, key=lambda m: len(m["mountPath"]))
+    (volume,) = [v for v in spec["volumes"] if v["name"] == deepest["name"]]
+    return {k: v for k, v in volume.items() if k != "name"}
+
+
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+@pytest.mark.parametrize("variant", KUBERNETES_VARIANTS)
+def test_pod_template_is_a_valid_pod_like_the_scheduler(
+    rendered: dict[str, list[dict]], variant: str, kube_version: str
+) -> None:
+    docs = rendered[variant]
+    pod = worker_pod(docs)
+    assert pod is not None
+    validate_k8s(pod, kube_version)
+    assert (pod["apiVersion"], pod["kind"]) == ("v1", "Pod")
+    spec = pod["spec"]
+    assert spec["restartPolicy"] == "Never"
+    (base,) = spec["containers"]
+    # The executor fills in the container called `base`: its args are the task's command,
+    # so the template sets no command (the image has no entrypoint).
+    assert base["name"] == "base"
+    assert "command" not in base and "args" not in base
+    scheduler = find(docs, "Deployment", f"{FULLNAME}-airflow-scheduler")["spec"]["template"]
+    container = scheduler["spec"]["containers"][0]
+    for key in ("image", "imagePullPolicy", "envFrom"):
+        assert base[key] == container[key], key
+    assert base["securityContext"] == container["securityContext"]
+    assert spec["securityContext"] == scheduler["spec"]["securityContext"]
+    assert {"cpu", "memory"} <= set(base["resources"]["limits"])
+    assert {"cpu", "memory"} <= set(base["resources"]["requests"])
+    # The task pods get no API token, and carry the labels their NetworkPolicy selects.
+    assert spec["automountServiceAccountToken"] is False
+    assert component(pod) == "airflow-worker"
+    # A task's log is written where the api-server reads it: the same folder on the same
+    # volume, in the task pod, the scheduler and the api-server.
+    folder = find(docs, "ConfigMap", FULLNAME)["data"]["AIRFLOW__LOGGING__BASE_LOG_FOLDER"]
+    api_server = find(docs, "Deployment", f"{FULLNAME}-airflow-api-server")["spec"]["template"]
+    logs = mount_source(api_server["spec"], folder)
+    assert "persistentVolumeClaim" in logs
+    assert mount_source(spec, folder) == logs
+    assert mount_source(scheduler["spec"], folder) == logs
+    # The production state volume is ReadWriteMany: task pods on any node mount it.
+    if variant == "production":
+        claim = find(docs, "PersistentVolumeClaim", logs["persistentVolumeClaim"]["claimName"])
+        assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+@pytest.mark.parametrize("variant", KUBERNETES_VARIANTS)
+def test_scheduler_reads_the_pod_template(rendered: dict[str, list[dict]], variant: str) -> None:
+    docs = rendered[variant]
+    data = find(docs, "ConfigMap", FULLNAME)["data"]
+    assert data["AIRFLOW__CORE__EXECUTOR"] == "KubernetesExecutor"
+    assert data["AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE"] == NAMESPACE
+    path = Path(data["AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE"])
+    scheduler = find(docs, "Deployment", f"{FULLNAME}-airflow-scheduler")["spec"]["template"]
+    assert mount_source(scheduler["spec"], str(path)) == {"configMap": {"name": POD_TEMPLATE}}
+    assert path.name in find(docs, "ConfigMap", POD_TEMPLATE)["data"]
+    # The pod template rolls the scheduler when it changes.
+    assert "checksum/pod-template" in scheduler["metadata"]["annotations"]
+
+
+def test_pod_template_changes_roll_the_scheduler(chart: helm.Chart) -> None:
+    def checksum(values: dict[str, Any]) -> str:
+        scheduler = find(render(chart, values), "Deployment", f"{FULLNAME}-airflow-scheduler")
+        return scheduler["spec"]["template"]["metadata"]["annotations"]["checksum/pod-template"]
+
+    bigger = {"airflow": {"worker": {"resources": {"limits": {"memory": "6Gi"}}}}}
+    assert checksum(REQUIRED_VALUES) != checksum(merged(REQUIRED_VALUES, bigger))
+
+
+def test_airflow_builds_its_task_pods_from_the_template(
+    rendered: dict[str, list[dict]], state: Settings
+) -> None:
+    """The provider's own PodGenerator (what the KubernetesExecutor calls) reads the
+    template and merges a task into it; the result is a valid Pod running our image."""
+    from cli.airflow_runner import use_project_airflow
+
+    use_project_airflow(state)
+    from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
+    from kubernetes.client import ApiClient
+
+    template = worker_pod(rendered["production"])
+    args = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string", "{}"]
+    pod = PodGenerator.construct_pod(
+        dag_id="churn_training_pipeline",
+        task_id="train",
+        pod_id="churn-training-pipeline-train",
+        try_number=1,
+        kube_image=None,  # no worker_container_repository: the template's image
+        date=None,
+        args=args,
+        pod_override_object=None,
+        base_worker_pod=PodGenerator.deserialize_model_dict(template),
+        namespace=NAMESPACE,
+        scheduler_job_id="7",
+        run_id="manual__1",
+    )
+    doc = ApiClient().sanitize_for_serialization(pod)
+    for kube_version in KUBE_VERSIONS:
+        validate_k8s(doc, kube_version)
+    (base,) = doc["spec"]["containers"]
+    assert base["image"] == template["spec"]["containers"][0]["image"]
+    assert base["args"] == args
+    assert base["envFrom"] == template["spec"]["containers"][0]["envFrom"]
+    assert {m["name"] for m in base["volumeMounts"]} == {"state", "tmp", "home"}
+    labels = doc["metadata"]["labels"]
+    # The executor's labels come on top of the chart's (which the NetworkPolicy selects).
+    assert labels["app.kubernetes.io/component"] == "airflow-worker"
+    assert labels["dag_id"] == "churn_training_pipeline" and labels["airflow-worker"] == "7"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_rbac_lets_only_the_scheduler_create_task_pods(
+    rendered: dict[str, list[dict]], variant: str
+) -> None:
+    docs = rendered[variant]
+    scheduler = find(docs, "Deployment", f"{FULLNAME}-airflow-scheduler")["spec"]["template"]
+    account = scheduler["spec"]["serviceAccountName"]
+    others = {
+        spec.get("serviceAccountName")
+        for name, spec in pod_specs(docs)
+        if name != f"{FULLNAME}-airflow-scheduler"
+    }
+    if variant not in KUBERNETES_VARIANTS:
+        assert not of_kind(docs, "Role") and not of_kind(docs, "RoleBinding")
+        assert worker_pod(docs) is None
+        assert account == FULLNAME
+        return
+    # Its own account, which no other pod uses.
+    assert account == SCHEDULER_ACCOUNT
+    assert account not in others
+    find(docs, "ServiceAccount", account)
+    (binding,) = of_kind(docs, "RoleBinding")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
+    ]
+    assert binding["roleRef"]["kind"] == "Role"
+    role = find(docs, "Role", binding["roleRef"]["name"])
+    assert role["metadata"]["namespace"] == NAMESPACE
+
+    def allowed(resource: str, verb: str) -> bool:
+        return any(
+            "" in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]
+            for rule in role["rules"]
+        )
+
+    for verb in ("create", "get", "list", "watch", "patch", "delete"):
+        assert allowed("pods", verb), verb
+    assert allowed("pods/log", "get")
+    assert not allowed("secrets", "get")
+    assert not allowed("pods/exec", "create")
+
+
+def test_an_existing_service_account_runs_the_scheduler(chart: helm.Chart) -> None:
+    docs = render(chart, merged(REQUIRED_VALUES, {"serviceAccount": {"create": False}}))
+    assert not of_kind(docs, "ServiceAccount")
+    (binding,) = of_kind(docs, "RoleBinding")
+    assert binding["subjects"][0]["name"] == "default"
+    values = {
+        "serviceAccount": {"create": False, "name": "churn-runner"},
+        "airflow": {"scheduler": {"serviceAccountName": "churn-launcher"}},
+        "rbac": {"create": False},
+    }
+    docs = render(chart, merged(REQUIRED_VALUES, values))
+    assert not of_kind(docs, "Role") and not of_kind(docs, "RoleBinding")
+    scheduler = find(docs, "Deployment", f"{FULLNAME}-airflow-scheduler")
+    assert scheduler["spec"]["template"]["spec"]["serviceAccountName"] == "churn-launcher"
+    assert worker_pod(docs)["spec"]["serviceAccountName"] == "churn-runner"
+
+
+# --- NetworkPolicies ------------------------------------------------------------------------
+
+# An address outside the cluster's pods (PostgreSQL, Redis, the Kubernetes API, ...).
+EXTERNAL = "external"
+
+
+def selects(selector: dict, labels: dict[str, str]) -> bool:
+    """A LabelSelector matching ``labels`` (matchLabels and matchExpressions)."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expr in selector.get("matchExpressions", []):
+        value = labels.get(expr["key"])
+        if expr["operator"] == "In" and value not in expr["values"]:
+            return False
+        if expr["operator"] == "NotIn" and value in expr["values"]:
+            return False
+        if expr["operator"] == "Exists" and value is None:
+            return False
+        if expr["operator"] == "DoesNotExist" and value is not None:
+            return False
+    return True
+
+
+def peer_matches(peer: dict, other: dict[str, str] | str) -> bool:
+    """A NetworkPolicyPeer matching a pod of the release's namespace (its labels) or an
+    address outside the cluster (EXTERNAL). A namespaceSelector peer is another namespace."""
+    if "ipBlock" in peer:
+        return other == EXTERNAL
+    if "namespaceSelector" in peer or other == EXTERNAL:
+        return False
+    return selects(peer["podSelector"], other)
+
+
+def rule_allows(rules: list[dict], key: str, other: dict | str, port: int) -> bool:
+    for rule in rules:
+        peers = rule.get(key)
+        ports = rule.get("ports")
+        if peers and not any(peer_matches(p, other) for p in peers):
+            continue
+        if ports and not any(p.get("port") == port for p in ports):
+            continue
+        return True
+    return False
+
+
+def policies_for(docs: list[dict], labels: dict[str, str]) -> list[dict]:
+    return [p for p in of_kind(docs, "NetworkPolicy") if selects(p["spec"]["podSelector"], labels)]
+
+
+def can_connect(docs: list[dict], src: dict | str, dst: dict | str, port: int) -> bool:
+    """Do the release's NetworkPolicies let ``src`` open ``dst``:``port`` (TCP)? Each is the
+    labels of a pod in the namespace, or EXTERNAL. A pod no policy selects is not isolated."""
+    if src != EXTERNAL:
+        egress = [p for p in policies_for(docs, src) if "Egress" in p["spec"]["policyTypes"]]
+        rules = [r for p in egress for r in p["spec"].get("egress", [])]
+        if egress and not rule_allows(rules, "to", dst, port):
+            return False
+    if dst != EXTERNAL:
+        ingress = [p for p in policies_for(docs, dst) if "Ingress" in p["spec"]["policyTypes"]]
+        rules = [r for p in ingress for r in p["spec"].get("ingress", [])]
+        if ingress and not rule_allows(rules, "from", src, port):
+            return False
+    return True
+
+
+def pod_labels(docs: list[dict]) -> dict[str, dict[str, str]]:
+    """Each component's pod labels (as the pods carry them, not as the chart names them)."""
+    return {component(pod): pod["metadata"]["labels"] for _, pod in pods(docs)}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_pod_is_selected_by_exactly_one_network_policy(
+    rendered: dict[str, list[dict]], variant: str
+) -> None:
+    docs = rendered[variant]
+    names = []
+    for name, pod in pods(docs):
+        policies = policies_for(docs, pod["metadata"]["labels"])
+        assert len(policies) == 1, (name, [p["metadata"]["name"] for p in policies])
+        (policy,) = policies
+        # Named after its component, isolating both directions.
+        assert policy["metadata"]["name"] == f"{FULLNAME}-{component(pod)}"
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        names.append(policy["metadata"]["name"])
+    # No policy selects nothing.
+    assert sorted(names) == sorted(p["metadata"]["name"] for p in of_kind(docs, "NetworkPolicy"))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_network_policies_let_through_what_the_components_need(
+    rendered: dict[str, list[dict]], variant: str
+) -> None:
+    docs = rendered[variant]
+    labels = pod_labels(docs)
+    kube = variant in KUBERNETES_VARIANTS
+    tasks = labels["airflow-worker" if kube else "airflow-scheduler"]
+    api, mlflow, serving = labels["airflow-api-server"], labels["mlflow"], labels["serving"]
+    # Airflow 3 task runners report to the api-server's execution API.
+    assert can_connect(docs, tasks, api, 8080)
+    assert can_connect(docs, tasks, mlflow, 5000)
+    assert can_connect(docs, serving, mlflow, 5000)
+    for name in ("serving", "mlflow", "airflow-api-server", "airflow-scheduler", "migrations"):
+        assert can_connect(docs, labels[name], EXTERNAL, 5432), name  # PostgreSQL
+    assert can_connect(docs, tasks, EXTERNAL, 5432)
+    if variant.startswith("production"):  # the in-chart Redis
+        assert can_connect(docs, serving, labels["redis"], 6379)
+        assert can_connect(docs, tasks, labels["redis"], 6379)
+        assert not can_connect(docs, api, labels["redis"], 6379)
+        assert not can_connect(docs, serving, EXTERNAL, 6379)
+        # MLflow writes artifacts to S3 (artifactsDestination), through its own policy only.
+        assert can_connect(docs, mlflow, EXTERNAL, 443)
+        assert not can_connect(docs, serving, EXTERNAL, 443)
+    else:
+        assert can_connect(docs, serving, EXTERNAL, 6379)
+        assert can_connect(docs, tasks, EXTERNAL, 6379)
+    # The scheduler talks to the Kubernetes API only to run task pods.
+    assert can_connect(docs, labels["airflow-scheduler"], EXTERNAL, 6443) is kube
+    if kube:
+        assert not can_connect(docs, labels["airflow-worker"], EXTERNAL, 6443)
+        assert not can_connect(docs, labels["airflow-scheduler"], mlflow, 5000)
+    # Serving is the platform's API: open to anyone on its port.
+    assert can_connect(docs, EXTERNAL, serving, 3000)
+    # ...and nothing else is open: not decorative.
+    assert not can_connect(docs, serving, api, 8080)
+    assert not can_connect(docs, labels["airflow-dag-processor"], api, 8080)
+    assert not can_connect(docs, api, mlflow, 5000)
+    assert not can_connect(docs, mlflow, serving, 8080)
+    assert not can_connect(docs, serving, labels["airflow-scheduler"], 8974)
+    assert not can_connect(docs, labels["migrations"], mlflow, 5000)
+    if variant.startswith("default"):  # no ingress
+        assert not can_connect(docs, EXTERNAL, mlflow, 5000)
+        assert not can_connect(docs, EXTERNAL, api, 8080)
+    if kube:
+        for name, other in labels.items():
+            assert not can_connect(docs, other, labels["airflow-worker"], 8793), name
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_network_policy_ports_are_the_pods_ports(
+    rendered: dict[str, list[dict]], variant: str
+) -> None:
+    """A pod-selecting rule's port is one the selected pods listen on (a Service's port
+    would match nothing)."""
+    docs = rendered[variant]
+    listening: dict[str, set[int]] = {}
+    for _, pod in pods(docs):
+        ports = {p["containerPort"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+        listening[component(pod)] = ports
+    for policy in of_kind(docs, "NetworkPolicy"):
+        own = listening[policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]]
+        for rule in policy["spec"]["ingress"]:
+            assert {p["port"] for p in rule["ports"]} <= own, policy["metadata"]["name"]
+        for rule in policy["spec"]["egress"]:
+            for peer in rule.get("to", []):
+                if "podSelector" in peer:
+                    target = listening[
+                        peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+                    ]
+                    assert {p["port"] for p in rule["ports"]} <= target, policy["metadata"]["name"]
+
+
+def test_production_ingress_controller_reaches_the_routed_ports(
+    rendered: dict[str, list[dict]],
+) -> None:
+    docs = rendered["production"]
+    controller = production_values()["networkPolicy"]["ingressControllerFrom"][0]
+    for name, port in (("mlflow", 5000), ("airflow-api-server", 8080)):
+        policy = find(docs, "NetworkPolicy", f"{FULLNAME}-{name}")
+        (rule,) = policy["spec"]["ingress"]
+        assert controller in rule["from"], name
+        assert rule["ports"] == [{"port": port, "protocol": "TCP"}]
+    # PostgreSQL only at its subnet.
+    egress = find(docs, "NetworkPolicy", f"{FULLNAME}-serving")["spec"]["egress"]
+    assert {
+        "ports": [{"port": 5432, "protocol": "TCP"}],
+        "to": [{"ipBlock": {"cidr": "10.20.0.0/24"}}],
+    } in egress
+
+
+def test_network_policies_follow_the_values(chart: helm.Chart) -> None:
+    assert not of_kind(
+        render(chart, merged(REQUIRED_VALUES, {"networkPolicy": {"enabled": False}})),
+        "NetworkPolicy",
+    )
+    values = merged(
+        REQUIRED_VALUES,
+        {
+            "postgresql": {"url": "postgresql://u:p@db:6432/postgres"},
+            "externalRedis": {"url": "redis://r:6380/0"},
+            "networkPolicy": {
+                "postgresql": {"ports": [5432], "cidrs": ["10.1.2.0/24"]},
+                "servingFrom": [{"podSelector": {"matchLabels": {"role": "frontend"}}}],
+            },
+            "ingress": {"enabled": True, "serving": {"host": "churn.local"}},
+        },
+    )
+    docs = render(chart, values)
+    serving = find(docs, "NetworkPolicy", f"{FULLNAME}-serving")["spec"]
+    # The values' ports and the URLs' own: the pods reach their servers as configured.
+    assert {
+        "ports": [{"port": 5432, "protocol": "TCP"}, {"port": 6432, "protocol": "TCP"}],
+        "to": [{"ipBlock": {"cidr": "10.1.2.0/24"}}],
+    } in serving["egress"]
+    assert {
+        "ports": [{"port": 6379, "protocol": "TCP"}, {"port": 6380, "protocol": "TCP"}]
+    } in serving["egress"]
+    # Serving limited to its clients, but exposed by the Ingress with no controller named:
+    # the routed port is open (as open as the Ingress).
+    assert serving["ingress"] == [{"ports": [{"port": 3000, "protocol": "TCP"}]}]
+    values["networkPolicy"]["ingressControllerFrom"] = [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}
+    ]
+    serving = find(render(chart, values), "NetworkPolicy", f"{FULLNAME}-serving")["spec"]
+    (rule,) = serving["ingress"]
+    assert rule["from"] == [
+        *values["networkPolicy"]["servingFrom"],
+        *values["networkPolicy"]["ingressControllerFrom"],
+    ]
+    external = merged(
+        REQUIRED_VALUES,
+        {
+            "mlflow": {"enabled": False},
+            "settings": {"mlflow_server_uri": "https://mlflow.example.com"},
+        },
+    )
+    serving = find(render(chart, external), "NetworkPolicy", f"{FULLNAME}-serving")["spec"]
+    assert {"ports": [{"port": 443, "protocol": "TCP"}]} in serving["egress"]
+    # Monitoring's alert webhook: the task pods may post to its port, serving may not.
+    webhook = {"settings": {"monitoring_alert_webhook_url": "https://hooks.example.com:8443/x"}}
+    docs = render(chart, merged(REQUIRED_VALUES, webhook))
+    labels = pod_labels(docs)
+    assert can_connect(docs, labels["airflow-worker"], EXTERNAL, 8443)
+    assert not can_connect(docs, labels["serving"], EXTERNAL, 8443)
+
+
+# --- SQLite, a store of one host ------------------------------------------------------------
+
+# A stand-in for the production example's existingSecret: the keys values.yaml lists.
+EXISTING_SECRET = {
+    "CHURN_POSTGRES_URL": "postgresql://churn:pw@pg.example.com:5432/postgres",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
+        "postgresql+psycopg2://churn:pw@pg.example.com:5432/churn_airflow"
+    ),
+    "MLFLOW_BACKEND_STORE_URI": "postgresql://churn:pw@pg.example.com:5432/churn_mlflow",
+    "AIRFLOW__API_AUTH__JWT_SECRET": "x",
+    "AIRFLOW__API__SECRET_KEY": "y",
+}
+
+CONFIGURATIONS = {
+    **{variant: None for variant in VARIANTS},
+    "serving-replicas": {"serving": {"replicas": 3}},
+    "serving-autoscaling": {"serving": {"autoscaling": {"enabled": True}}},
+    "sqlite-log-one-replica": {"serving": {"predictionLog": "sqlite", "replicas": 1}},
+    "sqlite-log-local-executor": {
+        "serving": {"predictionLog": "sqlite", "replicas": 1},
+        **LOCAL,
+    },
+    "external-mlflow": {
+        "mlflow": {"enabled": False},
+        "settings": {"mlflow_server_uri": "http://mlflow.ml:80"},
+    },
+    "scaled-airflow": {"airflow": {"apiServer": {"replicas": 2}, "parallelism": 16}},
+}
+
+
+def pod_env(docs: list[dict], values: dict[str, Any], pod: dict) -> dict[str, str]:
+    """A pod's environment as its container gets it: envFrom (ConfigMap, Secret) then env."""
+    env: dict[str, str] = {}
+    container = pod["spec"]["containers"][0]
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env |= find(docs, "ConfigMap", source["configMapRef"]["name"])["data"]
+        if "secretRef" in source:
+            name = source["secretRef"]["name"]
+            env |= (
+                EXISTING_SECRET
+                if name == values.get("existingSecret")
+                else find(docs, "Secret", name)["stringData"]
+            )
+    env |= {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    return env
+
+
+def hosts(docs: list[dict], values: dict[str, Any], name: str, pod: dict) -> int:
+    """How many nodes a pod's processes may run on at once (each replica, each task pod)."""
+    if name == POD_TEMPLATE:
+        return int(find(docs, "ConfigMap", FULLNAME)["data"]["AIRFLOW__CORE__PARALLELISM"])
+    deployment = next(
+        (d for d in of_kind(docs, "Deployment") if d["spec"]["template"] is pod), None
+    )
+    if deployment is None:  # the migration Job
+        return 1
+    hpa = [
+        h
+        for h in of_kind(docs, "HorizontalPodAutoscaler")
+        if h["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    ]
+    return hpa[0]["spec"]["maxReplicas"] if hpa else deployment["spec"]["replicas"]
+
+
+def settings_of(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    with monkeypatch.context() as patch:
+        for key in list(os.environ):
+            if key.startswith("CHURN_"):
+                patch.delenv(key)
+        for key, value in env.items():
+            patch.setenv(key, value)
+        return get_settings()
+
+
+@pytest.mark.parametrize("configuration", CONFIGURATIONS)
+def test_no_sqlite_file_is_written_from_two_hosts(
+    chart: helm.Chart,
+    rendered: dict[str, list[dict]],
+    configuration: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SQLite's locking (and its WAL) needs every writer on one host. For every pod the
+    chart runs, the stores its processes write, as the project's Settings resolve them
+    from the pod's rendered environment: a store written from more than one host (replicas,
+    autoscaling, task pods) must not be a SQLite file."""
+    override = CONFIGURATIONS[configuration]
+    if override is None:
+        values, docs = values_for(configuration), rendered[configuration]
+    else:
+        values = merged(REQUIRED_VALUES, override)
+        docs = render(chart, values)
+    kube = (
+        find(docs, "ConfigMap", FULLNAME)["data"]["AIRFLOW__CORE__EXECUTOR"] == "KubernetesExecutor"
+    )
+    task_runner = POD_TEMPLATE if kube else f"{FULLNAME}-airflow-scheduler"
+    airflow_pods = {
+        f"{FULLNAME}-airflow-{c}" for c in ("api-server", "scheduler", "dag-processor", "triggerer")
+    }
+    writers: dict[tuple[str, str], int] = {}
+
+    def writes(store: str, url: str, count: int) -> None:
+        writers[(store, url)] = writers.get((store, url), 0) + count
+
+    for name, pod in pods(docs):
+        if component(pod) in {"redis", "migrations"}:
+            continue
+        env = pod_env(docs, values, pod)
+        settings = settings_of(env, monkeypatch)
+        storage = settings.storage
+        count = hosts(docs, values, name, pod)
+        runs_code = name in {f"{FULLNAME}-serving", task_runner}
+        if name == f"{FULLNAME}-serving":
+            backend = storage.prediction_log_backend
+            log = storage.prediction_log_path("churn") if backend == "sqlite" else "postgresql"
+            writes("prediction log", f"{backend}:{log}", count)
+        if runs_code:
+            # MLflow's clients write through the tracking server, else to its database.
+            writes("mlflow", storage.mlflow_tracking_uri, count)
+            writes("platform", storage.platform_database_url, count)
+            online = storage.redis_url or f"sqlite:{storage.feast_dir / 'online.db'}"
+            writes("feast online store", online, count)
+            # The Feast registry: data/store.py moves it to PostgreSQL whenever
+            # CHURN_POSTGRES_URL is set (done in parallel with this test; until then it is a
+            # SQLite file under the state folder). What the chart guarantees is the
+            # environment: every pod that runs pipeline code or serving has the server.
+            assert env.get("CHURN_POSTGRES_URL", "").startswith("postgresql://"), name
+            writes("feast registry", "postgresql (CHURN_POSTGRES_URL)", count)
+        if name == f"{FULLNAME}-mlflow":
+            writes("mlflow", env["MLFLOW_BACKEND_STORE_URI"], count)
+        if name in airflow_pods or name == task_runner:
+            assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == settings.airflow_sql_alchemy_conn
+            writes("airflow", env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], count)
+
+    stores = {store for store, _ in writers}
+    assert {"mlflow", "platform", "airflow", "prediction log", "feast registry"} <= stores
+    for (store, url), count in writers.items():
+        if count > 1:
+            assert "sqlite" not in url, (store, url, count)
+            assert url.startswith(("postgresql", "redis", "http")), (store, url)
+    # Several hosts write each of these in every configuration here.
+    for store in ("airflow", "mlflow", "platform"):
+        assert sum(c for (s, _), c in writers.items() if s == store) > 1, store
+
+
 # --- values that must be refused ----------------------------------------------------------
 
 
@@ -802,6 +1436,20 @@ def without(path: str) -> dict[str, Any]:
         (
             merged(REQUIRED_VALUES, {"serving": {"podDisruptionBudget": {"minAvailable": 1}}}),
             "set exactly one of minAvailable and maxUnavailable",
+        ),
+        (
+            merged(
+                REQUIRED_VALUES,
+                {"airflow": {"config": {"AIRFLOW__CORE__EXECUTOR": "CeleryExecutor"}}},
+            ),
+            "airflow.config.AIRFLOW__CORE__EXECUTOR is set by the chart: use airflow.executor",
+        ),
+        (
+            merged(
+                REQUIRED_VALUES,
+                {"airflow": {"config": {"AIRFLOW__LOGGING__BASE_LOG_FOLDER": "/tmp/logs"}}},
+            ),
+            "airflow.config.AIRFLOW__LOGGING__BASE_LOG_FOLDER is set by the chart",
         ),
         (
             merged(REQUIRED_VALUES, {"settings": {"prediction_log_store": "sqlite"}}),
@@ -877,6 +1525,13 @@ def test_existing_secret_replaces_every_secret_value(chart: helm.Chart) -> None:
         # null removes a default (as with --set key=null): limits need cpu and memory.
         ({"serving": {"resources": {"limits": {"memory": None}}}}, "/serving/resources/limits"),
         ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+        ({"airflow": {"executor": "CeleryExecutor"}}, "/airflow/executor"),
+        ({"airflow": {"worker": {"resources": None}}}, "/airflow/worker"),
+        (
+            {"networkPolicy": {"postgresql": {"cidrs": ["db.example.com"]}}},
+            "/networkPolicy/postgresql/cidrs/0",
+        ),
+        ({"networkPolicy": {"dns": {"ports": []}}}, "/networkPolicy/dns/ports"),
     ],
 )
 def test_schema_rejects_bad_values(chart: helm.Chart, values: dict[str, Any], where: str) -> None:

@@ -170,9 +170,17 @@ Checks run by every rendering (included from configmap.yaml)
 {{- if and (not .Values.mlflow.enabled) (not (get .Values.settings "mlflow_server_uri")) }}
 {{- fail "settings.mlflow_server_uri is required when mlflow.enabled=false: the MLflow tracking server to use (http://...)" }}
 {{- end }}
+{{- $airflowOwned := dict
+  "AIRFLOW__CORE__EXECUTOR" "airflow.executor"
+  "AIRFLOW__LOGGING__BASE_LOG_FOLDER" "state.mountPath (<mountPath>/airflow/logs, shared by every Airflow pod)"
+  "AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE" "the release's namespace"
+  "AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE" "airflow.worker (the chart's pod template)" }}
 {{- range $key, $_ := .Values.airflow.config }}
 {{- if has $key (list "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" "AIRFLOW__API_AUTH__JWT_SECRET" "AIRFLOW__API__SECRET_KEY" "AIRFLOW__CORE__FERNET_KEY") }}
 {{- fail (printf "airflow.config.%s is secret: it belongs in the Secret (airflow.* values or existingSecret), not in the ConfigMap" $key) }}
+{{- end }}
+{{- if hasKey $airflowOwned $key }}
+{{- fail (printf "airflow.config.%s is set by the chart: use %s" $key (get $airflowOwned $key)) }}
 {{- end }}
 {{- end }}
 {{- if and .Values.serving.podDisruptionBudget.enabled (eq (kindIs "invalid" .Values.serving.podDisruptionBudget.minAvailable) (kindIs "invalid" .Values.serving.podDisruptionBudget.maxUnavailable)) }}
@@ -262,6 +270,11 @@ A Deployment running the project image. Call with a dict:
   cfg        the component's values (replicas, resources, probes, scheduling, ...)
   command    the container command (list)
   ports      list of (dict "name" .. "containerPort" ..)
+optional:
+  serviceAccountName  another service account than churn.serviceAccountName
+  automountToken      mount its API token (default serviceAccount.automountServiceAccountToken)
+  extraVolumes, extraVolumeMounts  lists added to the state, tmp and home volumes
+  extraChecksums      a dict of more pod annotations that roll the pods (checksum/...)
 */}}
 {{- define "churn.deployment" -}}
 {{- $root := .root }}
@@ -291,6 +304,9 @@ spec:
         {{- end }}
       annotations:
         {{- include "churn.configChecksums" $root | nindent 8 }}
+        {{- with .extraChecksums }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
         {{- with $cfg.podAnnotations }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -299,8 +315,8 @@ spec:
         churn-platform.io/model-{{ $model }}: {{ $version | toString | quote }}
         {{- end }}
     spec:
-      serviceAccountName: {{ include "churn.serviceAccountName" $root }}
-      automountServiceAccountToken: {{ $root.Values.serviceAccount.automountServiceAccountToken }}
+      serviceAccountName: {{ .serviceAccountName | default (include "churn.serviceAccountName" $root) }}
+      automountServiceAccountToken: {{ ternary .automountToken $root.Values.serviceAccount.automountServiceAccountToken (hasKey . "automountToken") }}
       {{- with $root.Values.imagePullSecrets }}
       imagePullSecrets:
         {{- toYaml . | nindent 8 }}
@@ -340,8 +356,14 @@ spec:
             {{- include "churn.securityContext" (list $root $cfg.securityContext) | nindent 12 }}
           volumeMounts:
             {{- include "churn.volumeMounts" $root | nindent 12 }}
+            {{- with .extraVolumeMounts }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
       volumes:
         {{- include "churn.volumes" $root | nindent 8 }}
+        {{- with .extraVolumes }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       {{- with (default $root.Values.nodeSelector $cfg.nodeSelector) }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}
@@ -354,4 +376,170 @@ spec:
       affinity:
         {{- toYaml . | nindent 8 }}
       {{- end }}
+{{- end }}
+
+{{/* ---------------------------------------------------------------------------------
+Airflow's executor
+--------------------------------------------------------------------------------- */}}
+
+{{/* "true" when tasks run in pods of their own (KubernetesExecutor), "" otherwise. */}}
+{{- define "churn.kubernetesExecutor" -}}
+{{- if eq .Values.airflow.executor "KubernetesExecutor" }}true{{ end }}
+{{- end }}
+
+{{/* The components whose pods run the DAGs' tasks (project code: Feast, MLflow, ...). */}}
+{{- define "churn.taskComponent" -}}
+{{- if include "churn.kubernetesExecutor" . }}airflow-worker{{ else }}airflow-scheduler{{ end }}
+{{- end }}
+
+{{/* The scheduler's service account: with the KubernetesExecutor one of its own (it alone
+gets the API token and the Role that creates the task pods), else the shared one. */}}
+{{- define "churn.schedulerServiceAccountName" -}}
+{{- if not (include "churn.kubernetesExecutor" .) }}
+{{- include "churn.serviceAccountName" . }}
+{{- else if .Values.serviceAccount.create }}
+{{- default (include "churn.componentName" (list . "airflow-scheduler")) .Values.airflow.scheduler.serviceAccountName }}
+{{- else }}
+{{- default (include "churn.serviceAccountName" .) .Values.airflow.scheduler.serviceAccountName }}
+{{- end }}
+{{- end }}
+
+{{- define "churn.podTemplateName" -}}
+{{- include "churn.componentName" (list . "airflow-pod-template") }}
+{{- end }}
+
+{{/* Where the scheduler reads the worker pod template (AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE). */}}
+{{- define "churn.podTemplateDir" -}}
+/etc/churn/airflow-pod-template
+{{- end }}
+
+{{- define "churn.podTemplateFile" -}}
+{{- printf "%s/pod_template.yaml" (include "churn.podTemplateDir" .) }}
+{{- end }}
+
+{{/* Airflow's logs folder, on the state volume every Airflow pod and task pod mounts. */}}
+{{- define "churn.airflowLogFolder" -}}
+{{- printf "%s/airflow/logs" .Values.state.mountPath }}
+{{- end }}
+
+{{/*
+The KubernetesExecutor's pod template: the base of every task pod. The executor adds the
+task's command as the `base` container's args, its own labels and annotations, and the
+name; everything else is the scheduler's: image, environment (ConfigMap + Secret), the
+state volume (DAG outputs and task logs), security contexts, scheduling.
+*/}}
+{{- define "churn.workerPod" -}}
+{{- $cfg := .Values.airflow.worker -}}
+apiVersion: v1
+kind: Pod
+metadata:
+  name: churn-airflow-worker
+  namespace: {{ .Release.Namespace }}
+  labels:
+    {{- include "churn.labels" (list . "airflow-worker") | nindent 4 }}
+    {{- with $cfg.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with $cfg.podAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  restartPolicy: Never
+  serviceAccountName: {{ include "churn.serviceAccountName" . }}
+  automountServiceAccountToken: false
+  {{- with .Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- toYaml .Values.podSecurityContext | nindent 4 }}
+  terminationGracePeriodSeconds: {{ $cfg.terminationGracePeriodSeconds | default 30 }}
+  containers:
+    - name: base
+      image: {{ include "churn.image" . | quote }}
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      envFrom:
+        {{- include "churn.envFrom" . | nindent 8 }}
+      env:
+        {{- include "churn.env" (list . $cfg.extraEnv) | nindent 8 }}
+      resources:
+        {{- toYaml $cfg.resources | nindent 8 }}
+      securityContext:
+        {{- include "churn.securityContext" (list . $cfg.securityContext) | nindent 8 }}
+      volumeMounts:
+        {{- include "churn.volumeMounts" . | nindent 8 }}
+  volumes:
+    {{- include "churn.volumes" . | nindent 4 }}
+  {{- with (default .Values.nodeSelector $cfg.nodeSelector) }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with (default .Values.tolerations $cfg.tolerations) }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with (default .Values.affinity $cfg.affinity) }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+
+{{/* ---------------------------------------------------------------------------------
+NetworkPolicy pieces (networkpolicy.yaml)
+--------------------------------------------------------------------------------- */}}
+
+{{/* A peer selecting one component's pods of this release, as YAML.
+Call: include "churn.npPods" (list $ "serving") | fromYaml */}}
+{{- define "churn.npPods" -}}
+podSelector:
+  matchLabels:
+    {{- include "churn.selectorLabels" . | nindent 4 }}
+{{- end }}
+
+{{/* An egress rule to `cidrs` (any address when empty) on TCP `ports`, as JSON.
+Call: include "churn.npCidrRule" (dict "ports" .ports "cidrs" .cidrs "udp" false) | fromJson */}}
+{{- define "churn.npCidrRule" -}}
+{{- $ports := list }}
+{{- range .ports }}
+{{- if $.udp }}
+{{- $ports = append $ports (dict "port" (int .) "protocol" "UDP") }}
+{{- end }}
+{{- $ports = append $ports (dict "port" (int .) "protocol" "TCP") }}
+{{- end }}
+{{- $rule := dict "ports" $ports }}
+{{- $to := list }}
+{{- range .cidrs }}
+{{- $to = append $to (dict "ipBlock" (dict "cidr" .)) }}
+{{- end }}
+{{- if $to }}
+{{- $_ := set $rule "to" $to }}
+{{- end }}
+{{- toJson $rule }}
+{{- end }}
+
+{{/* The TCP port of a URL: its own, else the scheme's default (http 80, https 443,
+redis 6379, postgres 5432). Call: include "churn.urlPort" "redis://h:6380/0" */}}
+{{- define "churn.urlPort" -}}
+{{- $parts := urlParse . }}
+{{- $host := $parts.host }}
+{{- if regexMatch ":[0-9]+$" $host }}
+{{- regexFind "[0-9]+$" $host }}
+{{- else }}
+{{- get (dict "http" "80" "https" "443" "redis" "6379" "rediss" "6379" "postgresql" "5432" "postgres" "5432") $parts.scheme | default "443" }}
+{{- end }}
+{{- end }}
+
+
+{{/* Ports as JSON integers, with the port of `url` added when it is set.
+Call: include "churn.npPorts" (dict "ports" .Values.networkPolicy.postgresql.ports "url" $url) | fromJsonArray */}}
+{{- define "churn.npPorts" -}}
+{{- $out := list }}
+{{- range .ports }}
+{{- $out = append $out (int .) }}
+{{- end }}
+{{- if .url }}
+{{- $out = append $out (include "churn.urlPort" .url | int) }}
+{{- end }}
+{{- toJson ($out | uniq) }}
 {{- end }}
