@@ -22,6 +22,11 @@ from airflow.sdk import dag, task
 from dags.assets import champion_changed
 from models.catalog import load_specs
 
+# Under the chart's KubernetesExecutor the deploy task runs from this pod template (the
+# chart mounts it into the scheduler): the only task pod with an API token, as the
+# account whose Role may upgrade and roll back the release. Other executors ignore it.
+DEPLOYER_POD_TEMPLATE = "/etc/churn/airflow-pod-template/deployer_pod_template.yaml"
+
 
 def make_deploy_dag(dag_id: str, model: str, description: str, tags: tuple[str, ...]):
     """The deploy DAG of one model spec."""
@@ -39,7 +44,7 @@ def make_deploy_dag(dag_id: str, model: str, description: str, tags: tuple[str, 
         default_args={"owner": "ml-platform", "retries": 0},
     )
     def deploy_pipeline():
-        @task
+        @task(executor_config={"pod_template_file": DEPLOYER_POD_TEMPLATE})
         def deploy() -> dict:
             from airflow.sdk.exceptions import AirflowFailException
 

@@ -1,7 +1,7 @@
 """DAG integrity: every DAG imports, and carries tags, retries, docs and an owner.
 
-The DAG ids are derived from the model specs: one training, one monitoring and one deploy
-DAG per spec (made by the factories in dags/), plus the shared feature pipeline.
+The DAG ids are derived from the model specs: one training, monitoring, deploy and batch
+scoring DAG per spec (made by the factories in dags/), plus the shared feature pipeline.
 """
 
 import itertools
@@ -32,7 +32,13 @@ for _spec in SPECS.values():
     EXPECTED[_spec.training_dag_id] = TRAINING_TASKS
     EXPECTED[_spec.monitoring_dag_id] = MONITORING_TASKS
     EXPECTED[_spec.deploy_dag_id] = ["deploy"]
-    for _dag_id in (_spec.training_dag_id, _spec.monitoring_dag_id, _spec.deploy_dag_id):
+    EXPECTED[_spec.batch_scoring_dag_id] = ["score"]
+    for _dag_id in (
+        _spec.training_dag_id,
+        _spec.monitoring_dag_id,
+        _spec.deploy_dag_id,
+        _spec.batch_scoring_dag_id,
+    ):
         MODEL_OF[_dag_id] = _spec
 
 
@@ -48,7 +54,7 @@ def dagbag():
 def test_every_spec_has_its_dags_and_churn_is_one_of_them():
     assert "churn" in SPECS
     assert {"feature_pipeline", "churn_training_pipeline", "churn_monitoring"} <= set(EXPECTED)
-    assert len(EXPECTED) == 1 + 3 * len(SPECS)
+    assert len(EXPECTED) == 1 + 4 * len(SPECS)
 
 
 def test_no_import_errors(dagbag):
@@ -132,7 +138,13 @@ def test_validate_is_not_retried(dagbag):
 
 @pytest.mark.parametrize(
     "dag_file",
-    ["feature_pipeline_dag.py", "training_pipeline_dag.py", "monitoring_dag.py", "deploy_dag.py"],
+    [
+        "feature_pipeline_dag.py",
+        "training_pipeline_dag.py",
+        "monitoring_dag.py",
+        "deploy_dag.py",
+        "batch_scoring_dag.py",
+    ],
 )
 def test_dag_files_do_no_work_at_import(dag_file):
     """Parsing a DAG file must not touch the tools (Airflow parses them constantly)."""

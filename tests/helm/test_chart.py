@@ -37,6 +37,7 @@ RELEASE = "churn"
 NAMESPACE = "ml"
 FULLNAME = "churn-churn-platform"
 POD_TEMPLATE = f"{FULLNAME}-airflow-pod-template"
+DEPLOYER = f"{FULLNAME}-airflow-deployer"  # the deploy task's pod's service account
 SCHEDULER_ACCOUNT = f"{FULLNAME}-airflow-scheduler"
 
 # The chart's Chart.yaml kubeVersion floor, and the newest schema the validator ships.
@@ -138,12 +139,13 @@ def of_kind(docs: list[dict], kind: str) -> list[dict]:
     return [d for d in docs if d["kind"] == kind]
 
 
-def worker_pod(docs: list[dict]) -> dict | None:
-    """The KubernetesExecutor's pod template (a Pod manifest in a ConfigMap), if any."""
+def worker_pod(docs: list[dict], key: str = "pod_template.yaml") -> dict | None:
+    """The KubernetesExecutor's pod template (a Pod manifest in a ConfigMap), if any;
+    ``key="deployer_pod_template.yaml"``: the deploy task's."""
     matches = [d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"] == POD_TEMPLATE]
     if not matches:
         return None
-    return yaml.safe_load(matches[0]["data"]["pod_template.yaml"])
+    return yaml.safe_load(matches[0]["data"][key])
 
 
 def pods(docs: list[dict]) -> Iterator[tuple[str, dict]]:
@@ -155,6 +157,7 @@ def pods(docs: list[dict]) -> Iterator[tuple[str, dict]]:
     worker = worker_pod(docs)
     if worker is not None:
         yield POD_TEMPLATE, worker
+        yield f"{POD_TEMPLATE}/deployer", worker_pod(docs, "deployer_pod_template.yaml")
 
 
 def pod_specs(docs: list[dict]) -> Iterator[tuple[str, dict]]:
@@ -353,9 +356,13 @@ def test_default_objects(rendered: dict[str, list[dict]]) -> None:
     find(docs, "ServiceAccount", SCHEDULER_ACCOUNT)
     find(docs, "Role", f"{FULLNAME}-airflow-pod-launcher")
     find(docs, "RoleBinding", f"{FULLNAME}-airflow-pod-launcher")
+    find(docs, "ServiceAccount", DEPLOYER)
+    find(docs, "Role", DEPLOYER)
+    find(docs, "RoleBinding", DEPLOYER)
     policies = {d["metadata"]["name"] for d in of_kind(docs, "NetworkPolicy")}
     assert policies == {
-        f"{FULLNAME}-{c}" for c in [*APP_COMPONENTS, "airflow-worker", "migrations"]
+        f"{FULLNAME}-{c}"
+        for c in [*APP_COMPONENTS, "airflow-worker", "airflow-deployer", "migrations"]
     }
     find(docs, "PersistentVolumeClaim", f"{FULLNAME}-state")
     find(docs, "PodDisruptionBudget", f"{FULLNAME}-serving")
@@ -742,8 +749,12 @@ def test_pods_run_as_non_root_on_read_only_root(
     for name, spec in specs:
         assert spec["securityContext"]["runAsNonRoot"] is True, name
         assert spec["securityContext"]["runAsUser"] > 0, name
-        # Only the KubernetesExecutor's scheduler gets an API token (it starts task pods).
-        token = name == f"{FULLNAME}-airflow-scheduler" and variant in KUBERNETES_VARIANTS
+        # Only the KubernetesExecutor's scheduler (it starts task pods) and the deploy
+        # task's pod (it upgrades the release) get an API token.
+        token = variant in KUBERNETES_VARIANTS and name in {
+            f"{FULLNAME}-airflow-scheduler",
+            f"{POD_TEMPLATE}/deployer",
+        }
         assert spec["automountServiceAccountToken"] is token, name
         for container in spec["containers"]:
             context = container["securityContext"]
@@ -975,7 +986,7 @@ def test_rbac_lets_only_the_scheduler_create_task_pods(
     assert account == SCHEDULER_ACCOUNT
     assert account not in others
     find(docs, "ServiceAccount", account)
-    (binding,) = of_kind(docs, "RoleBinding")
+    binding = find(docs, "RoleBinding", f"{FULLNAME}-airflow-pod-launcher")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
     ]
@@ -999,7 +1010,7 @@ def test_rbac_lets_only_the_scheduler_create_task_pods(
 def test_an_existing_service_account_runs_the_scheduler(chart: helm.Chart) -> None:
     docs = render(chart, merged(REQUIRED_VALUES, {"serviceAccount": {"create": False}}))
     assert not of_kind(docs, "ServiceAccount")
-    (binding,) = of_kind(docs, "RoleBinding")
+    binding = find(docs, "RoleBinding", f"{FULLNAME}-airflow-pod-launcher")
     assert binding["subjects"][0]["name"] == "default"
     values = {
         "serviceAccount": {"create": False, "name": "churn-runner"},
@@ -1011,6 +1022,66 @@ def test_an_existing_service_account_runs_the_scheduler(chart: helm.Chart) -> No
     scheduler = find(docs, "Deployment", f"{FULLNAME}-airflow-scheduler")
     assert scheduler["spec"]["template"]["spec"]["serviceAccountName"] == "churn-launcher"
     assert worker_pod(docs)["spec"]["serviceAccountName"] == "churn-runner"
+
+
+@pytest.mark.parametrize("variant", KUBERNETES_VARIANTS)
+def test_the_deploy_task_alone_may_upgrade_the_release(
+    rendered: dict[str, list[dict]], variant: str
+) -> None:
+    """The deploy task's pod runs as the deployer account, whose Role covers every kind the
+    chart renders (what `helm upgrade` and `helm rollback` write), Helm's release records
+    (Secrets) and the rollout status, and holds every right of the Roles the chart writes
+    (RBAC refuses to let it write a Role granting more than it holds)."""
+    docs = rendered[variant]
+    deployer_pod = worker_pod(docs, "deployer_pod_template.yaml")
+    assert deployer_pod["spec"]["serviceAccountName"] == DEPLOYER
+    assert deployer_pod["metadata"]["labels"]["app.kubernetes.io/component"] == "airflow-deployer"
+    for name, spec in pod_specs(docs):
+        if name != f"{POD_TEMPLATE}/deployer":
+            assert spec.get("serviceAccountName") != DEPLOYER, name
+    binding = find(docs, "RoleBinding", DEPLOYER)
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": DEPLOYER, "namespace": NAMESPACE}
+    ]
+    role = find(docs, "Role", binding["roleRef"]["name"])
+
+    def granted(group: str, resource: str, verb: str) -> bool:
+        return any(
+            group in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]
+            for rule in role["rules"]
+        )
+
+    plural = {"Ingress": "ingresses", "NetworkPolicy": "networkpolicies"}
+    for doc in docs:
+        group = doc["apiVersion"].rpartition("/")[0]
+        resource = plural.get(doc["kind"], doc["kind"].lower() + "s")
+        for verb in ("get", "create", "update", "patch", "delete"):
+            assert granted(group, resource, verb), (doc["kind"], verb)
+    for verb in ("get", "list", "create", "update", "delete"):
+        assert granted("", "secrets", verb), verb  # Helm's release records
+    assert granted("apps", "deployments/status", "get")
+    for other in of_kind(docs, "Role"):
+        for rule in other["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    for verb in rule["verbs"]:
+                        assert granted(group, resource, verb), (other["metadata"]["name"], verb)
+    assert not granted("", "pods/exec", "create")
+
+
+def test_the_deploy_dag_runs_its_task_in_the_deployer_pod_template(
+    rendered: dict[str, list[dict]],
+) -> None:
+    """The path the deploy DAG names in its executor_config is where the scheduler mounts
+    the deployer pod template."""
+    from dags.deploy_dag import DEPLOYER_POD_TEMPLATE
+
+    docs = rendered["default"]
+    scheduler = find(docs, "Deployment", f"{FULLNAME}-airflow-scheduler")["spec"]["template"]
+    folder, _, key = DEPLOYER_POD_TEMPLATE.rpartition("/")
+    mount = mount_source(scheduler["spec"], folder)
+    assert mount["configMap"]["name"] == POD_TEMPLATE
+    assert key in find(docs, "ConfigMap", POD_TEMPLATE)["data"]
 
 
 # --- NetworkPolicies ------------------------------------------------------------------------
@@ -1133,6 +1204,15 @@ def test_network_policies_let_through_what_the_components_need(
     if kube:
         assert not can_connect(docs, labels["airflow-worker"], EXTERNAL, 6443)
         assert not can_connect(docs, labels["airflow-scheduler"], mlflow, 5000)
+    # The deploy task upgrades the release (Kubernetes API) and smoke-tests serving; the
+    # other task pods do neither. Under the LocalExecutor it runs in the scheduler.
+    deployer = labels["airflow-deployer"] if kube else labels["airflow-scheduler"]
+    assert can_connect(docs, deployer, serving, 3000)
+    for peer, port in ((api, 8080), (mlflow, 5000)):
+        assert can_connect(docs, deployer, peer, port)
+    if kube:
+        assert can_connect(docs, deployer, EXTERNAL, 6443)
+        assert not can_connect(docs, labels["airflow-worker"], serving, 3000)
     # Serving is the platform's API: open to anyone on its port.
     assert can_connect(docs, EXTERNAL, serving, 3000)
     # ...and nothing else is open: not decorative.
@@ -1227,9 +1307,15 @@ def test_network_policies_follow_the_values(chart: helm.Chart) -> None:
     ]
     serving = find(render(chart, values), "NetworkPolicy", f"{FULLNAME}-serving")["spec"]
     (rule,) = serving["ingress"]
+    deployer = {"podSelector": {"matchLabels": {
+        "app.kubernetes.io/component": "airflow-deployer",
+        "app.kubernetes.io/instance": RELEASE,
+        "app.kubernetes.io/name": "churn-platform",
+    }}}  # fmt: skip
     assert rule["from"] == [
         *values["networkPolicy"]["servingFrom"],
         *values["networkPolicy"]["ingressControllerFrom"],
+        deployer,  # the deploy step's smoke test
     ]
     external = merged(
         REQUIRED_VALUES,
@@ -1265,7 +1351,6 @@ CONFIGURATIONS = {
     **{variant: None for variant in VARIANTS},
     "serving-replicas": {"serving": {"replicas": 3}},
     "serving-autoscaling": {"serving": {"autoscaling": {"enabled": True}}},
-    "sqlite-log-one-replica": {"serving": {"predictionLog": "sqlite", "replicas": 1}},
     "sqlite-log-local-executor": {
         "serving": {"predictionLog": "sqlite", "replicas": 1},
         **LOCAL,
@@ -1485,6 +1570,10 @@ def test_prediction_logs_go_to_postgresql_unless_one_replica_asks_for_sqlite(
         assert data["CHURN_PREDICTION_LOG_STORE"] == "postgresql", variant
         assert data["CHURN_PREDICTION_DATABASE"] == "churn_predictions", variant
     one = merged(REQUIRED_VALUES, {"serving": {"predictionLog": "sqlite", "replicas": 1}})
+    # Task pods on other nodes would read the file: sqlite needs the LocalExecutor too.
+    with pytest.raises(helm.HelmRenderError, match="cannot be read by the KubernetesExecutor"):
+        render(chart, one)
+    one = merged(one, LOCAL)
     docs = render(chart, one)
     assert find(docs, "ConfigMap", FULLNAME)["data"]["CHURN_PREDICTION_LOG_STORE"] == "sqlite"
     assert find(docs, "Deployment", f"{FULLNAME}-serving")["spec"]["replicas"] == 1

@@ -189,6 +189,9 @@ Checks run by every rendering (included from configmap.yaml)
 {{- if and (eq .Values.serving.predictionLog "sqlite") (or .Values.serving.autoscaling.enabled (gt (int .Values.serving.replicas) 1)) }}
 {{- fail "serving.predictionLog=sqlite takes one serving replica only (SQLite's WAL needs every writer on one host): set serving.replicas=1 and serving.autoscaling.enabled=false, or use serving.predictionLog=postgresql" }}
 {{- end }}
+{{- if and (eq .Values.serving.predictionLog "sqlite") (include "churn.kubernetesExecutor" .) }}
+{{- fail "serving.predictionLog=sqlite cannot be read by the KubernetesExecutor's task pods (SQLite's WAL needs its readers on the writer's host too): set airflow.executor=LocalExecutor, or use serving.predictionLog=postgresql" }}
+{{- end }}
 {{- if and .Values.ingress.enabled (not (or .Values.ingress.serving.host .Values.ingress.mlflow.host .Values.ingress.airflow.host)) }}
 {{- fail "ingress.enabled=true needs at least one of ingress.serving.host, ingress.mlflow.host, ingress.airflow.host" }}
 {{- end }}
@@ -411,6 +414,31 @@ gets the API token and the Role that creates the task pods), else the shared one
 {{/* Where the scheduler reads the worker pod template (AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE). */}}
 {{- define "churn.podTemplateDir" -}}
 /etc/churn/airflow-pod-template
+{{- end }}
+
+{{/* The deploy task's pod template, beside it (the <model>_deploy DAG names this file in
+its executor_config: dags/deploy_dag.py DEPLOYER_POD_TEMPLATE). */}}
+{{- define "churn.deployerPodTemplateFile" -}}
+{{- printf "%s/deployer_pod_template.yaml" (include "churn.podTemplateDir" .) }}
+{{- end }}
+
+{{/* The deploy task's service account: the only task pod with an API token. */}}
+{{- define "churn.deployerServiceAccountName" -}}
+{{- default (include "churn.componentName" (list . "airflow-deployer")) .Values.deploy.serviceAccountName }}
+{{- end }}
+
+{{/*
+The deploy task's pod: a task pod (churn.workerPod) with its own component label (its
+NetworkPolicy lets it reach the Kubernetes API and serving) and the deployer's service
+account and token (its Role may upgrade and roll back this release, nothing else).
+*/}}
+{{- define "churn.deployerPod" -}}
+{{- $pod := include "churn.workerPod" . | fromYaml }}
+{{- $_ := set $pod.metadata "name" "churn-airflow-deployer" }}
+{{- $_ := set $pod.metadata.labels "app.kubernetes.io/component" "airflow-deployer" }}
+{{- $_ := set $pod.spec "serviceAccountName" (include "churn.deployerServiceAccountName" .) }}
+{{- $_ := set $pod.spec "automountServiceAccountToken" true }}
+{{- toYaml $pod }}
 {{- end }}
 
 {{- define "churn.podTemplateFile" -}}
