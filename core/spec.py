@@ -93,6 +93,12 @@ class ModelSpec:
     - ``retrain_cooldown_hours`` / ``retrain_cadence_days``: the retraining policy. No
       second retrain is accepted within the cool-down of an accepted one; the cadence
       (None: no schedule) asks for a retrain that often, through the same policy.
+    - ``gate_min_absolute_change`` / ``gate_min_relative_change``: how much better than the
+      champion a version must be on the gate metric, checked by MLflow's
+      ``validate_evaluation_results`` (``MetricThreshold``); ``min_score`` is its
+      ``threshold`` for a first version.
+    - ``segment_by``: a categorical feature whose values split the holdout evaluation
+      (``segment.<value>.<metric>`` on the training run); None: no per-segment view.
     - ``sources``: landing sources this model brings (:class:`core.sources.LandingSource`:
       a file prefix, a suite and a Delta table each), next to the platform's orders.
     """
@@ -128,8 +134,18 @@ class ModelSpec:
     retrain_cadence_days: int | None = None
     tags: tuple[str, ...] = ()
     serves_default_routes: bool = False  # /predict and /predict/batch answer with this model
+    segment_by: str | None = None  # a categorical feature: holdout metrics per value
+    # The gate's MLflow MetricThreshold against the champion: at least this much better
+    # (absolute; a tie is no improvement), and, when set, this share of the champion's score.
+    gate_min_absolute_change: float = 1e-9
+    gate_min_relative_change: float | None = None
 
     def __post_init__(self) -> None:
+        if self.segment_by is not None and self.segment_by not in self.categorical_features:
+            raise ValueError(
+                f"{self.name}: segment_by {self.segment_by!r} is not one of its categorical "
+                f"features {list(self.categorical_features)}"
+            )
         if self.gate_metric not in METRICS[self.task]:
             raise ValueError(
                 f"{self.name}: gate_metric {self.gate_metric!r} is not one of the "

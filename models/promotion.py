@@ -8,7 +8,10 @@ code's metrics; serving reads aliases from the registry without loading training
 
 from __future__ import annotations
 
+import mlflow
 import pandas as pd
+from mlflow.models import EvaluationResult, MetricThreshold
+from mlflow.models.evaluation.validation import ModelValidationFailedException
 
 from core.settings import Settings
 from core.spec import ModelSpec
@@ -28,8 +31,9 @@ from models.training import build_training_set, evaluate, train_and_log
 def gate(spec: ModelSpec, version: int, holdout_path: str, settings: Settings) -> GateDecision:
     """Promote ``version`` to champion only if it beats the champion on the same holdout.
 
-    The score is the spec's ``gate_metric``. With no champion yet, the version must reach
-    the spec's minimum (``CHURN_GATE_MIN_SCORES`` may replace it). The decision and its
+    The score is the spec's ``gate_metric``; MLflow's ``validate_evaluation_results``
+    decides, with the spec's :func:`gate_threshold`. With no champion yet, the version must
+    reach the spec's minimum (``CHURN_GATE_MIN_SCORES`` may replace it). The decision and its
     reason are written on the version (tags and description).
     """
     check_gate_overrides(settings)
@@ -41,20 +45,23 @@ def gate(spec: ModelSpec, version: int, holdout_path: str, settings: Settings) -
     champion_score = None
     if champion is None:
         minimum = spec.minimum(settings)
-        promoted = spec.reaches(score, minimum)
+        promoted, failure = validate_gate(spec, score, None, settings)
         word = ("reaches" if promoted else "misses") + (
             " minimum" if spec.greater_is_better else " maximum"
         )
         reason = f"first model: {metric} {score:.4f} {word} {minimum:.4f}"
     elif champion == version:
-        promoted, reason = False, f"version {version} is already the champion"
+        promoted, failure = False, None
+        reason = f"version {version} is already the champion"
     else:
         champion_score = evaluate(spec, load_version(name, champion), holdout)[metric]
-        promoted = spec.beats(score, champion_score)
+        promoted, failure = validate_gate(spec, score, champion_score, settings)
         reason = (
             f"{metric} {score:.4f} {'beats' if promoted else 'does not beat'} champion "
             f"v{champion} {metric} {champion_score:.4f} on the same holdout ({len(holdout)} rows)"
         )
+    if failure:
+        reason += f" (MLflow validation: {failure})"
     awaiting = promoted and champion is not None and settings.promotion_requires_live_verdict
     if awaiting:
         promoted = False
@@ -68,6 +75,9 @@ def gate(spec: ModelSpec, version: int, holdout_path: str, settings: Settings) -
     client.set_model_version_tag(name, str(version), "gate.decision", verdict)
     client.set_model_version_tag(name, str(version), "gate.reason", reason)
     client.set_model_version_tag(name, str(version), "gate.metric", metric)
+    client.set_model_version_tag(
+        name, str(version), "gate.validation", str(gate_threshold(spec, champion is None, settings))
+    )
     client.set_model_version_tag(name, str(version), f"gate.{metric}", f"{score:.6f}")
     if champion_score is not None:
         client.set_model_version_tag(
@@ -75,6 +85,41 @@ def gate(spec: ModelSpec, version: int, holdout_path: str, settings: Settings) -
         )
     client.update_model_version(name, str(version), description=f"Gate: {verdict}. {reason}")
     return decision
+
+
+def gate_threshold(spec: ModelSpec, first: bool, settings: Settings) -> MetricThreshold:
+    """MLflow's threshold of the gate metric: the floor for a first version, else the
+    improvement over the champion the spec asks for."""
+    if first:
+        return MetricThreshold(
+            threshold=spec.minimum(settings), greater_is_better=spec.greater_is_better
+        )
+    return MetricThreshold(
+        min_absolute_change=spec.gate_min_absolute_change,
+        min_relative_change=spec.gate_min_relative_change,
+        greater_is_better=spec.greater_is_better,
+    )
+
+
+def validate_gate(
+    spec: ModelSpec, score: float, champion_score: float | None, settings: Settings
+) -> tuple[bool, str | None]:
+    """MLflow's model validation of the candidate's holdout score against
+    :func:`gate_threshold` (and the champion's score on the same holdout): whether it
+    passed, and MLflow's message when it did not."""
+    metric = spec.gate_metric
+    threshold = gate_threshold(spec, champion_score is None, settings)
+    baseline = (
+        None
+        if champion_score is None
+        else EvaluationResult(metrics={metric: champion_score}, artifacts={})
+    )
+    candidate = EvaluationResult(metrics={metric: score}, artifacts={})
+    try:
+        mlflow.validate_evaluation_results({metric: threshold}, candidate, baseline)
+    except ModelValidationFailedException as failed:
+        return False, " ".join(str(failed.message).split())
+    return True, None
 
 
 def _verdict(promoted: bool) -> str:

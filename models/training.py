@@ -38,6 +38,7 @@ from data import delta_tables
 from data.store import get_feature_store, get_training_frame, tables_of
 from expectations.validation import validate_training_set
 from models.catalog import check_gate_overrides
+from models.evaluation import log_holdout_evaluation
 from models.tracking import configure_mlflow
 
 log = logging.getLogger(__name__)
@@ -255,6 +256,7 @@ def train_and_log(
             pip_requirements=MODEL_REQUIREMENTS,
             skops_trusted_types=skops_trusted_types(model),
         )
+        log_holdout_evaluation(spec, model, info.model_uri, holdout, settings.random_seed, evaluate)
         reference_dir = settings.storage.state_dir / "tmp" / run.info.run_id
         reference_dir.mkdir(parents=True, exist_ok=True)
         reference_path = reference_dir / "reference.parquet"

@@ -83,6 +83,7 @@ SPEC = ModelSpec(
     gate_metric="f1",
     min_score=0.35,
     output="churn",
+    segment_by="customer_segment",
     training_suite="training_set",
     tags=("churn",),
     serves_default_routes=True,  # /predict kept its contract when models became specs

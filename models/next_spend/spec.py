@@ -51,6 +51,7 @@ SPEC = ModelSpec(
     # data about 85% of the RMSE of always predicting the mean.
     min_score=550.0,
     output="spend_next_30d",
+    segment_by="customer_segment",
     training_suite="next_spend_training_set",
     feature_tables=(FeatureTable(RHYTHM_TABLE, RHYTHM_FEATURES, compute_rhythm_features),),
     tags=("spend", "regression"),

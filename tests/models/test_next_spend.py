@@ -97,6 +97,14 @@ def test_it_trains_registers_and_passes_its_own_gate(world, trained) -> None:
     assert int(tags["onnx.holdout_rows"]) == trained.training_set.holdout_rows
 
 
+def test_its_run_holds_the_regression_evaluation(world, trained) -> None:
+    from evaluation_support import check_evaluation_logged
+
+    client = configure_mlflow(world.settings)
+    metrics = check_evaluation_logged(client, trained.trained.run_id, NEXT_SPEND)
+    assert metrics["root_mean_squared_error"] == pytest.approx(metrics["rmse"], rel=1e-9)
+
+
 def test_a_worse_challenger_does_not_pass_the_gate(world, trained) -> None:
     from models.promotion import gate
     from models.registry import register_model
