@@ -164,8 +164,12 @@ def _train(args: argparse.Namespace) -> None:
 
     spec = get_spec(args.model)
     run_name = args.run_name or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    settings = get_settings()
+    if getattr(args, "trials", None) is not None:  # `churn tune`: the search first
+        budget = {"tune_trials": args.trials, "tune_timeout_seconds": args.timeout}
+        settings = settings.model_copy(update=budget)
     try:
-        done = run_training_pipeline(spec, get_settings(), run_name=run_name)
+        done = run_training_pipeline(spec, settings, run_name=run_name)
     except (TrainingDataNotReady, BatchRejected) as error:
         sys.exit(f"not trained: {error}")
     except OnnxVerificationError as error:
@@ -283,6 +287,18 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--run-name", default=None, help="names the run's folder and MLflow run")
     train.add_argument("--model", **one_model)
     train.set_defaults(func=_train)
+    tune = commands.add_parser(
+        "tune",
+        help="hyperparameter search (Optuna, one MLflow child run per trial), then the best "
+        "is trained, registered and gated as `train` does",
+    )
+    tune.add_argument("--model", **one_model)
+    tune.add_argument("--trials", type=int, default=20, help="most trials (default 20)")
+    tune.add_argument(
+        "--timeout", type=float, default=600.0, help="most seconds of search (default 600)"
+    )
+    tune.add_argument("--run-name", default=None, help="names the run's folder and MLflow runs")
+    tune.set_defaults(func=_train)
     monitor = commands.add_parser("monitor", help="drift check of the logged predictions")
     monitor.add_argument(
         "--retrain", action="store_true", help="run the training pipeline if drift is significant"

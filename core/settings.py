@@ -364,6 +364,17 @@ class Settings(BaseSettings):
         200, ge=2, description="Labelled live predictions each variant needs for a verdict."
     )
     random_seed: int = 7
+    tune_trials: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Trials of the opt-in hyperparameter search before training (0: no search, the "
+            "spec's defaults are trained); also `churn tune --trials`."
+        ),
+    )
+    tune_timeout_seconds: float = Field(
+        600.0, gt=0, description="Longest the search may run (it stops after the trial at work)."
+    )
 
     # --- derived from more than one group -------------------------------------------------------
     @property

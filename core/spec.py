@@ -57,6 +57,23 @@ class FeatureTable:
 
 
 @dataclass(frozen=True)
+class Range:
+    """A numeric hyperparameter to search: ``int`` or ``float`` in ``[low, high]``."""
+
+    low: float
+    high: float
+    kind: Literal["int", "float"] = "float"
+    log: bool = False  # search on a log scale (learning rates)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A hyperparameter to search among ``values``."""
+
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One model of the platform: its data, its estimator, its gate and its monitoring.
 
@@ -97,6 +114,8 @@ class ModelSpec:
       champion a version must be on the gate metric, checked by MLflow's
       ``validate_evaluation_results`` (``MetricThreshold``); ``min_score`` is its
       ``threshold`` for a first version.
+    - ``search_space``: the estimator's parameters (``set_params`` names) and the
+      :class:`Range` or :class:`Choice` an opt-in search (``churn tune``) explores.
     - ``segment_by``: a categorical feature whose values split the holdout evaluation
       (``segment.<value>.<metric>`` on the training run); None: no per-segment view.
     - ``sources``: landing sources this model brings (:class:`core.sources.LandingSource`:
@@ -139,6 +158,8 @@ class ModelSpec:
     # (absolute; a tie is no improvement), and, when set, this share of the champion's score.
     gate_min_absolute_change: float = 1e-9
     gate_min_relative_change: float | None = None
+    # Opt-in hyperparameter search: estimator parameter (``set_params`` name) -> its range.
+    search_space: dict[str, Range | Choice] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.segment_by is not None and self.segment_by not in self.categorical_features:

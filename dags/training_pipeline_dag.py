@@ -66,14 +66,14 @@ def make_training_dag(dag_id: str, model: str, description: str, tags: tuple[str
             from core.settings import get_settings
             from core.steps import TrainingSet, from_xcom, to_xcom
             from models.catalog import get_spec
-            from models.training import train_and_log
+            from models.tuning import train_model
 
             # Why this run: the monitoring DAG's retraining policy puts it in the conf.
             conf = dict(getattr(dag_run, "conf", None) or {})
             reason = str(conf.get("reason", "manual run"))
             logging.getLogger(__name__).info("training %s because: %s", model, reason)
             built = from_xcom(TrainingSet, training_set)
-            trained = train_and_log(
+            trained = train_model(  # with CHURN_TUNE_TRIALS > 0: the best of a search
                 get_spec(model),
                 built,
                 get_settings(),

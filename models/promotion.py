@@ -25,7 +25,8 @@ from models.registry import (
     set_champion,
 )
 from models.tracking import configure_mlflow
-from models.training import build_training_set, evaluate, train_and_log
+from models.training import build_training_set, evaluate
+from models.tuning import train_model
 
 
 def gate(spec: ModelSpec, version: int, holdout_path: str, settings: Settings) -> GateDecision:
@@ -129,7 +130,7 @@ def _verdict(promoted: bool) -> str:
 def run_training_pipeline(spec: ModelSpec, settings: Settings, run_name: str) -> TrainingRun:
     """The four steps of the spec's training pipeline in this process, without Airflow."""
     training_set = build_training_set(spec, settings, run_name=run_name)
-    trained = train_and_log(spec, training_set, settings, dag_run_id=run_name)
+    trained = train_model(spec, training_set, settings, dag_run_id=run_name)
     registered = register_model(spec, trained, settings)
     decision = gate(spec, registered.version, training_set.holdout_path, settings)
     return TrainingRun(training_set, trained, registered, decision)

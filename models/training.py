@@ -208,16 +208,21 @@ def train_and_log(
     settings: Settings,
     dag_run_id: str = "manual",
     trigger: dict[str, str] | None = None,
+    params: dict[str, object] | None = None,
+    tags: dict[str, str] | None = None,
 ) -> TrainedModel:
     """Fit the spec's estimator, evaluate on the holdout, and log everything to an MLflow run.
 
     ``trigger`` (why this run: ``reason``, ``kind``, ``requested_at``) is tagged on the run
-    as ``trigger.*``.
+    as ``trigger.*``. ``params`` replace estimator parameters (``set_params`` names: a
+    tuned trial's); they are logged as ``estimator.<name>``. ``tags`` are added as they are.
     """
     configure_mlflow(settings, spec.experiment)
     train = pd.read_parquet(training_set.train_path)
     holdout = pd.read_parquet(training_set.holdout_path)
     model = spec.make_estimator(spec, settings.random_seed)
+    if params:
+        model.set_params(**params)
     model.fit(model_input(train, spec.features), train[spec.label])
     metrics = evaluate(spec, model, holdout)
     example = model_input(holdout.head(5), spec.features)
@@ -240,6 +245,8 @@ def train_and_log(
                 "holdout_rows": training_set.holdout_rows,
                 "holdout_start": training_set.holdout_start,
                 "label_mean": round(training_set.label_mean, 4),
+                "random_seed": settings.random_seed,
+                **{f"estimator.{k}": v for k, v in (params or {}).items()},
             }
         )
         mlflow.log_metrics(metrics)
@@ -248,6 +255,8 @@ def train_and_log(
         mlflow.set_tags(
             {f"trigger.{k}": v for k, v in (trigger or {"reason": "manual run"}).items()}
         )
+        if tags:
+            mlflow.set_tags(tags)
         info = mlflow.sklearn.log_model(
             model,
             name="model",

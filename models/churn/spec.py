@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from core.schema import CUSTOMER_FEATURES
-from core.spec import ModelSpec
+from core.spec import ModelSpec, Range
 from models.recipes import tabular_preprocessing
 
 if TYPE_CHECKING:
@@ -84,6 +84,12 @@ SPEC = ModelSpec(
     min_score=0.35,
     output="churn",
     segment_by="customer_segment",
+    search_space={
+        "estimator__classifier__learning_rate": Range(0.02, 0.3, log=True),
+        "estimator__classifier__max_leaf_nodes": Range(7, 63, kind="int"),
+        "estimator__classifier__max_iter": Range(50, 300, kind="int"),
+        "estimator__classifier__l2_regularization": Range(1e-4, 1.0, log=True),
+    },
     training_suite="training_set",
     tags=("churn",),
     serves_default_routes=True,  # /predict kept its contract when models became specs

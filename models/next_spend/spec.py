@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.schema import CUSTOMER_FEATURES
-from core.spec import FeatureTable, ModelSpec
+from core.spec import FeatureTable, ModelSpec, Range
 from models.next_spend.features import RHYTHM_FEATURES, RHYTHM_TABLE
 from models.next_spend.labels import live_spend_outcomes, read_spend_labels, spend_label_versions
 from models.next_spend.transforms import LABEL, compute_rhythm_features
@@ -52,6 +52,11 @@ SPEC = ModelSpec(
     min_score=550.0,
     output="spend_next_30d",
     segment_by="customer_segment",
+    search_space={
+        "regressor__learning_rate": Range(0.02, 0.3, log=True),
+        "regressor__max_leaf_nodes": Range(7, 63, kind="int"),
+        "regressor__max_iter": Range(50, 400, kind="int"),
+    },
     training_suite="next_spend_training_set",
     feature_tables=(FeatureTable(RHYTHM_TABLE, RHYTHM_FEATURES, compute_rhythm_features),),
     tags=("spend", "regression"),
