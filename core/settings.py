@@ -364,6 +364,13 @@ class Settings(BaseSettings):
         200, ge=2, description="Labelled live predictions each variant needs for a verdict."
     )
     random_seed: int = 7
+    evaluate_holdout: bool = Field(
+        True,
+        description=(
+            "Log MLflow's holdout evaluation (plots, permutation importance, per-segment "
+            "metrics) in every training run; false: the task metrics only."
+        ),
+    )
     tune_trials: int = Field(
         0,
         ge=0,

@@ -265,7 +265,10 @@ def train_and_log(
             pip_requirements=MODEL_REQUIREMENTS,
             skops_trusted_types=skops_trusted_types(model),
         )
-        log_holdout_evaluation(spec, model, info.model_uri, holdout, settings.random_seed, evaluate)
+        if settings.evaluate_holdout:
+            log_holdout_evaluation(
+                spec, model, info.model_uri, holdout, settings.random_seed, evaluate
+            )
         reference_dir = settings.storage.state_dir / "tmp" / run.info.run_id
         reference_dir.mkdir(parents=True, exist_ok=True)
         reference_path = reference_dir / "reference.parquet"
