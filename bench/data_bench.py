@@ -281,9 +281,12 @@ def _feast_backend_env(engine: str, offline: str, options: str) -> None:
     engine_options = {"ray_conf": {"num_cpus": os.cpu_count()}} if engine == "ray" else {}
     engine_options.update(json.loads(options))
     os.environ["CHURN_FEAST_BATCH_ENGINE_OPTIONS"] = json.dumps(engine_options)
-    if offline == "ray":
+    if offline == "ray":  # its historical retrieval needs a storage_path
         os.environ["CHURN_FEAST_OFFLINE_STORE_OPTIONS"] = json.dumps(
-            {"ray_conf": {"num_cpus": os.cpu_count()}}
+            {
+                "ray_conf": {"num_cpus": os.cpu_count()},
+                "storage_path": tempfile.mkdtemp(prefix="bench-ray-store-"),
+            }
         )
 
 
