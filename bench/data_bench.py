@@ -446,13 +446,17 @@ def case_push(state: Path, redis_url: str | None, pushes: int = 300) -> dict:
     }
 
 
-def run_case(name: str, *args: str) -> dict:
-    """Run one case in a fresh process; add its wall time and peak memory."""
+def run_case(name: str, *args: str, timeout: float | None = None) -> dict:
+    """Run one case in a fresh process; add its wall time and peak memory. A case past its
+    ``timeout`` (seconds) is stopped and recorded as not finished."""
     began = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, __file__, "--case", name, *args],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    try:
+        done = subprocess.run(
+            [sys.executable, __file__, "--case", name, *args],
+            capture_output=True, text=True, check=False, timeout=timeout,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"finished": False, "stopped_after_seconds": timeout}
     if done.returncode != 0:
         raise RuntimeError(f"case {name} failed:\n{done.stderr[-4000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -511,6 +515,8 @@ def main() -> None:
         return
     shared = ["--customers", str(args.customers), "--redis-url", args.redis_url]
     entity_rows = ["--entity-rows", str(args.entity_rows)]
+    # The Ray store's 1M-row retrieval did not finish in 20 min here: it is time-boxed.
+    timeouts = {"historical.ray.1m": 1200.0}
     plan: list[tuple[str, str, list[str]]] = [
         (name, name, [])
         for name in ("raw_redis", "materialize_redis", "materialize_sqlite", "materialize_stages")
@@ -532,8 +538,13 @@ def main() -> None:
     for key, case, extra in plan:
         if only and not any(key.startswith(k) for k in only):
             continue
+        if case == "historical_compare" and not all(
+            results.get(f"historical.{store}.1m", {}).get("finished", True)
+            for store in ("duckdb", "ray")
+        ):
+            continue
         print(f"running {key} ...", flush=True)
-        results[key] = run_case(case, *shared, *extra)
+        results[key] = run_case(case, *shared, *extra, timeout=timeouts.get(key))
         print(f"  {json.dumps(results[key])}", flush=True)
     if {"raw_redis", "materialize_redis", "materialize_sqlite"} <= results.keys():
         ceiling = results["raw_redis"]["rows_per_second"]
@@ -574,6 +585,8 @@ def summarize(results: dict) -> None:
                 f"peak {r['peak_tree_rss_mb']:6.0f} MB  check {r['check_seconds']:.1f} s  "
                 f"ray tasks {sum(t['tasks'] for t in tasks.values()) if tasks else '-'}"
             )
+        elif r.get("finished") is False:
+            print(f"  {key:<22} stopped after {r['stopped_after_seconds']:.0f} s")
         elif key.startswith("historical.") and "seconds" in r:
             print(
                 f"  {key:<22} {r['entity_rows']} entity rows in {r['seconds']:.2f} s, "
