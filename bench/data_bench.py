@@ -11,6 +11,7 @@ to ``bench/results/data.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -215,10 +216,134 @@ def case_materialize_stages(state: Path, customers: int, redis_url: str) -> dict
     }
 
 
-def case_historical(state: Path, customers: int, entity_rows: int) -> dict:
+class TreeMemory:
+    """Peak RSS of this process and all its descendants (a local Ray's raylet and workers),
+    sampled every 0.2 s in a thread: Ray's workers are not this process's, so its own max
+    RSS misses them."""
+
+    def __init__(self) -> None:
+        import threading
+
+        import psutil
+
+        self.peak = 0
+        self._me = psutil.Process()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> int:
+        total = 0
+        for process in [self._me, *self._me.children(recursive=True)]:
+            with contextlib.suppress(Exception):  # a worker that just exited
+                total += process.memory_info().rss
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, self._sample())
+
+    def stop_mb(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, self._sample()) / 1024**2
+
+
+def ray_tasks() -> dict:
+    """The Ray Data tasks that ran, from Ray's public timeline (``ray.timeline``; the state
+    API needs Ray's dashboard, which ``ray[data]`` does not install): by operator, how many
+    tasks and their summed seconds, and the most that ever ran at once."""
+    import ray
+
+    tasks = [
+        e for e in ray.timeline()
+        if e.get("ph") == "X" and e["cat"].startswith("task::") and "Actor" not in e["cat"]
+    ]  # fmt: skip
+    by_name: dict[str, dict] = {}
+    for e in tasks:
+        entry = by_name.setdefault(e["cat"].removeprefix("task::"), {"tasks": 0, "seconds": 0.0})
+        entry["tasks"] += 1
+        entry["seconds"] += e["dur"] / 1e6
+    edges = sorted([(e["ts"], 1) for e in tasks] + [(e["ts"] + e["dur"], -1) for e in tasks])
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return {"by_operator": by_name, "max_concurrent": most}
+
+
+def _feast_backend_env(engine: str, offline: str, options: str) -> None:
+    """Point the settings at a Feast batch engine and offline store (as a deployment does)."""
+    # The snapshots are dated DAY; Feast's Ray engine drops rows older than now - TTL.
+    os.environ["CHURN_FEATURE_TTL_DAYS"] = "3650"
+    os.environ["CHURN_FEAST_BATCH_ENGINE"] = "local" if engine == "local" else "ray.engine"
+    os.environ["CHURN_FEAST_OFFLINE_STORE"] = offline
+    engine_options = {"ray_conf": {"num_cpus": os.cpu_count()}} if engine == "ray" else {}
+    engine_options.update(json.loads(options))
+    os.environ["CHURN_FEAST_BATCH_ENGINE_OPTIONS"] = json.dumps(engine_options)
+    if offline == "ray":  # its historical retrieval needs a storage_path
+        os.environ["CHURN_FEAST_OFFLINE_STORE_OPTIONS"] = json.dumps(
+            {
+                "ray_conf": {"num_cpus": os.cpu_count()},
+                "storage_path": tempfile.mkdtemp(prefix="bench-ray-store-"),
+            }
+        )
+
+
+def case_materialize_engine(
+    state: Path, customers: int, redis_url: str, engine: str, offline: str, options: str
+) -> dict:
+    """One view materialized into Redis by Feast's local or Ray engine, then checked.
+
+    A local Ray (as many CPUs as the machine) is started before the clock, so its start-up
+    is reported apart. ``check`` is the platform's read-back of every entity
+    (``check_online_rows``), which runs after any engine but the local one.
+    """
+    import redis
+
+    from data.store import check_online_rows, feature_views_of, heap_frozen_for_gc
+
+    _feast_backend_env(engine, offline, options)
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    memory = TreeMemory()
+    _, store = _store_over_snapshots(state, customers, 1, redis_url)
+    (view,) = feature_views_of(store, CHURN_SERVICE)
+    result: dict = {"engine": engine, "offline_store": offline, "rows": customers}
+    if engine == "ray":
+        import ray
+
+        began = time.perf_counter()
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        result["ray_start_seconds"] = time.perf_counter() - began
+    began = time.perf_counter()
+    with heap_frozen_for_gc():  # as data.store.materialize runs it
+        store.materialize(start_date=WINDOW[0], end_date=WINDOW[1], feature_views=[view])
+    result["seconds"] = time.perf_counter() - began
+    result["rows_per_second"] = customers / result["seconds"]
+    if engine == "ray":
+        result["ray_tasks"] = ray_tasks()  # the materialization's, before the check's
+    began = time.perf_counter()
+    result["checked_entities"] = check_online_rows(store, view, *WINDOW)
+    result["check_seconds"] = time.perf_counter() - began
+    result["peak_tree_rss_mb"] = memory.stop_mb()
+    client.flushdb()
+    return result
+
+
+def historical_result_path(offline: str) -> Path:
+    """Where a historical case leaves its training frame, for the comparison of stores."""
+    return Path(tempfile.gettempdir()) / f"churn-bench-historical-{offline}.parquet"
+
+
+def case_historical(state: Path, customers: int, entity_rows: int, offline: str = "duckdb") -> dict:
+    """Point-in-time retrieval of 1M entity rows over 30 days of snapshots (one Delta
+    version, so a reader that ignores the Delta log still sees only current files)."""
     from data.store import get_training_frame
 
     days = 30
+    _feast_backend_env("local", offline, "{}")
+    memory = TreeMemory()
     _, store = _store_over_snapshots(state, customers, days, None)
     rng = np.random.default_rng(1)
     offsets = rng.integers(0, days * 86_400, entity_rows)
@@ -231,13 +356,41 @@ def case_historical(state: Path, customers: int, entity_rows: int) -> dict:
     began = time.perf_counter()
     result = get_training_frame(store, entities, CHURN_SERVICE)
     seconds = time.perf_counter() - began
+    peak_tree = memory.stop_mb()
+    result.to_parquet(historical_result_path(offline))
     return {
+        "offline_store": offline,
         "feature_rows": customers * days,
         "entity_rows": entity_rows,
         "output_rows": len(result),
         "seconds": seconds,
         "entity_rows_per_second": entity_rows / seconds,
+        "peak_tree_rss_mb": peak_tree,
     }
+
+
+def compare_historical(stores: tuple[str, str] = ("duckdb", "ray")) -> dict:
+    """Whether two stores' training frames of the same entity rows are equal, value by value."""
+    frames = [pd.read_parquet(historical_result_path(s)) for s in stores]
+    columns = sorted(frames[0].columns)
+    a, b = (f[columns].reset_index(drop=True) for f in frames)
+    out: dict = {"stores": list(stores), "rows": [len(a), len(b)]}
+    if len(a) != len(b) or set(a.columns) != set(b.columns):
+        out["equal"] = False
+        return out
+    for name in ("event_timestamp",):
+        a[name], b[name] = (pd.to_datetime(x[name], utc=True) for x in (a, b))
+    differing = {}
+    for name in columns:
+        left, right = a[name], b[name]
+        same = (left == right) | (left.isna() & right.isna())
+        if pd.api.types.is_float_dtype(left) and pd.api.types.is_float_dtype(right):
+            same |= np.isclose(left, right, equal_nan=True)
+        if (~same).sum():
+            differing[name] = int((~same).sum())
+    out["equal"] = not differing
+    out["differing_rows_by_column"] = differing
+    return out
 
 
 def case_validation(state: Path, rows: int) -> dict:
@@ -293,13 +446,17 @@ def case_push(state: Path, redis_url: str | None, pushes: int = 300) -> dict:
     }
 
 
-def run_case(name: str, *args: str) -> dict:
-    """Run one case in a fresh process; add its wall time and peak memory."""
+def run_case(name: str, *args: str, timeout: float | None = None) -> dict:
+    """Run one case in a fresh process; add its wall time and peak memory. A case past its
+    ``timeout`` (seconds) is stopped and recorded as not finished."""
     began = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, __file__, "--case", name, *args],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    try:
+        done = subprocess.run(
+            [sys.executable, __file__, "--case", name, *args],
+            capture_output=True, text=True, check=False, timeout=timeout,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"finished": False, "stopped_after_seconds": timeout}
     if done.returncode != 0:
         raise RuntimeError(f"case {name} failed:\n{done.stderr[-4000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -320,8 +477,15 @@ def _case_main(args: argparse.Namespace) -> None:
         result = case_raw_redis(args.customers, args.redis_url)
     elif args.case == "materialize_stages":
         result = case_materialize_stages(state, args.customers, args.redis_url)
+    elif args.case == "materialize_engine":
+        result = case_materialize_engine(
+            state, args.customers, args.redis_url, args.engine, args.offline_store,
+            args.engine_options,
+        )  # fmt: skip
     elif args.case == "historical":
-        result = case_historical(state, args.customers, args.entity_rows)
+        result = case_historical(state, args.customers, args.entity_rows, args.offline_store)
+    elif args.case == "historical_compare":
+        result = compare_historical()
     elif args.case == "validation":
         result = case_validation(state, args.validation_rows)
     elif args.case == "push_redis":
@@ -341,59 +505,103 @@ def main() -> None:
         "--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
     )
     parser.add_argument("--case", default=None)
+    parser.add_argument("--only", default=None, help="comma-separated key prefixes to run")
+    parser.add_argument("--engine", choices=["local", "ray"], default="local")
+    parser.add_argument("--offline-store", choices=["duckdb", "ray"], default="duckdb")
+    parser.add_argument("--engine-options", default="{}", help="JSON: more engine options")
     args = parser.parse_args()
     if args.case:
         _case_main(args)
         return
     shared = ["--customers", str(args.customers), "--redis-url", args.redis_url]
+    entity_rows = ["--entity-rows", str(args.entity_rows)]
+    # The Ray store's 1M-row retrieval did not finish in 20 min here: it is time-boxed.
+    timeouts = {"historical.ray.1m": 1200.0}
+    plan: list[tuple[str, str, list[str]]] = [
+        (name, name, [])
+        for name in ("raw_redis", "materialize_redis", "materialize_sqlite", "materialize_stages")
+    ]
+    # Feast's local and Ray engines in the same run, one view into Redis, then checked.
+    for count, label in ((100_000, "100k"), (1_000_000, "1m")):
+        for engine in ("local", "ray"):
+            size = ["--customers", str(count), "--engine", engine]
+            plan.append((f"materialize.{engine}.{label}", "materialize_engine", size))
+    plan += [
+        ("push_redis", "push_redis", []),
+        ("validation", "validation", ["--validation-rows", str(args.validation_rows)]),
+        ("historical.duckdb.1m", "historical", [*entity_rows, "--offline-store", "duckdb"]),
+        ("historical.ray.1m", "historical", [*entity_rows, "--offline-store", "ray"]),
+        ("historical.ray_vs_duckdb", "historical_compare", []),
+    ]
+    only = [k for k in (args.only or "").split(",") if k]
     results: dict[str, dict] = {}
-    for name, extra in [
-        ("raw_redis", []),
-        ("materialize_redis", []),
-        ("materialize_sqlite", []),
-        ("materialize_stages", []),
-        ("push_redis", []),
-        ("validation", ["--validation-rows", str(args.validation_rows)]),
-        ("historical", ["--entity-rows", str(args.entity_rows)]),
-    ]:
-        print(f"running {name} ...", flush=True)
-        results[name] = run_case(name, *shared, *extra)
-        print(f"  {json.dumps(results[name])}", flush=True)
-    ceiling = results["raw_redis"]["rows_per_second"]
-    results["ratios"] = {
-        "materialize_redis_vs_raw_pipelined_write": results["materialize_redis"]["rows_per_second"]
-        / ceiling,
-        "materialize_sqlite_vs_raw_pipelined_write": results["materialize_sqlite"][
-            "rows_per_second"
-        ]
-        / ceiling,
-    }
+    for key, case, extra in plan:
+        if only and not any(key.startswith(k) for k in only):
+            continue
+        if case == "historical_compare" and not all(
+            results.get(f"historical.{store}.1m", {}).get("finished", True)
+            for store in ("duckdb", "ray")
+        ):
+            continue
+        print(f"running {key} ...", flush=True)
+        results[key] = run_case(case, *shared, *extra, timeout=timeouts.get(key))
+        print(f"  {json.dumps(results[key])}", flush=True)
+    if {"raw_redis", "materialize_redis", "materialize_sqlite"} <= results.keys():
+        ceiling = results["raw_redis"]["rows_per_second"]
+        results["ratios"] = {
+            f"{name}_vs_raw_pipelined_write": results[name]["rows_per_second"] / ceiling
+            for name in ("materialize_redis", "materialize_sqlite")
+        }
     results["machine"] = {"cpus": os.cpu_count(), "when": datetime.now(UTC).isoformat()}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "data.json").write_text(json.dumps(results, indent=2))
+    summarize(results)
+
+
+def summarize(results: dict) -> None:
+    """Print the headline figures of the cases that ran."""
     print("\nsummary")
-    for name in ("materialize_redis", "materialize_sqlite", "raw_redis"):
-        r = results[name]
-        rate = r["rows_per_second"]
-        print(f"  {name:<20} {r['rows']:>8} rows  {r['seconds']:7.2f} s  {rate:>10.0f} rows/s")
-    for name, ratio in results["ratios"].items():
-        print(f"  {name}: {ratio:.3f}")
-    stages = results["materialize_stages"]
-    print("  Redis materialization by stage (warm):")
-    for name, seconds in stages["seconds"].items():
-        print(f"    {name:<38} {seconds:6.2f} s  {stages['rows_per_second'][name]:>10.0f} rows/s")
-    h = results["historical"]
-    print(
-        f"  historical retrieval: {h['entity_rows']} entity rows in {h['seconds']:.2f} s, "
-        f"peak RSS {h['peak_rss_mb']:.0f} MB"
-    )
-    v = results["validation"]
-    print(f"  validation: {v['rows']} rows in {v['seconds']:.2f} s")
-    p = results["push_redis"]
-    print(
-        f"  push -> visible online: p50 {p['push_to_visible_ms_p50']:.1f} ms, "
-        f"p99 {p['push_to_visible_ms_p99']:.1f} ms"
-    )
+    if "raw_redis" in results:
+        ceiling = results["raw_redis"]["rows_per_second"]
+        for name in ("materialize_redis", "materialize_sqlite", "raw_redis"):
+            if name in results:
+                r = results[name]
+                print(
+                    f"  {name:<20} {r['rows']:>8} rows  {r['seconds']:7.2f} s  "
+                    f"{r['rows_per_second']:>10.0f} rows/s  "
+                    f"({r['rows_per_second'] / ceiling:.3f} of the raw write)"
+                )
+    if "materialize_stages" in results:
+        stages = results["materialize_stages"]
+        print("  Redis materialization by stage (warm):")
+        for name, seconds in stages["seconds"].items():
+            rate = stages["rows_per_second"][name]
+            print(f"    {name:<38} {seconds:6.2f} s  {rate:>10.0f} rows/s")
+    for key, r in results.items():
+        if key.startswith("materialize."):
+            tasks = r.get("ray_tasks", {}).get("by_operator", {})
+            print(
+                f"  {key:<22} {r['seconds']:7.2f} s  {r['rows_per_second']:>8.0f} rows/s  "
+                f"peak {r['peak_tree_rss_mb']:6.0f} MB  check {r['check_seconds']:.1f} s  "
+                f"ray tasks {sum(t['tasks'] for t in tasks.values()) if tasks else '-'}"
+            )
+        elif r.get("finished") is False:
+            print(f"  {key:<22} stopped after {r['stopped_after_seconds']:.0f} s")
+        elif key.startswith("historical.") and "seconds" in r:
+            print(
+                f"  {key:<22} {r['entity_rows']} entity rows in {r['seconds']:.2f} s, "
+                f"peak {r['peak_tree_rss_mb']:.0f} MB"
+            )
+        elif key == "historical.ray_vs_duckdb":
+            print(f"  ray vs duckdb training frames equal: {r['equal']}")
+    if "validation" in results:
+        print(f"  validation: {results['validation']['rows']} rows")
+    if "push_redis" in results:
+        p = results["push_redis"]
+        print(
+            f"  push -> visible online: p50 {p['push_to_visible_ms_p50']:.1f} ms, "
+            f"p99 {p['push_to_visible_ms_p99']:.1f} ms"
+        )
     print(f"written to {RESULTS / 'data.json'}")
 
 

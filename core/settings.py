@@ -22,13 +22,13 @@ So ``settings.serving.port`` is ``CHURN_SERVE_PORT`` and ``settings.storage.redi
 all state lives under ``CHURN_STATE_DIR`` with embedded back ends (SQLite for the Feast
 online store and registry, MLflow and Airflow; local Delta tables and artifacts). Setting
 ``CHURN_REDIS_URL`` moves Feast's online store to Redis; setting ``CHURN_POSTGRES_URL``
-moves MLflow's and Airflow's back ends to PostgreSQL (one database each).
+moves MLflow's, Airflow's and Feast's registry back ends to PostgreSQL (one database each).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -92,6 +92,39 @@ class StorageSettings(BaseSettings):
         "churn_predictions",
         description="PostgreSQL database of the prediction logs (with CHURN_POSTGRES_URL).",
     )
+    feast_registry_database: str = Field(
+        "churn_feast_registry",
+        description=(
+            "PostgreSQL database of Feast's SQL registry (with CHURN_POSTGRES_URL; otherwise "
+            "the registry is the SQLite file <state_dir>/feast/registry.db, one host only)."
+        ),
+    )
+    feast_batch_engine: Literal["local", "ray.engine", "spark.engine", "k8s"] = Field(
+        "local",
+        description=(
+            "Feast's batch (materialization) engine, its `batch_engine.type`: local runs in "
+            "this process; ray.engine, spark.engine and k8s are Feast's own engines."
+        ),
+    )
+    feast_batch_engine_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "JSON object of the engine's own options, written under `batch_engine` next to "
+            'its type (e.g. {"ray_address": "ray://head:10001", "max_workers": 4}); Feast '
+            "refuses a key its engine does not know."
+        ),
+    )
+    feast_offline_store: Literal["duckdb", "ray"] = Field(
+        "duckdb",
+        description=(
+            "Feast's offline store, its `offline_store.type`: duckdb honours the Delta log; "
+            "ray reads the table folder's Parquet files (right only on a vacuumed table)."
+        ),
+    )
+    feast_offline_store_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="JSON object of the offline store's own options (under `offline_store`).",
+    )
 
     @model_validator(mode="after")
     def _postgres_log_needs_a_server(self) -> StorageSettings:
@@ -100,6 +133,15 @@ class StorageSettings(BaseSettings):
                 "CHURN_PREDICTION_LOG_STORE=postgresql needs CHURN_POSTGRES_URL (the server)"
             )
         return self
+
+    @field_validator("feast_batch_engine_options", "feast_offline_store_options")
+    @classmethod
+    def _type_is_its_own_setting(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "type" in value:
+            raise ValueError(
+                "the type is CHURN_FEAST_BATCH_ENGINE / CHURN_FEAST_OFFLINE_STORE, not an option"
+            )
+        return value
 
     @field_validator("state_dir")
     @classmethod
@@ -203,6 +245,16 @@ class StorageSettings(BaseSettings):
     def prediction_database_url(self) -> str:
         """SQLAlchemy URL of the PostgreSQL prediction-log database."""
         return self.postgres_database_url(self.prediction_database, driver="postgresql+psycopg2")
+
+    @property
+    def feast_registry_url(self) -> str:
+        """SQLAlchemy URL of Feast's SQL registry: PostgreSQL when configured (pods on several
+        hosts read and write it), else a SQLite file under the state folder."""
+        if self.postgres_url:
+            return self.postgres_database_url(
+                self.feast_registry_database, driver="postgresql+psycopg2"
+            )
+        return f"sqlite:///{self.feast_dir / 'registry.db'}"
 
     @property
     def mlflow_artifact_location(self) -> str:

@@ -54,26 +54,48 @@ def feast_redis_connection_string(redis_url: str) -> str:
 
 
 def feature_store_config(settings: Settings) -> dict:
-    """The feature_store.yaml content for these settings."""
-    if settings.storage.redis_url:
+    """The feature_store.yaml content for these settings (pure: nothing is created).
+
+    The registry is Feast's SQL registry, on PostgreSQL when ``CHURN_POSTGRES_URL`` is set
+    (its own database, ``CHURN_FEAST_REGISTRY_DATABASE``), else in a SQLite file. The batch
+    engine and the offline store are Feast's own, named by their Feast type with their
+    options passed through as given (``CHURN_FEAST_BATCH_ENGINE[_OPTIONS]``,
+    ``CHURN_FEAST_OFFLINE_STORE[_OPTIONS]``).
+    """
+    storage = settings.storage
+    if storage.redis_url:
         online = {
             "type": "redis",
-            "connection_string": feast_redis_connection_string(settings.storage.redis_url),
+            "connection_string": feast_redis_connection_string(storage.redis_url),
         }
     else:
-        online = {"type": "sqlite", "path": str(settings.storage.feast_dir / "online.db")}
+        online = {"type": "sqlite", "path": str(storage.feast_dir / "online.db")}
     return {
         "project": settings.feast_project,
         "provider": "local",
         "registry": {
             "registry_type": "sql",
-            "path": f"sqlite:///{settings.storage.feast_dir / 'registry.db'}",
+            "path": storage.feast_registry_url,
             "cache_ttl_seconds": 60,
         },
         "online_store": online,
-        "offline_store": {"type": "duckdb"},
+        "offline_store": {
+            "type": storage.feast_offline_store,
+            **storage.feast_offline_store_options,
+        },
+        "batch_engine": {"type": storage.feast_batch_engine, **storage.feast_batch_engine_options},
         "entity_key_serialization_version": 3,
     }
+
+
+def prepare_feast_backends(settings: Settings) -> None:
+    """Create what the Feast configuration points at: the state folder, and the registry's
+    PostgreSQL database when ``CHURN_POSTGRES_URL`` is set (Feast creates its tables)."""
+    settings.storage.feast_dir.mkdir(parents=True, exist_ok=True)
+    if settings.storage.postgres_url:
+        from core.backends import ensure_postgres_database
+
+        ensure_postgres_database(settings, settings.storage.feast_registry_database)
 
 
 def write_feature_store_yaml(settings: Settings) -> Path:
@@ -83,7 +105,7 @@ def write_feature_store_yaml(settings: Settings) -> Path:
     if not path.exists() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    settings.storage.feast_dir.mkdir(parents=True, exist_ok=True)
+    prepare_feast_backends(settings)
     return path
 
 
@@ -113,7 +135,7 @@ def get_feature_store(settings: Settings, config: dict | None = None) -> Feature
     ``config`` replaces :func:`feature_store_config` (serving adds its own options). The same
     configuration reaches the Feast CLI as a file through :func:`write_feature_store_yaml`.
     """
-    settings.storage.feast_dir.mkdir(parents=True, exist_ok=True)
+    prepare_feast_backends(settings)
     ensure_duckdb_delta_extension()
     config = config or feature_store_config(settings)
     return FeatureStore(config=RepoConfig(repo_path=FEATURE_REPO_DIR, **config))
@@ -218,6 +240,83 @@ class MaterializationFailed(RuntimeError):
         super().__init__(f"materialized {done or 'nothing'}; failed: {lines}")
 
 
+class OnlineRowsMissing(RuntimeError):
+    """After a materialization, the online store lacks rows the offline store holds."""
+
+
+def batch_engine_type(store: FeatureStore) -> str:
+    """The Feast batch engine this store materializes with (``local``, ``ray.engine``...)."""
+    engine = store.config.batch_engine_config
+    return engine if isinstance(engine, str) else engine.get("type", "local")
+
+
+def _utc(moment: datetime) -> pd.Timestamp:
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
+
+
+def check_online_rows(
+    store: FeatureStore, view_name: str, start: datetime, end: datetime, chunk: int = 20_000
+) -> int:
+    """Raise :class:`OnlineRowsMissing` unless every entity's latest row in the window is
+    online (that row or a newer one). Returns the number of entities checked.
+
+    Feast's Ray engine logs a failed online write in its worker and reports the job as
+    succeeded, so the write is checked where it landed: the offline store's latest event
+    time per entity (Feast's ``pull_latest_from_table_or_query``, the read every engine
+    materializes from) against the event time the online store returns (``online_read``).
+    Rows older than the view's TTL are left out: Feast's Ray engine drops them before the
+    write (it filters on now - TTL), the local engine writes them.
+    """
+    from feast.infra.offline_stores.offline_utils import get_offline_store_from_config
+    from feast.infra.online_stores.helpers import get_online_store_from_config
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.type_map import python_values_to_proto_values
+
+    view = store.get_feature_view(view_name)
+    source = view.batch_source
+    (join_key,) = [column.name for column in view.entity_columns]
+    value_type = view.entity_columns[0].dtype.to_value_type()
+    if view.ttl:
+        start = max(start, datetime.now(start.tzinfo) - view.ttl)
+    expected = (
+        get_offline_store_from_config(store.config.offline_store)
+        .pull_latest_from_table_or_query(
+            config=store.config,
+            data_source=source,
+            join_key_columns=[join_key],
+            feature_name_columns=[view.features[0].name],
+            timestamp_field=source.timestamp_field,
+            created_timestamp_column=source.created_timestamp_column,
+            start_date=start,
+            end_date=end,
+        )
+        .to_df()
+    )
+    online = get_online_store_from_config(store.config.online_store)
+    keys = expected[join_key].tolist()
+    # Online stores keep whole seconds (Redis): compare at that resolution.
+    stamps = pd.to_datetime(expected[source.timestamp_field], utc=True).dt.floor("s").tolist()
+    missing: list = []
+    for first in range(0, len(keys), chunk):
+        batch = keys[first : first + chunk]
+        values = python_values_to_proto_values(batch, value_type)
+        entity_keys = [EntityKey(join_keys=[join_key], entity_values=[v]) for v in values]
+        read = online.online_read(
+            store.config, view, entity_keys, requested_features=[view.features[0].name]
+        )
+        for key, want, (got, _) in zip(batch, stamps[first : first + chunk], read, strict=True):
+            if got is None or _utc(got) < want:
+                missing.append(key)
+    if missing:
+        raise OnlineRowsMissing(
+            f"{len(missing)} of {len(keys)} entities of {view_name} are not online with their "
+            f"latest row after materializing with the {batch_engine_type(store)} engine "
+            f"(first: {missing[:5]}); the engine's write failed (see its worker logs)"
+        )
+    return len(keys)
+
+
 def materialize(
     store: FeatureStore, start: datetime, end: datetime, feature_services: Sequence[str]
 ) -> list[str]:
@@ -226,14 +325,19 @@ def materialize(
     Only the feature views the ``feature_services`` read are materialized, each on its own,
     so one model's view (a view whose table is not written yet, say) never holds up
     another's: every view is tried, then :class:`MaterializationFailed` names the views
-    that failed. Returns the views materialized.
+    that failed. Returns the views materialized. With any engine but Feast's local one,
+    the online rows are checked after each view (:func:`check_online_rows`): an engine
+    that swallows a write error fails here all the same.
     """
     views = sorted({v for service in feature_services for v in feature_views_of(store, service)})
+    check = batch_engine_type(store) != "local"
     done, failures = [], {}
     with heap_frozen_for_gc():
         for view in views:
             try:
                 store.materialize(start_date=start, end_date=end, feature_views=[view])
+                if check:
+                    check_online_rows(store, view, start, end)
             except Exception as error:  # any source or store error: the next view still runs
                 failures[view] = f"{type(error).__name__}: {str(error)[:300]}"
             else:

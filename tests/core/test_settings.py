@@ -50,6 +50,10 @@ def test_server_urls_switch_the_back_ends(monkeypatch):
     assert settings.storage.mlflow_tracking_uri == "postgresql+psycopg2://u:p@db:5432/churn_mlflow"
     assert settings.airflow_sql_alchemy_conn == "postgresql+psycopg2://u:p@db:5432/churn_airflow"
     assert (
+        feature_store_config(settings)["registry"]["path"]
+        == "postgresql+psycopg2://u:p@db:5432/churn_feast_registry"
+    )
+    assert (
         settings.airflow_env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
         == settings.airflow_sql_alchemy_conn
     )
