@@ -1,7 +1,8 @@
 """Batch inference: every known customer scored as of a date by the champion.
 
 The features are Feast's point-in-time values at the end of that day, from the configured
-offline store (DuckDB on the Delta tables by default): what the online store held then.
+offline store (DuckDB on the Delta tables by default; ``CHURN_FEAST_OFFLINE_STORE=ray``
+runs the retrieval on Ray): what the online store held then.
 The champion scores them with the code the service uses (:class:`serving.model.LoadedModel`),
 so a row equals what ``/predict`` would have answered for that customer at that time. Rows
 go to the Delta table ``<model>_batch_scores``, partitioned by ``score_date`` and
