@@ -16,7 +16,7 @@ export DO_NOT_TRACK := 1
 export BENTOML_DO_NOT_TRACK := true
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: help venv lock demo test test-fast lint format parity bench-data bench-serving rollback deploy tune airflow airflow-stop serve mlflow-ui evidently-ui feast-config land features train monitor clean
+.PHONY: help venv lock demo test test-fast lint format parity bench-data bench-serving rollback deploy tune reproduce airflow airflow-stop serve mlflow-ui evidently-ui feast-config land features train monitor clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ rollback: $(STAMP) ## Move one model's champion alias back to its previous champ
 
 tune: $(STAMP) ## Hyperparameter search (Optuna, MLflow child runs), then train/register/gate the best [MODEL=churn TRIALS=20 TIMEOUT=600]
 	$(BIN)/churn tune --model $(MODEL) --trials $(or $(TRIALS),20) --timeout $(or $(TIMEOUT),600)
+
+reproduce: $(STAMP) ## Rebuild a registered version from its lineage and compare (exit 1 on mismatch) [MODEL=churn VERSION=1]
+	$(BIN)/churn reproduce $(MODEL) $(or $(VERSION),1)
 
 deploy: $(STAMP) ## Roll one model's champion out to serving and smoke-test it (helm upgrade in a cluster) [MODEL=churn]
 	$(BIN)/churn deploy --model $(MODEL)

@@ -219,6 +219,23 @@ def _deploy(args: argparse.Namespace) -> None:
     print(json.dumps(asdict(result), indent=2))
 
 
+def _reproduce(args: argparse.Namespace) -> None:
+    import json
+    from dataclasses import asdict
+
+    from models.catalog import get_spec
+    from models.reproduce import reproduce_version
+
+    done = reproduce_version(get_spec(args.model), args.version, get_settings())
+    print(json.dumps(asdict(done), indent=2, default=str))
+    word = "MATCH" if done.matched else "MISMATCH"
+    print(f"{word}: {done.model} v{done.version} rebuilt from its lineage ({done.code})")
+    for difference in done.differences:
+        print(f"  - {difference}")
+    if not done.matched:
+        raise SystemExit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     from models.catalog import default_model, landing_sources, load_specs
 
@@ -299,6 +316,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     tune.add_argument("--run-name", default=None, help="names the run's folder and MLflow runs")
     tune.set_defaults(func=_train)
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="rebuild a version from its lineage (Delta time travel, feature service, commit) "
+        "and compare data, metrics and predictions; registers nothing",
+    )
+    reproduce.add_argument("model", choices=names, help="a model spec's name")
+    reproduce.add_argument("version", type=int, help="the registered version")
+    reproduce.set_defaults(func=_reproduce)
     monitor = commands.add_parser("monitor", help="drift check of the logged predictions")
     monitor.add_argument(
         "--retrain", action="store_true", help="run the training pipeline if drift is significant"

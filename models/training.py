@@ -165,6 +165,18 @@ def reference_frame(spec: ModelSpec, model, frame: pd.DataFrame) -> pd.DataFrame
     return reference
 
 
+def training_set_hash(train: pd.DataFrame, holdout: pd.DataFrame) -> str:
+    """A digest of the training set's content (rows, values, column order): a rebuilt
+    training set with the same hash is the same data."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for part in (train, holdout):
+        digest.update(",".join(part.columns).encode())
+        digest.update(pd.util.hash_pandas_object(part, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(
@@ -252,6 +264,7 @@ def train_and_log(
         mlflow.log_metrics(metrics)
         mlflow.log_input(dataset, context="training")
         mlflow.set_tags(lineage_tags(spec, training_set, settings, dag_run_id))
+        mlflow.set_tag("lineage.training_set_hash", training_set_hash(train, holdout))
         mlflow.set_tags(
             {f"trigger.{k}": v for k, v in (trigger or {"reason": "manual run"}).items()}
         )

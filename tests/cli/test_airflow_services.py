@@ -38,7 +38,12 @@ def test_airflow_services_run_a_triggered_dag_and_stop_cleanly(tmp_path, free_po
             dags = {d["dag_id"] for d in api.get("/api/v2/dags").json()["dags"]}
             expected = {"feature_pipeline"}
             for spec in load_specs():
-                expected |= {spec.training_dag_id, spec.monitoring_dag_id}
+                expected |= {
+                    spec.training_dag_id,
+                    spec.monitoring_dag_id,
+                    spec.deploy_dag_id,
+                    spec.batch_scoring_dag_id,
+                }
             assert dags == expected
             run = api.post(
                 "/api/v2/dags/churn_monitoring/dagRuns", json={"logical_date": None}

@@ -33,6 +33,17 @@ OLDER = (datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
 RAY = '{"ray_conf": {"num_cpus": 2}}'
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _ray_stopped_after_the_module():
+    """Feast's Ray engine starts a local Ray in this process; its threads would outlive the
+    module (and free objects under later tests' feet): stop it once the module is done."""
+    yield
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
 def snapshots(values: dict[int, float], at: str) -> pd.DataFrame:
     ts = pd.Timestamp(at, tz="UTC")
     return pd.DataFrame(
