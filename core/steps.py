@@ -92,6 +92,11 @@ class TrainingSet:
     holdout_rows: int
     label_mean: float  # the churn rate of a classifier, the mean target of a regression
     holdout_start: str
+    # Its Great Expectations check: the suite's result file and the Data Docs site, where
+    # every landed batch's validation is listed too.
+    validation_result_path: str | None = None
+    data_docs_path: str | None = None
+    validation_summary: str | None = None
 
 
 @dataclass(frozen=True)

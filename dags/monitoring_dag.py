@@ -96,7 +96,12 @@ def make_monitoring_dag(
                 logging.getLogger(__name__).info("nothing asks for a retrain")
                 return {}
             logging.getLogger(__name__).info("retraining policy: %s", decision.why)
-            return decision.conf() if decision.accepted else {}
+            if not decision.accepted:
+                return {}
+            # What triggered it, for the training run's page: the report and the alert.
+            evidence = {"drift_report": report.get("html_path") if drift else None}
+            evidence["alert"] = new_alerts[0].reason() if new_alerts else None
+            return decision.conf() | {k: v for k, v in evidence.items() if v}
 
         @task.short_circuit
         def retrain_accepted(conf: dict) -> bool:

@@ -82,6 +82,7 @@ def make_training_dag(dag_id: str, model: str, description: str, tags: tuple[str
                     "reason": reason,
                     "kind": str(conf.get("trigger", "manual")),
                     "requested_at": str(conf.get("requested_at", "")),
+                    **{k: str(conf[k]) for k in ("drift_report", "alert") if conf.get(k)},
                 },
             )
             return to_xcom(trained)

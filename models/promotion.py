@@ -85,7 +85,21 @@ def gate(spec: ModelSpec, version: int, holdout_path: str, settings: Settings) -
             name, str(version), f"gate.champion_{metric}", f"{champion_score:.6f}"
         )
     client.update_model_version(name, str(version), description=f"Gate: {verdict}. {reason}")
+    record_on_run(client, name, version, verdict, reason)
     return decision
+
+
+def record_on_run(client, name: str, version: int, verdict: str, reason: str) -> None:
+    """The gate's decision on the version's training run too: tags and its description's
+    last line, so the run page tells the whole story."""
+    run_id = client.get_model_version(name, str(version)).run_id
+    story = client.get_run(run_id).data.tags.get("mlflow.note.content", "")
+    kept = [line for line in story.splitlines() if not line.startswith("- **Gate**")]
+    kept.append(f"- **Gate**: {verdict} as v{version} of `{name}`: {reason}.")
+    client.set_tag(run_id, "mlflow.note.content", "\n".join(kept))
+    client.set_tag(run_id, "gate.decision", verdict)
+    client.set_tag(run_id, "gate.reason", reason)
+    client.set_tag(run_id, "registered.version", str(version))
 
 
 def gate_threshold(spec: ModelSpec, first: bool, settings: Settings) -> MetricThreshold:

@@ -106,7 +106,7 @@ def build_training_set(spec: ModelSpec, settings: Settings, run_name: str) -> Tr
             f"features {missing}: the spec and feature_repo/ disagree"
         )
     frame = frame.dropna(subset=list(spec.feature_names))
-    validate_training_set(
+    checked = validate_training_set(
         frame, settings, name=f"{spec.training_suite}-{run_name}",
         suite_name=spec.training_suite, features=spec.features,
     )  # fmt: skip
@@ -126,6 +126,12 @@ def build_training_set(spec: ModelSpec, settings: Settings, run_name: str) -> Tr
         holdout_rows=int(is_holdout.sum()),
         label_mean=float(frame[spec.label].mean()),
         holdout_start=holdout_start.isoformat(),
+        validation_result_path=str(checked.result_path) if checked.result_path else None,
+        data_docs_path=str(checked.data_docs_path) if checked.data_docs_path else None,
+        validation_summary=(
+            f"suite `{checked.suite}` {'passed' if checked.success else 'failed'}: "
+            f"{checked.evaluated} expectations on {checked.row_count} rows"
+        ),
     )
     if result.train_rows == 0 or result.holdout_rows == 0:
         raise TrainingDataNotReady(f"training set too small to split: {result}")
@@ -270,6 +276,11 @@ def train_and_log(
         )
         if tags:
             mlflow.set_tags(tags)
+        mlflow.set_tags(validation_tags(training_set))
+        mlflow.set_tag(
+            "mlflow.note.content",
+            run_story(spec, training_set, settings, trigger or {"reason": "manual run"}),
+        )
         info = mlflow.sklearn.log_model(
             model,
             name="model",
@@ -288,6 +299,52 @@ def train_and_log(
         reference_frame(spec, model, holdout).to_parquet(reference_path, index=False)
         mlflow.log_artifact(str(reference_path), artifact_path="monitoring")
     return TrainedModel(run_id=run.info.run_id, model_uri=info.model_uri, metrics=metrics)
+
+
+def validation_tags(training_set: TrainingSet) -> dict[str, str]:
+    """Where the training set's Great Expectations result and the Data Docs are."""
+    tags = {"validation.training_set": training_set.validation_summary or "not recorded"}
+    if training_set.validation_result_path:
+        tags["validation.result_path"] = training_set.validation_result_path
+    if training_set.data_docs_path:
+        tags["validation.data_docs"] = training_set.data_docs_path
+    return tags
+
+
+def run_story(
+    spec: ModelSpec, training_set: TrainingSet, settings: Settings, trigger: dict[str, str]
+) -> str:
+    """The run's description (Markdown, shown on its MLflow page): which data, checked how,
+    why it ran; the gate adds its decision (:func:`models.promotion.gate`)."""
+    tables = ", ".join(f"`{t}` v{v}" for t, v in training_set.data_versions.items())
+    lines = [
+        f"**{spec.registered_model}** ({spec.description}) on feature service "
+        f"`{spec.feature_service}`.",
+        "",
+        f"- **Data**: Delta tables {tables} under `{settings.storage.delta_dir}`; "
+        f"{training_set.train_rows} training and {training_set.holdout_rows} holdout rows "
+        f"(holdout from {training_set.holdout_start}); `lineage.training_set_hash` "
+        f"rebuilds it (`churn reproduce {spec.name} <version>`).",
+        f"- **Great Expectations**: training set {training_set.validation_summary or '-'}"
+        + (
+            f" (result `{training_set.validation_result_path}`)"
+            if training_set.validation_result_path
+            else ""
+        )
+        + (
+            f"; every landed batch's validation is in the Data Docs `{training_set.data_docs_path}`"
+            if training_set.data_docs_path
+            else ""
+        )
+        + ".",
+        f"- **Why it ran**: {trigger.get('kind', 'manual')}: {trigger.get('reason', 'manual run')}"
+        + (f" (requested {trigger['requested_at']})" if trigger.get("requested_at") else "")
+        + (f"; drift report `{trigger['drift_report']}`" if trigger.get("drift_report") else "")
+        + (f"; alert: {trigger['alert']}" if trigger.get("alert") else "")
+        + ".",
+        f"- **Code**: commit `{git_commit()[:12]}`.",
+    ]
+    return "\n".join(lines)
 
 
 def lineage_tags(

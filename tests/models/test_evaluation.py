@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import pytest
 from evaluation_support import check_evaluation_logged
@@ -22,3 +24,20 @@ def test_the_churn_run_holds_mlflows_evaluation_and_agrees_with_the_gate(world):
     # The per-segment table covers the holdout once.
     table = mlflow.load_table("evaluation/metrics_by_segment.json", run_ids=[run_id])
     assert table["rows"].sum() == world.training_set.holdout_rows
+
+
+def test_the_run_page_tells_which_data_checked_how_why_and_the_gate(world):
+    client = configure_mlflow(world.settings)
+    run = client.get_run(world.trained.run_id)
+    tags = run.data.tags
+    story = tags["mlflow.note.content"]  # the run's description on its MLflow page
+    for table, version in world.training_set.data_versions.items():
+        assert f"`{table}` v{version}" in story
+    assert f"{world.training_set.train_rows} training" in story
+    assert "**Great Expectations**: training set suite `training_set` passed" in story
+    assert tags["validation.training_set"].startswith("suite `training_set` passed")
+    assert Path(tags["validation.result_path"]).exists()
+    assert "**Why it ran**: manual: manual run" in story
+    # The gate wrote its decision on the run as well as on the version.
+    assert story.splitlines()[-1].startswith("- **Gate**: promoted as v1")
+    assert tags["gate.decision"] == "promoted" and tags["registered.version"] == "1"
