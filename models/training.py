@@ -340,7 +340,11 @@ def run_story(
         f"- **Why it ran**: {trigger.get('kind', 'manual')}: {trigger.get('reason', 'manual run')}"
         + (f" (requested {trigger['requested_at']})" if trigger.get("requested_at") else "")
         + (f"; drift report `{trigger['drift_report']}`" if trigger.get("drift_report") else "")
-        + (f"; alert: {trigger['alert']}" if trigger.get("alert") else "")
+        + (
+            f"; alert: {trigger['alert']}"
+            if trigger.get("alert") and trigger["alert"] != trigger.get("reason")
+            else ""
+        )
         + ".",
         f"- **Code**: commit `{git_commit()[:12]}`.",
     ]
