@@ -13,6 +13,7 @@ import pytest
 import redis
 import yaml
 from feast import RepoConfig
+from snapshot_support import snapshots
 
 from core.settings import FEATURE_REPO_DIR, InvalidSettings, get_settings
 from data import delta_tables
@@ -42,24 +43,6 @@ def _ray_stopped_after_the_module():
 
     if ray.is_initialized():
         ray.shutdown()
-
-
-def snapshots(values: dict[int, float], at: str) -> pd.DataFrame:
-    ts = pd.Timestamp(at, tz="UTC")
-    return pd.DataFrame(
-        {
-            "customer_id": list(values),
-            "event_timestamp": ts,
-            "created_timestamp": ts,
-            "snapshot_date": ts.date().isoformat(),
-            "total_orders_30d": 2,
-            "total_spend_30d": list(values.values()),
-            "avg_order_value": 1.0,
-            "days_since_last_order": 3,
-            "customer_segment": "premium",
-            "lifetime_value": list(values.values()),
-        }
-    )
 
 
 def write_two_days(settings, customers: int = 50) -> None:

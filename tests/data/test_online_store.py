@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from snapshot_support import snapshots
 
 from core.settings import FEATURE_REPO_DIR, get_settings
 from data import delta_tables
@@ -22,24 +23,6 @@ from data.store import (
     materialize,
     write_feature_store_yaml,
 )
-
-
-def snapshots(values: dict[int, float], at: str) -> pd.DataFrame:
-    ts = pd.Timestamp(at, tz="UTC")
-    return pd.DataFrame(
-        {
-            "customer_id": list(values),
-            "event_timestamp": ts,
-            "created_timestamp": ts,
-            "snapshot_date": ts.date().isoformat(),
-            "total_orders_30d": 2,
-            "total_spend_30d": list(values.values()),
-            "avg_order_value": 1.0,
-            "days_since_last_order": 3,
-            "customer_segment": "premium",
-            "lifetime_value": list(values.values()),
-        }
-    )
 
 
 def test_redis_url_becomes_feast_connection_string():

@@ -12,6 +12,15 @@ from pathlib import Path
 
 import httpx
 import redis
+from kubernetes.client import (
+    V1Deployment,
+    V1DeploymentCondition,
+    V1DeploymentSpec,
+    V1DeploymentStatus,
+    V1LabelSelector,
+    V1ObjectMeta,
+    V1PodTemplateSpec,
+)
 
 from core.settings import Settings
 
@@ -150,3 +159,37 @@ def metric_values(text: str, name: str, **labels: str) -> list[float]:
         for sample in family.samples
         if sample.name == name and labels.items() <= sample.labels.items()
     ]
+
+
+def deployment(
+    generation: int = 3,
+    observed: int | None = 3,
+    replicas: int = 3,
+    status_replicas: int | None = None,
+    updated: int = 3,
+    available: int = 3,
+    reason: str = "NewReplicaSetAvailable",
+) -> V1Deployment:
+    """The serving Deployment as the API server reports it, from the client's own models."""
+    return V1Deployment(
+        metadata=V1ObjectMeta(name="churn-churn-platform-serving", generation=generation),
+        spec=V1DeploymentSpec(
+            replicas=replicas,
+            selector=V1LabelSelector(match_labels={"app.kubernetes.io/component": "serving"}),
+            template=V1PodTemplateSpec(),
+        ),
+        status=V1DeploymentStatus(
+            observed_generation=observed,
+            replicas=replicas if status_replicas is None else status_replicas,
+            updated_replicas=updated,
+            available_replicas=available,
+            conditions=[
+                V1DeploymentCondition(
+                    type="Progressing",
+                    status="False" if reason == "ProgressDeadlineExceeded" else "True",
+                    reason=reason,
+                    message=f'ReplicaSet "serving-5d8" {reason}',
+                )
+            ],
+        ),
+    )

@@ -19,16 +19,8 @@ import kubernetes_validate
 import mlflow
 import pytest
 import yaml
-from kubernetes.client import (
-    V1Deployment,
-    V1DeploymentCondition,
-    V1DeploymentSpec,
-    V1DeploymentStatus,
-    V1LabelSelector,
-    V1ObjectMeta,
-    V1PodTemplateSpec,
-)
-from serving_support import free_tcp_port, metric_values, wait_until
+from kubernetes.client import V1Deployment
+from serving_support import deployment, free_tcp_port, metric_values, wait_until
 
 from cli.airflow_runner import migrate_airflow_db, run_dag
 from core.settings import PROJECT_ROOT, get_settings
@@ -57,33 +49,6 @@ def broken_version(two_versions, tmp_path) -> int:
         if artifact.name != "MLmodel":
             shutil.rmtree(artifact) if artifact.is_dir() else artifact.unlink()
     return int(mlflow.register_model(broken.as_uri(), CHURN.registered_model).version)
-
-
-def deployment(generation: int, replicas: int, updated: int, available: int, failed=False):
-    """A serving Deployment as the API server reports it, built from the client's models."""
-    conditions = [
-        V1DeploymentCondition(
-            type="Progressing",
-            status="False" if failed else "True",
-            reason="ProgressDeadlineExceeded" if failed else "ReplicaSetUpdated",
-            message="ReplicaSet has timed out progressing." if failed else None,
-        )
-    ]
-    return V1Deployment(
-        metadata=V1ObjectMeta(name="churn-churn-platform-serving", generation=generation),
-        spec=V1DeploymentSpec(
-            replicas=replicas,
-            selector=V1LabelSelector(match_labels={"app": "serving"}),
-            template=V1PodTemplateSpec(),
-        ),
-        status=V1DeploymentStatus(
-            observed_generation=generation,
-            replicas=replicas,
-            updated_replicas=updated,
-            available_replicas=available,
-            conditions=conditions,
-        ),
-    )
 
 
 class RecordingRelease:
@@ -177,7 +142,11 @@ def test_deploy_dag_follows_a_promotion_and_a_failed_smoke_test_moves_the_alias_
         settings = get_settings()
         set_champion(client, name, v1, v2)
         release = RecordingRelease(
-            [deployment(7, 2, 1, 1), deployment(7, 2, 2, 1), deployment(7, 2, 2, 2)]
+            [
+                deployment(replicas=2, updated=1, available=1),
+                deployment(replicas=2, updated=2, available=1),
+                deployment(replicas=2, updated=2, available=2),
+            ]
         )
         result = deploy_champion(CHURN, settings, release_factory=release_of)
         assert result.deployed and result.version == v1 and result.helm_revision == 5
@@ -196,12 +165,14 @@ def test_deploy_dag_follows_a_promotion_and_a_failed_smoke_test_moves_the_alias_
         # A rollout that exceeds its progress deadline: helm rollback, champion back to v2.
         set_champion(client, name, v2, v1)
         set_champion(client, name, v3, v2)
-        release = RecordingRelease([deployment(8, 2, 1, 1), deployment(8, 2, 1, 1, failed=True)])
+        progressing = deployment(replicas=2, updated=1, available=1)
+        stuck = deployment(replicas=2, updated=1, available=1, reason="ProgressDeadlineExceeded")
+        release = RecordingRelease([progressing, stuck])
         with pytest.raises(DeployFailed) as raised:
             deploy_champion(CHURN, settings, release_factory=release_of)
         assert raised.value.result.restored_version == v2
         assert "rollout failed" in raised.value.result.reason
-        assert "ReplicaSet has timed out progressing" in raised.value.result.reason
+        assert "ProgressDeadlineExceeded" in raised.value.result.reason
         assert release.rollbacks == [4]  # the revision before the failed upgrade
         assert alias_version(settings, name, CHAMPION) == v2
         assert client.get_model_version(name, str(v3)).tags["deploy.helm_rolled_back_from"] == "5"

@@ -15,15 +15,7 @@ import itertools
 import kubernetes_validate
 import pytest
 import yaml
-from kubernetes.client import (
-    V1Deployment,
-    V1DeploymentCondition,
-    V1DeploymentSpec,
-    V1DeploymentStatus,
-    V1LabelSelector,
-    V1ObjectMeta,
-    V1PodTemplateSpec,
-)
+from serving_support import deployment
 
 from core.settings import PROJECT_ROOT, Settings
 from serving.deploy import deploy_target
@@ -38,39 +30,6 @@ from serving.kubernetes_rollout import (
 CHART = PROJECT_ROOT / "helm" / "churn-platform"
 PRODUCTION_VALUES = PROJECT_ROOT / "helm" / "examples" / "values-production.yaml"
 KUBE_VERSIONS = ["1.27.0", kubernetes_validate.latest_version()]
-
-
-def deployment(
-    generation: int = 3,
-    observed: int | None = 3,
-    replicas: int = 3,
-    status_replicas: int | None = None,
-    updated: int = 3,
-    available: int = 3,
-    reason: str = "NewReplicaSetAvailable",
-) -> V1Deployment:
-    return V1Deployment(
-        metadata=V1ObjectMeta(name="churn-churn-platform-serving", generation=generation),
-        spec=V1DeploymentSpec(
-            replicas=replicas,
-            selector=V1LabelSelector(match_labels={"app.kubernetes.io/component": "serving"}),
-            template=V1PodTemplateSpec(),
-        ),
-        status=V1DeploymentStatus(
-            observed_generation=observed,
-            replicas=replicas if status_replicas is None else status_replicas,
-            updated_replicas=updated,
-            available_replicas=available,
-            conditions=[
-                V1DeploymentCondition(
-                    type="Progressing",
-                    status="False" if reason == "ProgressDeadlineExceeded" else "True",
-                    reason=reason,
-                    message=f'ReplicaSet "serving-5d8" {reason}',
-                )
-            ],
-        ),
-    )
 
 
 @pytest.mark.parametrize(
