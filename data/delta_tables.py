@@ -35,8 +35,15 @@ def _quote(values: Iterable[str]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
-def replace_partitions(path: Path, frame: pd.DataFrame, partition_column: str) -> int:
-    """Write ``frame``, replacing every partition value it holds, in one transaction."""
+def replace_partitions(
+    path: Path,
+    frame: pd.DataFrame,
+    partition_column: str,
+    partition_by: list[str] | None = None,
+) -> int:
+    """Write ``frame``, replacing every ``partition_column`` value it holds (whatever the
+    rows below it), in one transaction. ``partition_by``: the table's partition columns
+    when there are more than ``partition_column``."""
     values = sorted(frame[partition_column].astype(str).unique())
     if not values:
         raise ValueError("nothing to write: the frame is empty")
@@ -47,7 +54,7 @@ def replace_partitions(path: Path, frame: pd.DataFrame, partition_column: str) -
         str(path),
         table,
         mode="overwrite",
-        partition_by=[partition_column],
+        partition_by=partition_by or [partition_column],
         predicate=f"{partition_column} IN ({_quote(values)})" if exists else None,
     )
     return DeltaTable(str(path)).version()

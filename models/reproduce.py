@@ -36,7 +36,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from core.schema import model_input
 from core.settings import PROJECT_ROOT, Settings
-from core.spec import ModelSpec
+from core.spec import METRICS, ModelSpec
 from models.registry import load_version
 from models.tracking import configure_mlflow
 
@@ -116,7 +116,7 @@ def recorded_lineage(settings: Settings, spec: ModelSpec, version: int) -> dict[
             for k, v in params.items()
             if k.startswith("estimator.")
         },
-        "metrics": {m: run.data.metrics[m] for m in _task_metrics(spec) if m in run.data.metrics},
+        "metrics": {m: run.data.metrics[m] for m in METRICS[spec.task] if m in run.data.metrics},
     }
 
 
@@ -126,12 +126,6 @@ def _is_json(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _task_metrics(spec: ModelSpec) -> tuple[str, ...]:
-    from core.spec import METRICS
-
-    return METRICS[spec.task]
 
 
 def code_tree(commit: str, scratch: Path) -> tuple[Path, str]:

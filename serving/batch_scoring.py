@@ -21,8 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
 
 from core.settings import Settings
 from core.spec import ModelSpec
@@ -117,26 +115,13 @@ def score_frame(spec: ModelSpec, settings: Settings, day: date) -> tuple[pd.Data
     return scored, version, unknown
 
 
-def write_scores(path: Path, frame: pd.DataFrame, day: date) -> int:
-    """Replace ``day``'s rows (any version) with ``frame``, in one transaction."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    exists = delta_tables.table_version(path) is not None
-    write_deltalake(
-        str(path),
-        pa.Table.from_pandas(frame, preserve_index=False),
-        mode="overwrite",
-        partition_by=PARTITIONS,
-        predicate=f"score_date = '{day.isoformat()}'" if exists else None,
-    )
-    return DeltaTable(str(path)).version()
-
-
 def score_batch(spec: ModelSpec, settings: Settings, day: date) -> BatchScores:
     """Score every known customer as of the end of ``day`` with the champion (module doc)."""
     started = time.perf_counter()
     frame, version, unknown = score_frame(spec, settings, day)
     path = batch_scores_path(settings, spec)
-    table_version = write_scores(path, frame, day)
+    # Replaces the day's rows, whichever version scored them before.
+    table_version = delta_tables.replace_partitions(path, frame, "score_date", PARTITIONS)
     seconds = time.perf_counter() - started
     return BatchScores(
         model=spec.name,
