@@ -7,18 +7,36 @@ pipeline it has converters for; no private scikit-learn attribute is read here).
 
 At registration, :func:`export_verified` converts the logged model, scores the holdout
 (plus rows with missing values and unknown categories) with it and with the MLflow
-model, and refuses unless every decision is identical and the churn probabilities differ
-by at most :data:`TOLERANCE`. The ONNX file and a verification record (a sample of those
-rows with the MLflow model's answers) are logged on the training run under
-``onnx/<sha256 prefix>/``; the returned tags (where it is, its sha256, the figures) go
-on the model version. At load, :func:`load_scorer` checks the sha256 and re-scores the
+model, and refuses unless every decision is identical and the answers differ by at most
+the task's tolerance (:data:`TOLERANCES`). The ONNX file and a verification record (a
+sample of those rows with the MLflow model's answers) are logged on the training run
+under ``onnx/<sha256 prefix>/``; the returned tags (where it is, its sha256, the figures)
+go on the model version. At load, :func:`load_scorer` checks the sha256 and re-scores the
 recorded rows before the scorer is used.
 
-Precision: the graph takes float64 features and transforms them in float64 (the same
-subtraction and division as StandardScaler); ONNX tree ensembles hold their thresholds
-and answer in float32, so the transformed features are rounded to float32 just before the
-trees (see :func:`round_tree_inputs`). The probabilities differ from scikit-learn's by
-~1e-7 (measured 4.5e-7 at most on the test world's holdout), far inside the tolerance.
+Precision: parity comes from the pipeline, not from the tolerance. ONNX tree ensembles
+(skl2onnx's converters, ONNX Runtime) compare float32 inputs with float32 thresholds and
+add their leaf values in float32, so the specs' pipelines round the preprocessed features
+to float32 themselves, just before the trees (``models.recipes.tree_pipeline``, a
+``FunctionTransformer(np.float32)`` step, as skl2onnx's "Issues when switching to float"
+recommends): the trees are fitted and scored on float32 numbers. The graph takes float64
+features and transforms them in float64 (the same subtraction and division as
+StandardScaler), then casts to float32 where the pipeline does (:func:`cast_converter`),
+so both sides feed the trees the same numbers, bit for bit. What is left:
+
+- float32 arithmetic inside the ONNX trees (the sum of the leaf values, a classifier's
+  sigmoid): far inside :data:`TOLERANCE` for a probability; for a regression it grows
+  with the sums, hence :data:`REGRESSION_TOLERANCE`.
+- thresholds: scikit-learn puts each half-way between two float32 values seen in training
+  and skl2onnx stores its nearest float32 (it does not round HistGradientBoosting's
+  thresholds down), which is the threshold itself for ~90% of them. An input exactly
+  equal to one rounded up goes left in ONNX and right in scikit-learn. Only a value
+  scored half-way (to float32 precision) between two neighbouring training values can be
+  one (an integer feature with a gap of 2 in training, say): no row of 14 simulated data
+  sets (train and holdout) is; the verification is there to catch one in the holdout.
+
+A pipeline without the step still converts; its verification says whether its trees route
+the holdout as scikit-learn does.
 """
 
 from __future__ import annotations
@@ -40,19 +58,26 @@ import onnxruntime as ort
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
-from onnx import TensorProto, helper
+from onnx import TensorProto
 from sklearn.model_selection import TunedThresholdClassifierCV
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 from core.schema import Feature, model_input
 from core.spec import Task
 
 # Largest |p_onnx - p_sklearn| accepted for a class probability, at registration and load.
+# The trees score the same float32 numbers on both sides (models.recipes.tree_pipeline), so
+# what differs is float32 arithmetic inside the ONNX trees: measured at most 6.6e-7 for
+# churn (true and inverted labels, 14 simulated data sets of 800 and 3000 customers).
 TOLERANCE = 1e-5
-# A regression: the largest |y_onnx - y_sklearn| / max(1, |y_sklearn|). ONNX tree ensembles
-# add their leaf values in float32, so the error grows with the number of trees and is
-# relative: measured 4.3e-5 and, on another day's demo data, 1.1e-4 for next_spend's 200
-# trees; 1e-3 keeps 9x headroom (10 cents on 100 units, far below the model's error).
+# A regression: the largest |y_onnx - y_sklearn| / max(1, |y_sklearn|). ONNX Runtime adds
+# the leaf values in float32 (skl2onnx's tree ensembles hold float32 leaves), scikit-learn
+# in float64; no step of the pipeline changes that. The error follows the size of the sums
+# (from the mean label, hundreds for spend), so it is largest relative to predictions near
+# 0: measured at most 4.3e-5 for next_spend's 200 trees (4.7e-5 off a prediction of -1.08;
+# 14 simulated data sets, true and shuffled labels), 1.1e-4 once before on demo data. So
+# not 1e-5: 1e-3 keeps 9x headroom (a tenth of a cent up to 1 unit, 10 cents on 100).
 REGRESSION_TOLERANCE = 1e-3
 TOLERANCES = {"classification": TOLERANCE, "regression": REGRESSION_TOLERANCE}
 # The holdout's model inputs, logged on the training run (models.training.train_and_log;
@@ -214,26 +239,36 @@ def split_threshold(model: object) -> tuple[object, float | None]:
     return model, None
 
 
-def round_tree_inputs(model: onnx.ModelProto) -> int:
-    """Round the input of each ONNX tree ensemble to float32 in the graph; how many.
+def cast_shape(operator: Any) -> None:
+    """skl2onnx shape calculator of a FunctionTransformer step (see :func:`cast_converter`)."""
+    from skl2onnx.common.data_types import FloatTensorType
 
-    skl2onnx stores scikit-learn's float64 thresholds as the nearest float32, and ONNX
-    Runtime compares a float64 input with them as they are. scikit-learn puts thresholds
-    at values that occur in the data (a bin edge between tied values is that value), so
-    an input equal to a threshold that was rounded down goes right instead of left: 12
-    of 2531 holdout rows of the test world, two decisions changed. Rounding the input the
-    same way keeps every ``x <= threshold`` (rounding is monotone); only an input within
-    one float32 step above a threshold can still go left.
+    if len(operator.inputs) != 1:
+        raise RuntimeError(f"a FunctionTransformer step has {len(operator.inputs)} inputs, not 1")
+    func, source = operator.raw_operator.func, operator.inputs[0]
+    if func is None:
+        operator.outputs[0].type = type(source.type)(source.type.shape)
+    elif func is np.float32:
+        operator.outputs[0].type = FloatTensorType(source.type.shape)
+    else:
+        raise RuntimeError(f"FunctionTransformer(func={func!r}) has no ONNX converter")
+
+
+def cast_converter(scope: Any, operator: Any, container: Any) -> None:
+    """skl2onnx converter of a FunctionTransformer step: ``np.float32`` (the rounding before
+    the trees, ``models.recipes.float32_cast``) is a Cast to float32, no function (all that
+    skl2onnx's own converter takes) an Identity.
+
+    Passed to ``convert_sklearn`` for this conversion only (its public
+    ``custom_conversion_functions``), not registered for the whole process.
     """
-    graph, rounded = model.graph, 0
-    for node in list(graph.node):
-        if node.domain == "ai.onnx.ml" and node.op_type.startswith("TreeEnsemble"):
-            source, target = node.input[0], f"{node.input[0]}_float32_{rounded}"
-            cast = helper.make_node("Cast", [source], [target], to=TensorProto.FLOAT, name=target)
-            graph.node.insert(list(graph.node).index(node), cast)
-            node.input[0] = target
-            rounded += 1
-    return rounded
+    source, target = operator.inputs[0].full_name, operator.outputs[0].full_name
+    if operator.raw_operator.func is None:
+        name = scope.get_unique_operator_name("Identity")
+        container.add_node("Identity", source, target, name=name)
+    else:
+        name = scope.get_unique_operator_name("Cast")
+        container.add_node("Cast", source, target, name=name, to=TensorProto.FLOAT)
 
 
 def convert(
@@ -264,9 +299,9 @@ def convert(
     )
     classes = list(model.classes_) if classifier else None  # type: ignore[attr-defined]
     errors = []
-    # float64 inputs first: the transforms then compute what scikit-learn computes, and
-    # only the trees' inputs are rounded (round_tree_inputs). ONNX tree ensembles answer
-    # in float32, so the probabilities are declared float32. Not every converter takes
+    # float64 inputs first: the transforms then compute what scikit-learn computes, up to
+    # the pipeline's own float32 step (cast_converter). ONNX tree ensembles answer in
+    # float32, so the probabilities are declared float32. Not every converter takes
     # float64: then float32 inputs, skl2onnx's default (verification says if it is enough).
     for precision, number_type, final_types in (
         ("double", DoubleTensorType, outputs),
@@ -278,10 +313,13 @@ def convert(
         ]
         try:
             onnx_model = convert_sklearn(
-                estimator, initial_types=initial_types, options=options, final_types=final_types
+                estimator,
+                initial_types=initial_types,
+                options=options,
+                final_types=final_types,
+                custom_shape_calculators={FunctionTransformer: cast_shape},
+                custom_conversion_functions={FunctionTransformer: cast_converter},
             )
-            if precision == "double":
-                round_tree_inputs(onnx_model)
             onnx.checker.check_model(onnx_model)
             data = onnx_model.SerializeToString()
             scorer = OnnxScorer(data, classes, threshold)

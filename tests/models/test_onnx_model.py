@@ -10,14 +10,20 @@ from dataclasses import replace
 from pathlib import Path
 
 import mlflow
+import numpy as np
+import onnx
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.model_selection import TunedThresholdClassifierCV
+from sklearn.preprocessing import FunctionTransformer
 
 from core.schema import model_input
 from core.steps import TrainedModel
 from models import registry
 from models.churn.spec import SPEC as CHURN
+from models.next_spend.spec import SPEC as NEXT_SPEND
 from models.onnx_model import (
     MODEL_FILE,
     RECORD_FILE,
@@ -26,11 +32,13 @@ from models.onnx_model import (
     TOLERANCE,
     OnnxVerificationError,
     compare,
+    convert,
     export_verified,
     load_scorer,
     reference_scores,
     verification_rows,
 )
+from models.recipes import FLOAT32_STEP
 from models.training import skops_trusted_types
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,6 +88,47 @@ def test_onnx_scorer_gives_the_mlflow_model_answers(world, champion_tags):
     assert result.rows == len(rows) > len(frame)
     # The tuned threshold changes decisions here, so applying it is really checked.
     assert any((p >= 0.5) != bool(d) for p, d in zip(probabilities, decisions, strict=True))
+
+
+@pytest.mark.parametrize("spec", [CHURN, NEXT_SPEND], ids=lambda spec: spec.name)
+def test_the_pipelines_round_to_float32_just_before_the_trees(spec):
+    model = spec.make_estimator(spec, 0)
+    pipeline = model.estimator if isinstance(model, TunedThresholdClassifierCV) else model
+    (_, cast), (_, trees) = pipeline.steps[-2:]
+    assert pipeline.steps[-2][0] == FLOAT32_STEP
+    assert isinstance(cast, FunctionTransformer) and cast.func is np.float32
+    assert isinstance(trees, HistGradientBoostingClassifier | HistGradientBoostingRegressor)
+
+
+def test_the_registered_model_feeds_its_trees_float32_numbers(world):
+    model = registry.load_version(CHURN.registered_model, world.gate.version)  # via skops
+    frame = model_input(pd.read_parquet(world.training_set.holdout_path), CHURN.features)
+    assert model.estimator_[FLOAT32_STEP].func is np.float32
+    assert model.estimator_[:-1].transform(frame).dtype == np.float32
+
+
+@pytest.mark.parametrize("inverted", [False, True], ids=["labels", "inverted_labels"])
+def test_the_onnx_copy_gives_the_pipeline_answers_within_1e_5(world, inverted):
+    train = pd.read_parquet(world.training_set.train_path)
+    labels = 1 - train[CHURN.label] if inverted else train[CHURN.label]
+    model = CHURN.make_estimator(CHURN, 0).fit(model_input(train, CHURN.features), labels)
+    frame = model_input(pd.read_parquet(world.training_set.holdout_path), CHURN.features)
+    data, scorer, precision = convert(model, frame, CHURN.task)
+    rows = verification_rows(frame)
+    reference = reference_scores(model, rows, CHURN.features, CHURN.task)
+    result = compare(scorer.score_rows(rows), *reference)
+    assert result.passed and result.tolerance == TOLERANCE == 1e-5, str(result)
+    assert result.decision_mismatches == 0 and result.rows > len(frame)
+    # The graph rounds where the pipeline does: float64 inputs, a Cast to float32 feeding
+    # the trees, no other rounding of their input.
+    assert precision == "double"
+    graph = onnx.load_from_string(data).graph
+    made_by = {output: node for node in graph.node for output in node.output}
+    (trees,) = [node for node in graph.node if node.op_type.startswith("TreeEnsemble")]
+    cast = made_by[trees.input[0]]
+    assert cast.op_type == "Cast"
+    assert onnx.helper.get_attribute_value(cast.attribute[0]) == onnx.TensorProto.FLOAT
+    assert made_by[cast.input[0]].op_type == "Concat"  # the ColumnTransformer's output
 
 
 def test_load_check_refuses_a_file_that_is_not_the_verified_one(champion_tags):
