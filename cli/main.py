@@ -10,9 +10,10 @@ import argparse
 import os
 import sys
 import warnings
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
+from core import clock
 from core.settings import get_settings
 
 MODEL_HELP = "a model spec's name (models/<name>/spec.py); default: the /predict model"
@@ -163,8 +164,8 @@ def _train(args: argparse.Namespace) -> None:
     from models.training import TrainingDataNotReady
 
     spec = get_spec(args.model)
-    run_name = args.run_name or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     settings = get_settings()
+    run_name = args.run_name or f"cli-{clock.now(settings):%Y%m%dT%H%M%S}"
     if getattr(args, "trials", None) is not None:  # `churn tune`: the search first
         budget = {"tune_trials": args.trials, "tune_timeout_seconds": args.timeout}
         settings = settings.model_copy(update=budget)
@@ -181,10 +182,11 @@ def _train(args: argparse.Namespace) -> None:
 
 def _monitor(args: argparse.Namespace) -> None:
     from models.catalog import get_spec
-    from monitoring.check import run_drift_check
+    from monitoring.check import monitoring_window, run_drift_check
 
     settings = get_settings()
-    report = run_drift_check(get_spec(args.model), settings)
+    window = monitoring_window(settings, clock.now(settings))
+    report = run_drift_check(get_spec(args.model), settings, window)
     window = f"{report.window.start:%Y-%m-%d %H:%M} .. {report.window.end:%Y-%m-%d %H:%M} UTC"
     print(f"drift check {window}: {report.reason}")
     if report.html_path:

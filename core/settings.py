@@ -27,6 +27,7 @@ moves MLflow's, Airflow's and Feast's registry back ends to PostgreSQL (one data
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -394,6 +395,15 @@ class Settings(BaseSettings):
     simulation: SimulationSettings = Field(default_factory=SimulationSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
 
+    now: datetime | None = Field(
+        default=None,
+        description=(
+            "The platform's present (ISO-8601 instant, or a date: its midnight UTC); unset: the "
+            "wall clock. The clock starts there when a process first reads it and runs at wall "
+            "speed (core.clock): the platform runs as of any date."
+        ),
+    )
+
     # --- the models and their features ---------------------------------------------------
     feast_project: str = "churn"
     feature_ttl_days: int = 90
@@ -434,6 +444,17 @@ class Settings(BaseSettings):
     tune_timeout_seconds: float = Field(
         600.0, gt=0, description="Longest the search may run (it stops after the trial at work)."
     )
+
+    @field_validator("now", mode="before")
+    @classmethod
+    def _now_is_utc(cls, value: object) -> object:
+        if isinstance(value, str) and len(value) == 10:  # a date: its midnight
+            value = f"{value}T00:00:00+00:00"
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value
 
     # --- derived from more than one group -------------------------------------------------------
     @property

@@ -22,6 +22,8 @@ from core.schema import ENTITY_KEY, EVENT_TIMESTAMP, Feature
 from core.sources import LandingSource
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import pandas as pd
 
     from core.settings import Settings
@@ -94,9 +96,10 @@ class ModelSpec:
     - ``psi_moderate`` / ``psi_significant``: the drift grades of its features.
     - ``feature_tables``: Delta feature tables this model brings (computed by the feature
       pipeline for every spec).
-    - ``outcomes(keys, settings)``: the live labels of logged predictions. ``keys`` holds
-      ``customer_id`` and ``predicted_at``; the result adds ``label`` for the predictions
-      whose outcome is known by now (the horizon has passed and its data has landed),
+    - ``outcomes(keys, settings, as_of)``: the live labels of logged predictions. ``keys``
+      holds ``customer_id`` and ``predicted_at``; the result adds ``label`` for the
+      predictions whose outcome is known at ``as_of`` (the monitoring run's time: the
+      horizon has passed and its data has landed),
       and leaves the others out: a label not due yet is absent, never a negative.
     - ``live_threshold``, ``alert_periods``, ``min_period_labels``: performance drift. When
       ``gate_metric`` on matured live labels is worse than ``live_threshold`` for
@@ -143,7 +146,7 @@ class ModelSpec:
     entity_key: str = ENTITY_KEY
     feature_tables: tuple[FeatureTable, ...] = field(default=())
     sources: tuple[LandingSource, ...] = field(default=())
-    outcomes: Callable[[pd.DataFrame, Settings], pd.DataFrame] | None = None
+    outcomes: Callable[[pd.DataFrame, Settings, datetime], pd.DataFrame] | None = None
     live_threshold: float | None = None
     alert_periods: int = 3
     min_period_labels: int = 30

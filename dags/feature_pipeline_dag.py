@@ -60,14 +60,17 @@ def feature_pipeline():
         return to_xcom(ingest_batches(paths, get_settings(), landing_sources()))
 
     @task
-    def build_features(ingested: dict) -> dict:
+    def build_features(ingested: dict, dag_run=None) -> dict:
+        from core.clock import run_time
         from core.settings import get_settings
         from core.steps import IngestedBatches, from_xcom, to_xcom
         from data.pipeline import build_features
         from models.catalog import feature_tables, landing_sources
 
         days = from_xcom(IngestedBatches, ingested).days
-        built = build_features(days, get_settings(), feature_tables(), landing_sources())
+        built = build_features(
+            days, get_settings(), feature_tables(), landing_sources(), as_of=run_time(dag_run)
+        )
         return to_xcom(built)
 
     @task(outlets=[FEATURES_MATERIALIZED])  # schedules every model's monitoring

@@ -57,29 +57,38 @@ def make_monitoring_dag(
     )
     def monitoring():
         @task
-        def drift_report() -> dict:
+        def drift_report(dag_run=None) -> dict:
+            """The predictions made in the run's window (conf window_start / window_end, else
+            its data interval, else the drift_window_hours before its time)."""
+            from core.clock import run_time
             from core.settings import get_settings
             from core.steps import to_xcom
             from models.catalog import get_spec
-            from monitoring.check import run_drift_check
+            from monitoring.check import monitoring_window, run_drift_check
 
-            return to_xcom(run_drift_check(get_spec(model), get_settings()))
+            settings = get_settings()
+            interval = (dag_run.data_interval_start, dag_run.data_interval_end)
+            window = monitoring_window(settings, run_time(dag_run), interval, dag_run.conf)
+            return to_xcom(run_drift_check(get_spec(model), settings, window))
 
         @task
-        def live_quality(report: dict) -> dict:
+        def live_quality(report: dict, dag_run=None) -> dict:
+            from core.clock import run_time
             from core.settings import get_settings
             from core.steps import to_xcom
             from models.catalog import get_spec
             from monitoring.live_check import run_quality_check
 
-            check = run_quality_check(get_spec(model), get_settings(), report.get("html_path"))
-            return to_xcom(check)
+            as_of = run_time(dag_run)
+            spec, html = get_spec(model), report.get("html_path")
+            return to_xcom(run_quality_check(spec, get_settings(), as_of, html))
 
         @task
-        def retrain_decision(report: dict, quality: dict, ti=None) -> dict:
+        def retrain_decision(report: dict, quality: dict, ti=None, dag_run=None) -> dict:
             """Ask the retraining policy; returns the training conf, or {} when refused."""
             import logging
 
+            from core.clock import run_time
             from core.settings import get_settings
             from core.steps import from_xcom
             from models.catalog import get_spec
@@ -90,7 +99,7 @@ def make_monitoring_dag(
             active = ti.get_dr_count(dag_id=training_dag_id, states=["queued", "running"])
             new_alerts = check.new_champion_alerts  # one alert asks for one retrain
             decision = decide_retraining(
-                get_spec(model), get_settings(), drift, new_alerts, active_runs=active
+                get_spec(model), get_settings(), drift, new_alerts, active, run_time(dag_run)
             )
             if decision is None:
                 logging.getLogger(__name__).info("nothing asks for a retrain")

@@ -67,7 +67,8 @@ def push_order(store: FeatureStore, order: Mapping[str, object], feature_service
             {
                 "customer_id": customer_id,
                 "event_timestamp": at,
-                "created_timestamp": pd.Timestamp.now(tz="UTC"),
+                # Computed from this order alone, so created with it.
+                "created_timestamp": at,
                 **{c: vector[c] for c in FEATURE_COLUMNS},
             }
         ]

@@ -22,7 +22,6 @@ from data.store import (
     get_training_frame,
     unknown_customers,
 )
-from data.transforms import snapshot_timestamp
 
 
 @dataclass(frozen=True)
@@ -90,14 +89,15 @@ def check_parity(
     if not days:
         raise RuntimeError("no customer snapshots yet: run feature_pipeline first")
     last = days[-1]
-    customers = delta_tables.read_table(
+    latest = delta_tables.read_table(
         settings.storage.customer_features_path,
-        columns=["customer_id"],
+        columns=["customer_id", "event_timestamp"],
         filters=[("snapshot_date", "=", last.isoformat())],
-    )["customer_id"].to_numpy()
+    )
+    customers = latest["customer_id"].to_numpy()
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(customers, size=min(sample, len(customers)), replace=False))
-    as_of = snapshot_timestamp(last)
+    as_of = latest["event_timestamp"].max()  # the snapshot's own stamp, whenever computed
     store = get_feature_store(settings)
     entity_rows = pd.DataFrame({"customer_id": chosen, "event_timestamp": as_of})
     offline = get_training_frame(store, entity_rows, feature_service)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -159,12 +159,14 @@ def ingest_batches(
     return IngestedBatches(sorted(days), rows, orders_version, versions)
 
 
-def label_days(first: date, last: date) -> list[date]:
-    """Label dates on a fixed weekly grid, so every run samples the same days."""
+def label_days(anchor: date, first: date, last: date) -> list[date]:
+    """The label dates in ``[first, last]`` on a weekly grid that starts at ``anchor`` (the
+    first day of data), so every run samples the same days and the grid moves with the
+    data, never with the calendar."""
     return [
         first + timedelta(days=i)
         for i in range((last - first).days + 1)
-        if (first + timedelta(days=i)).toordinal() % LABEL_EVERY_DAYS == 0
+        if (first + timedelta(days=i) - anchor).days % LABEL_EVERY_DAYS == 0
     ]
 
 
@@ -191,11 +193,14 @@ def build_features(
     settings: Settings,
     tables: Sequence[FeatureTable] = (),
     sources: Sequence[LandingSource] = (ORDERS,),
+    *,
+    as_of: datetime,
 ) -> BuiltFeatures:
     """Recompute the snapshots, labels and model feature tables the changed raw days affect.
 
     Snapshots from the first changed day on change (windows and lifetime sums include
-    it); labels from ``horizon`` days earlier on change (their future includes it). Each of
+    it); labels from ``horizon`` days earlier on change (their future includes it). A day not
+    over at ``as_of`` (the run's time, ``core.clock``) is stamped with it. Each of
     ``tables`` (the models' own feature tables, from their specs) is recomputed from the
     first changed day on, like the snapshots; a table that does not exist yet (a model just
     added) from the first ingested day, so its history is there for training. A table
@@ -221,14 +226,15 @@ def build_features(
     snapshot_days = [first + timedelta(days=i) for i in range((data_end - first).days + 1)]
     # One computation time for every table: a day not over yet is stamped with it, so the
     # models' tables and the snapshots carry the same event times (one window online).
-    created_at = datetime.now(UTC)
+    created_at = as_of
     snapshots = compute_customer_snapshots(orders, snapshot_days, created_at)
     features_version = delta_tables.replace_from(
         settings.storage.customer_features_path, snapshots, "snapshot_date", first.isoformat()
     )
     horizon = settings.churn_horizon_days
     label_start = max(first - timedelta(days=horizon), min(raw_days))
-    labels = compute_churn_labels(orders, label_days(label_start, data_end), data_end, horizon)
+    grid = label_days(min(raw_days), label_start, data_end)
+    labels = compute_churn_labels(orders, grid, data_end, horizon)
     labels_version = delta_tables.table_version(settings.storage.churn_labels_path)
     if not labels.empty or labels_version is not None:
         labels_version = delta_tables.replace_from(
@@ -265,6 +271,8 @@ def run_feature_pipeline(
     feature_services: Sequence[str],
     tables: Sequence[FeatureTable] = (),
     sources: Sequence[LandingSource] = (ORDERS,),
+    *,
+    as_of: datetime,
 ) -> FeaturePipelineRun:
     """The four steps of ``feature_pipeline`` in this process, without Airflow.
 
@@ -273,7 +281,7 @@ def run_feature_pipeline(
     ``models.catalog``).
     """
     ingested = ingest_batches(validate_landed_batches(settings, sources), settings, sources)
-    built = build_features(ingested.days, settings, tables, sources)
+    built = build_features(ingested.days, settings, tables, sources, as_of=as_of)
     materialized = materialize_features(built, settings, feature_services)
     return FeaturePipelineRun(ingested, built, materialized)
 

@@ -26,6 +26,7 @@ import pandas as pd
 import yaml
 from feast import FeatureStore, RepoConfig
 
+from core.clock import wall_now
 from core.settings import FEATURE_REPO_DIR, Settings
 
 YAML_HEADER = (
@@ -278,7 +279,8 @@ def check_online_rows(
     (join_key,) = [column.name for column in view.entity_columns]
     value_type = view.entity_columns[0].dtype.to_value_type()
     if view.ttl:
-        start = max(start, datetime.now(start.tzinfo) - view.ttl)
+        # Feast's engine filters on its own wall clock, so the check must too.
+        start = max(start, wall_now() - view.ttl)
     expected = (
         get_offline_store_from_config(store.config.offline_store)
         .pull_latest_from_table_or_query(

@@ -28,16 +28,19 @@ from core.schema import (
 WINDOW_DAYS = 30
 
 
-def snapshot_timestamp(day: date, as_of: datetime | None = None) -> pd.Timestamp:
+def end_of_day(day: date) -> pd.Timestamp:
+    """The last second of ``day`` (UTC): the stamp of a whole day's snapshot or label."""
+    return pd.Timestamp(datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC))
+
+
+def snapshot_timestamp(day: date, as_of: datetime) -> pd.Timestamp:
     """The event timestamp of ``day``'s snapshot: the end of the day, or ``as_of`` if earlier.
 
     A snapshot of a day that has not ended yet is stamped with the time it was computed
-    (``as_of``, default now), so no feature row has an event time in the future: Feast's
-    incremental materialization windows end at "now" and would never reach it.
+    (``as_of``, the platform's clock), so no feature row has an event time in the future:
+    Feast's incremental materialization windows end at "now" and would never reach it.
     """
-    end_of_day = pd.Timestamp(datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC))
-    now = pd.Timestamp(as_of or datetime.now(UTC)).tz_convert("UTC").floor("s")
-    return min(end_of_day, now)
+    return min(end_of_day(day), pd.Timestamp(as_of).tz_convert("UTC").floor("s"))
 
 
 def daily_order_grid(
@@ -69,7 +72,7 @@ def _latest_segment(orders: pd.DataFrame) -> pd.Series:
 
 
 def compute_customer_snapshots(
-    orders: pd.DataFrame, snapshot_days: Sequence[date], created_at: datetime | None = None
+    orders: pd.DataFrame, snapshot_days: Sequence[date], created_at: datetime
 ) -> pd.DataFrame:
     """Feature snapshots of every customer seen by each day in ``snapshot_days``.
 
@@ -78,7 +81,6 @@ def compute_customer_snapshots(
     """
     if orders.empty or not snapshot_days:
         return _empty_snapshots()
-    created_at = created_at or datetime.now(UTC)
     first_day = orders["order_timestamp"].min().date()
     last_day = max(snapshot_days)
     customers, counts, spend = daily_order_grid(orders, first_day, last_day)
@@ -178,7 +180,7 @@ def compute_churn_labels(
             pd.DataFrame(
                 {
                     "customer_id": customers[active],
-                    "event_timestamp": snapshot_timestamp(day),
+                    "event_timestamp": end_of_day(day),
                     "label_date": day.isoformat(),
                     "churned": (future[active] == 0).astype("int64"),
                 }
@@ -223,7 +225,7 @@ def orders_after(
     )
 
 
-def observed_until(event_dates: Sequence[date], now: datetime | None = None) -> pd.Timestamp:
+def observed_until(event_dates: Sequence[date], now: datetime) -> pd.Timestamp:
     """The end of the orders seen so far: the end of the last landed day (or now, if earlier).
 
     A day's batch lands whole, so orders up to the end of the last landed day are known.
@@ -232,4 +234,4 @@ def observed_until(event_dates: Sequence[date], now: datetime | None = None) -> 
         return pd.Timestamp.min.tz_localize("UTC")
     last = max(event_dates)
     end = pd.Timestamp(datetime(last.year, last.month, last.day, tzinfo=UTC)) + pd.Timedelta(days=1)
-    return min(end, pd.Timestamp(now or datetime.now(UTC)).tz_convert("UTC"))
+    return min(end, pd.Timestamp(now).tz_convert("UTC"))

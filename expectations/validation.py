@@ -41,6 +41,7 @@ from urllib.parse import unquote, urlsplit
 
 import pandas as pd
 
+from core import clock
 from core.schema import CUSTOMER_FEATURES, Feature, feature_expectations
 
 if TYPE_CHECKING:
@@ -179,7 +180,7 @@ def validate_batch(
     ``validation_time_utc``, ``batch_day_start`` / ``batch_day_end``, ``min_rows`` and
     ``max_rows`` and uses the ones it needs.
     """
-    validated_at = datetime.now(UTC)
+    validated_at = clock.now(settings)
     min_rows, max_rows = row_count_bounds(usual_rows)
     day_start, day_end = utc_day_bounds(batch_day)
     return validate_frame(
@@ -228,7 +229,7 @@ def validate_training_set(
         settings,
         suite_name=suite_name,
         batch_name=name,
-        validated_at=datetime.now(UTC),
+        validated_at=clock.now(settings),
         expectation_parameters={},
         features=features,
     )
@@ -243,7 +244,7 @@ def reject_file(
     ``details`` says why, in words a user can act on; ``suite`` is the suite of the source
     the file claims to be (its quarantine folder).
     """
-    validated_at = datetime.now(UTC)
+    validated_at = clock.now(settings)
     report = ValidationReport(
         suite=suite,
         batch_name=path.stem,
@@ -294,7 +295,7 @@ def validate_frame(
     """
     from great_expectations.core.run_identifier import RunIdentifier
 
-    validated_at = validated_at or datetime.now(UTC)
+    validated_at = validated_at or clock.now(settings)
     expectation_parameters = expectation_parameters or {}
 
     if not isinstance(batch, pd.DataFrame):

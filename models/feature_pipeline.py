@@ -7,12 +7,16 @@ For the CLI, tests and benchmarks, which run the four steps in one process.
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from core import clock
 from core.settings import Settings
 from core.steps import FeaturePipelineRun
 
 
-def run_feature_pipeline(settings: Settings) -> FeaturePipelineRun:
-    """Validate, ingest, build and materialize for every model spec."""
+def run_feature_pipeline(settings: Settings, as_of: datetime | None = None) -> FeaturePipelineRun:
+    """Validate, ingest, build and materialize for every model spec, as of ``as_of``
+    (default: the platform's clock)."""
     from data import pipeline
     from models.catalog import feature_services, feature_tables, landing_sources
 
@@ -21,4 +25,5 @@ def run_feature_pipeline(settings: Settings) -> FeaturePipelineRun:
         feature_services=feature_services(),
         tables=feature_tables(),
         sources=landing_sources(),
+        as_of=as_of or clock.now(settings),
     )

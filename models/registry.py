@@ -8,8 +8,6 @@ one serving, ``previous_champion`` the one it replaced (for rollback).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -19,6 +17,7 @@ from mlflow.protos.databricks_pb2 import (
     ErrorCode,
 )
 
+from core.clock import wall_now
 from core.settings import Settings
 from core.spec import ModelSpec
 from core.steps import RegisteredVersion, Rollback, TrainedModel
@@ -41,7 +40,11 @@ def set_champion(client: MlflowClient, model_name: str, version: int, replaced: 
         client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, str(replaced))
     client.set_registered_model_alias(model_name, CHAMPION, str(version))
     client.set_model_version_tag(
-        model_name, str(version), CHAMPION_SINCE, datetime.now(UTC).isoformat()
+        # A timing (time to production), not a decision: the wall clock.
+        model_name,
+        str(version),
+        CHAMPION_SINCE,
+        wall_now().isoformat(),
     )
 
 

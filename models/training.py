@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
-from datetime import date, timedelta
+from datetime import timedelta
 
 import mlflow
 import numpy as np
@@ -30,6 +30,7 @@ from sklearn.metrics import (
 )
 from sklearn.pipeline import Pipeline
 
+from core import clock
 from core.schema import EVENT_TIMESTAMP, model_input
 from core.settings import PROJECT_ROOT, Settings
 from core.spec import ModelSpec
@@ -363,5 +364,5 @@ def lineage_tags(
         "lineage.holdout_start": training_set.holdout_start,
         "lineage.git_commit": git_commit(),
         "lineage.dag_run_id": dag_run_id,
-        "lineage.trained_on": date.today().isoformat(),
+        "lineage.trained_on": clock.today(settings).isoformat(),
     }

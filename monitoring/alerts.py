@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from core.settings import Settings
@@ -88,7 +88,9 @@ def send_webhook(url: str, payload: dict[str, Any], attempts: int, timeout: floa
     return Delivery(False, attempts, error)
 
 
-def raise_alerts(alerts: list[PerformanceAlert], settings: Settings) -> list[PerformanceAlert]:
+def raise_alerts(
+    alerts: list[PerformanceAlert], settings: Settings, as_of: datetime
+) -> list[PerformanceAlert]:
     """Record every alert not recorded yet, and send those; returns the new ones."""
     if not alerts:
         return []
@@ -113,7 +115,7 @@ def raise_alerts(alerts: list[PerformanceAlert], settings: Settings) -> list[Per
                 if known is not None:
                     continue
                 row = conn.execute(
-                    table.insert().values(**key, raised_at=datetime.now(UTC), reason=alert.reason())
+                    table.insert().values(**key, raised_at=as_of, reason=alert.reason())
                 ).inserted_primary_key[0]
             new.append(alert)
             log.warning("ALERT %s", alert.reason())

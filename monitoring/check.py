@@ -1,20 +1,22 @@
 """The monitoring job: logged live traffic vs the champion's training reference.
 
-Each run compares the predictions logged since the previous run (the first run: the
-last ``drift_window_hours``) with the reference the champion was trained and evaluated
-on, and says whether the drift is significant enough to retrain.
+Each run compares the predictions whose own timestamps fall in its window (its data
+interval, see :func:`monitoring_window`) with the reference the champion was trained and
+evaluated on, and says whether the drift is significant enough to retrain. The window is
+judged by event time, never by when a prediction reached the log, so replayed and late
+traffic are judged with the interval they belong to.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 from mlflow.artifacts import download_artifacts
 
+from core.clock import as_utc
 from core.settings import Settings
 from core.spec import ModelSpec
 from core.steps import TimeWindow
@@ -37,16 +39,30 @@ def load_reference(
     return int(version.version), pd.read_parquet(path)
 
 
-def _state_path(settings: Settings, spec: ModelSpec) -> Path:
-    return settings.storage.reports_dir / "drift" / spec.name / "last_check.json"
+def monitoring_window(
+    settings: Settings,
+    as_of: datetime,
+    interval: tuple[datetime | None, datetime | None] = (None, None),
+    conf: dict[str, Any] | None = None,
+) -> TimeWindow:
+    """The window a monitoring run judges.
 
-
-def current_window_start(settings: Settings, spec: ModelSpec, now: datetime) -> datetime:
-    """Where this run's window starts: the end of the previous run's window."""
-    path = _state_path(settings, spec)
-    if path.exists():
-        return datetime.fromisoformat(json.loads(path.read_text())["window_end"])
-    return now - timedelta(hours=settings.monitoring.drift_window_hours)
+    ``conf``'s ``window_start`` and ``window_end`` (ISO-8601) when given: a backfill of
+    late or replayed traffic. Otherwise the run's data ``interval`` when it has a length.
+    Otherwise (a manual or asset-triggered run, a daily trigger) the last
+    ``drift_window_hours`` before ``as_of``, the run's time.
+    """
+    conf = conf or {}
+    if conf.get("window_start") and conf.get("window_end"):
+        start = as_utc(datetime.fromisoformat(str(conf["window_start"])))
+        end = as_utc(datetime.fromisoformat(str(conf["window_end"])))
+        if end <= start:
+            raise ValueError(f"window_end {end} is not after window_start {start}")
+        return TimeWindow(start, end)
+    start, end = interval
+    if start is not None and end is not None and as_utc(end) > as_utc(start):
+        return TimeWindow(as_utc(start), as_utc(end))
+    return TimeWindow(as_of - timedelta(hours=settings.monitoring.drift_window_hours), as_of)
 
 
 @dataclass(frozen=True)
@@ -71,21 +87,20 @@ class DriftCheck:
     summary_path: str | None = None
 
 
-def run_drift_check(spec: ModelSpec, settings: Settings) -> DriftCheck:
-    """Build the spec's drift report for the current window; say whether to retrain."""
-    now = datetime.now(UTC)
-    since = current_window_start(settings, spec, now)
-    current = read_predictions(settings, spec, since=since)
-    current = current[current["logged_at"] < now]
-    window = TimeWindow(since, now)
+def run_drift_check(spec: ModelSpec, settings: Settings, window: TimeWindow) -> DriftCheck:
+    """Build the spec's drift report on the predictions made in ``window``; say whether to
+    retrain."""
+    current = read_predictions(settings, spec, since=window.start)
+    current = current[current["logged_at"] < window.end]
     if len(current) < settings.monitoring.drift_min_rows:
         reason = (
-            f"only {len(current)} predictions logged since {since:%Y-%m-%d %H:%M} UTC "
-            f"(need {settings.monitoring.drift_min_rows}): no verdict, window kept open"
+            f"only {len(current)} predictions made in {window.start:%Y-%m-%d %H:%M} .. "
+            f"{window.end:%Y-%m-%d %H:%M} UTC (need {settings.monitoring.drift_min_rows}): "
+            "no verdict for this interval"
         )
         return DriftCheck(window, len(current), significant=False, reason=reason)
     champion_version, reference = load_reference(settings, spec)
-    summary = build_drift_report(spec, reference, current, settings)
+    summary = build_drift_report(spec, reference, current, settings, as_of=window.end)
     assert summary.snapshot_path is not None
     add_drift_snapshot(spec, settings, summary.snapshot_path)  # Evidently UI's project
     reason = (
@@ -93,11 +108,6 @@ def run_drift_check(spec: ModelSpec, settings: Settings) -> DriftCheck:
         + ", ".join(c.column for c in summary.top_drifted() if c.level == "significant")
         if summary.significant
         else "no feature reached the significant PSI threshold"
-    )
-    path = _state_path(settings, spec)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps({"window_end": now.isoformat(), "summary": str(summary.summary_path)})
     )
     return DriftCheck(
         window,

@@ -23,13 +23,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core import clock
 from core.settings import Settings
 from core.spec import ModelSpec
 
@@ -181,7 +182,8 @@ def build_drift_report(
     (default ``settings.storage.reports_dir / "drift"``), ``<name>_<UTC time>.html`` and
     ``.evidently.json`` (Evidently's results), ``.snapshot.json`` (Evidently's full
     snapshot, for its UI's workspace) and ``.summary.json`` (:meth:`DriftSummary.to_dict`).
-    ``as_of`` dates the snapshot (default: now), as a replayed window is dated by its days.
+    ``as_of`` dates the snapshot (default: the platform clock's now; a monitoring run
+    passes its own time).
 
     Raises ValueError when a required column is missing or empty, or when ``current`` has
     fewer than ``settings.monitoring.drift_min_rows`` rows.
@@ -192,7 +194,7 @@ def build_drift_report(
 
     from monitoring._evidently_report import psi_by_column, run_psi_report
 
-    created_at = datetime.now(UTC)
+    created_at = as_of or clock.now(settings)
     features_, outputs = spec.feature_names, spec.output_columns
     columns = list(features_ + outputs)
     snapshot = run_psi_report(
@@ -222,7 +224,7 @@ def build_drift_report(
             "psi_moderate": str(spec.psi_moderate),
             "psi_significant": str(spec.psi_significant),
         },
-        timestamp=(as_of or created_at).replace(tzinfo=None),
+        timestamp=created_at.replace(tzinfo=None),
         name=name,
     )
     evidently_json = snapshot.json()  # numpy values made JSON-safe by Evidently

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from core.settings import Settings
 from core.spec import ModelSpec
@@ -67,9 +67,10 @@ class LiveQualityCheck:
 
 
 def run_quality_check(
-    spec: ModelSpec, settings: Settings, drift_html: str | None = None
+    spec: ModelSpec, settings: Settings, as_of: datetime, drift_html: str | None = None
 ) -> LiveQualityCheck:
-    """Score the model's matured live predictions per period; raise the spec's alerts.
+    """Score the model's live predictions whose labels matured by ``as_of`` (the run's
+    time) per period; raise the spec's alerts.
 
     Each scored period's Evidently snapshot goes to the model's project in Evidently's UI
     (alert periods tagged); the MLflow run of the check logs the quality JSON and links
@@ -79,7 +80,7 @@ def run_quality_check(
     if spec.outcomes is None:
         return LiveQualityCheck(model=spec.name, logged=0, matured=0, pending=0)
     folder = settings.storage.reports_dir / "performance" / spec.name
-    labelled = labelled_predictions(spec, settings)
+    labelled = labelled_predictions(spec, settings, as_of)
     periods = quality_by_period(
         spec, labelled.frame, settings.monitoring.quality_period, save_to=folder / "periods"
     )
@@ -91,11 +92,11 @@ def run_quality_check(
         periods=periods,
         alerts=performance_alert(spec, periods),
     )
-    new = raise_alerts(check.alerts, settings)  # recorded once, sent to the webhook if set
+    new = raise_alerts(check.alerts, settings, as_of)  # recorded once, sent to the webhook if set
     check = replace(
         check,
         new_champion_alerts=[a for a in new if a.variant == CHAMPION],  # logged under its alias
-        rollback=apply_rollback(spec, periods, settings),
+        rollback=apply_rollback(spec, periods, settings, as_of),
         ab_verdict=promote_on_live_verdict(spec, labelled.frame, settings),
     )
     folder.mkdir(parents=True, exist_ok=True)
@@ -161,13 +162,12 @@ def retraining_request(
     settings: Settings,
     drift_reason: str | None,
     alerts: list[PerformanceAlert],
-    now: datetime | None = None,
+    now: datetime,
 ) -> RetrainRequest | None:
     """One request carrying every reason found, or None when there is none.
 
     The kind names the strongest reason: performance drift, then drift, then the schedule.
     """
-    now = now or datetime.now(UTC)
     reasons: list[tuple[str, str]] = [("performance", alert.reason()) for alert in alerts]
     if drift_reason:
         reasons.append(("drift", drift_reason))
@@ -191,9 +191,11 @@ def decide_retraining(
     drift_reason: str | None,
     alerts: list[PerformanceAlert],
     active_runs: int,
+    as_of: datetime,
 ) -> RetrainDecision | None:
-    """The policy's decision on this run's reasons (None: nothing asked for a retrain)."""
-    request = retraining_request(spec, settings, drift_reason, alerts)
+    """The policy's decision on this run's reasons at ``as_of`` (the run's time; None:
+    nothing asked for a retrain)."""
+    request = retraining_request(spec, settings, drift_reason, alerts, as_of)
     if request is None:
         return None
     return request_retraining(request, spec, settings, active_runs)

@@ -35,9 +35,10 @@ class LabelledPredictions:
 
 
 def join_outcomes(
-    spec: ModelSpec, predictions: pd.DataFrame, settings: Settings
+    spec: ModelSpec, predictions: pd.DataFrame, settings: Settings, as_of: datetime
 ) -> LabelledPredictions:
-    """``predictions`` (a prediction log frame) with the label of those whose outcome is known."""
+    """``predictions`` (a prediction log frame) with the label of those whose outcome is
+    known at ``as_of``."""
     if spec.outcomes is None:
         raise ValueError(f"{spec.name}: the spec declares no outcomes (ModelSpec.outcomes)")
     if predictions.empty:
@@ -45,7 +46,7 @@ def join_outcomes(
     keys = pd.DataFrame(
         {"customer_id": predictions["customer_id"], "predicted_at": predictions["logged_at"]}
     )
-    outcomes = spec.outcomes(keys, settings)
+    outcomes = spec.outcomes(keys, settings, as_of)
     labelled = predictions.merge(
         outcomes.rename(columns={"predicted_at": "logged_at"}),
         on=["customer_id", "logged_at"],
@@ -55,8 +56,10 @@ def join_outcomes(
 
 
 def labelled_predictions(
-    spec: ModelSpec, settings: Settings, since: datetime | None = None
+    spec: ModelSpec, settings: Settings, as_of: datetime, since: datetime | None = None
 ) -> LabelledPredictions:
-    """The model's logged predictions (since ``since``) with their known outcomes."""
+    """The model's predictions made before ``as_of`` (and since ``since``) with the outcomes
+    known at ``as_of``."""
     log = read_predictions(settings, spec, since)
-    return join_outcomes(spec, log, settings)
+    log = log[log["logged_at"] < as_of].reset_index(drop=True)
+    return join_outcomes(spec, log, settings, as_of)

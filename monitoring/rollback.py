@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from core.settings import Settings
 from core.spec import ModelSpec
@@ -79,7 +79,9 @@ def rollback_verdict(
     return result(previous, recent, False, f"v{champion_version} holds against v{previous_version}")
 
 
-def apply_rollback(spec: ModelSpec, periods: Sequence[PeriodQuality], settings: Settings):
+def apply_rollback(
+    spec: ModelSpec, periods: Sequence[PeriodQuality], settings: Settings, as_of: datetime
+):
     """Check the rule against the registry's aliases; roll back when it says so."""
     from models.registry import CHAMPION as CHAMPION_ALIAS
     from models.registry import PREVIOUS_CHAMPION, alias_version, rollback_champion
@@ -96,7 +98,7 @@ def apply_rollback(spec: ModelSpec, periods: Sequence[PeriodQuality], settings: 
     if not check.rolled_back:
         return check
     done = rollback_champion(settings, name)
-    at = datetime.now(UTC).isoformat()
+    at = as_of.isoformat()
     tags = {"rollback.reason": check.reason, "rollback.at": at}
     for key, value in {**tags, "rollback.role": "rolled_back"}.items():
         client.set_model_version_tag(name, str(done.rolled_back_from), key, value)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core import clock
 from core.settings import Settings
 from core.spec import ModelSpec
 from data import delta_tables
@@ -109,7 +110,7 @@ def score_frame(spec: ModelSpec, settings: Settings, day: date) -> tuple[pd.Data
     scored["model_name"] = spec.registered_model
     scored["feature_service"] = spec.feature_service
     scored["as_of"] = pd.Timestamp(as_of)
-    scored["scored_at"] = pd.Timestamp(datetime.now(UTC))
+    scored["scored_at"] = pd.Timestamp(clock.now(settings))
     scored["score_date"] = day.isoformat()
     scored["model_version"] = np.int64(version)
     return scored, version, unknown

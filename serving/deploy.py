@@ -22,12 +22,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.clock import wall_now
 from core.settings import Settings
 from core.spec import ModelSpec
 from core.steps import DeployResult
@@ -261,7 +262,7 @@ def _succeed(
     customer: int,
     revision: int | None,
 ) -> DeployResult:
-    served_at = datetime.now(UTC)
+    served_at = wall_now()  # timing: time to production
     seconds = None
     if promoted_at:
         seconds = round((served_at - datetime.fromisoformat(promoted_at)).total_seconds(), 3)
@@ -299,7 +300,7 @@ def _fail(
     tags = {
         "deploy.status": "failed",
         "deploy.target": target,
-        "deploy.failed_at": datetime.now(UTC).isoformat(),
+        "deploy.failed_at": wall_now().isoformat(),
         "deploy.reason": reason,
     }
     if restored is not None:

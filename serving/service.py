@@ -21,7 +21,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal, cast
 
 import bentoml
@@ -29,6 +29,7 @@ import prometheus_client
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 from starlette.responses import Response
 
+from core import clock
 from core.settings import get_settings
 from core.spec import ModelSpec
 from models.catalog import load_specs
@@ -378,7 +379,7 @@ class Predictor:
                 scores[i], by_index[i] = values[j], model
                 if decided is not None:
                     decisions[i] = decided[j]
-        now = datetime.now(UTC)
+        now = clock.now(self.settings)
         classifier = spec.task == "classification"
         records = [
             PredictionRecord(

@@ -5,7 +5,7 @@ The lake is imported when labels are read, not with the spec: reading a spec sta
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,11 +24,11 @@ def read_spend_labels(settings: Settings) -> pd.DataFrame:
 
     days = delta_tables.partition_dates(settings.storage.raw_orders_path, "event_date")
     if not days:
-        return compute_spend_labels(pd.DataFrame(), [], date.today())
+        return compute_spend_labels(pd.DataFrame(), [], date.min)
     orders = delta_tables.read_table(
         settings.storage.raw_orders_path, columns=["customer_id", "order_timestamp", "amount"]
     )
-    return compute_spend_labels(orders, label_days(min(days), max(days)), max(days))
+    return compute_spend_labels(orders, label_days(min(days), min(days), max(days)), max(days))
 
 
 def spend_label_versions(settings: Settings) -> dict[str, int]:
@@ -38,10 +38,10 @@ def spend_label_versions(settings: Settings) -> dict[str, int]:
     return {"raw_orders": delta_tables.table_version(settings.storage.raw_orders_path) or 0}
 
 
-def live_spend_outcomes(keys: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """The spend of the 30 days after each prediction whose horizon has passed."""
+def live_spend_outcomes(keys: pd.DataFrame, settings: Settings, as_of: datetime) -> pd.DataFrame:
+    """The spend of the 30 days after each prediction whose horizon has passed by ``as_of``."""
     from data.outcomes import read_orders_after
     from models.next_spend.transforms import HORIZON_DAYS, LABEL
 
-    after = read_orders_after(keys, HORIZON_DAYS, settings)
+    after = read_orders_after(keys, HORIZON_DAYS, settings, as_of)
     return after.rename(columns={"spend_after": LABEL})[["customer_id", "predicted_at", LABEL]]

@@ -15,19 +15,19 @@ from core.spec import FeatureTable, ModelSpec, Range
 from models.next_spend.features import RHYTHM_FEATURES, RHYTHM_TABLE
 from models.next_spend.labels import live_spend_outcomes, read_spend_labels, spend_label_versions
 from models.next_spend.transforms import LABEL, compute_rhythm_features
-from models.recipes import tabular_preprocessing
+from models.recipes import tree_pipeline
 
 
 def make_estimator(spec: ModelSpec, seed: int) -> Any:
-    """Scaling + one-hot encoding + gradient-boosted regression trees (squared error)."""
+    """Scaling + one-hot encoding + float32 rounding + gradient-boosted regression trees
+    (squared error); the trees see float32 numbers, as in the ONNX copy
+    (``models.recipes.tree_pipeline``)."""
     from sklearn.ensemble import HistGradientBoostingRegressor
-    from sklearn.pipeline import Pipeline
 
-    prep = tabular_preprocessing(spec)
     regressor = HistGradientBoostingRegressor(
         max_iter=200, learning_rate=0.06, max_leaf_nodes=15, random_state=seed
     )
-    return Pipeline([("prep", prep), ("regressor", regressor)])
+    return tree_pipeline(spec, "regressor", regressor)
 
 
 SPEC = ModelSpec(

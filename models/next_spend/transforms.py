@@ -7,13 +7,13 @@ describes the customer at the end of ``d`` and is stamped with ``snapshot_timest
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
 from core.schema import CREATED_TIMESTAMP, ENTITY_KEY, EVENT_TIMESTAMP, empty_feature_columns
-from data.transforms import daily_order_grid, snapshot_timestamp
+from data.transforms import daily_order_grid, end_of_day, snapshot_timestamp
 from models.next_spend.features import (
     ACTIVE_DAYS_30D,
     ORDERS_7D,
@@ -33,7 +33,7 @@ def _trailing(cumulative: np.ndarray, d: int, days: int) -> np.ndarray:
 
 
 def compute_rhythm_features(
-    orders: pd.DataFrame, days: Sequence[date], created_at: datetime | None = None
+    orders: pd.DataFrame, days: Sequence[date], created_at: datetime
 ) -> pd.DataFrame:
     """Rhythm features of every customer seen by each of ``days`` (one row per customer, day)."""
     columns = [ENTITY_KEY, EVENT_TIMESTAMP, CREATED_TIMESTAMP, "snapshot_date"]
@@ -47,7 +47,6 @@ def compute_rhythm_features(
                 **empty_feature_columns(RHYTHM_FEATURES),
             }
         )
-    created_at = created_at or datetime.now(UTC)
     first_day = orders["order_timestamp"].min().date()
     customers, counts, spend = daily_order_grid(orders, first_day, max(days))
     orders_cum = np.cumsum(counts, axis=1)
@@ -113,7 +112,7 @@ def compute_spend_labels(
             pd.DataFrame(
                 {
                     ENTITY_KEY: customers[active],
-                    EVENT_TIMESTAMP: snapshot_timestamp(day),
+                    EVENT_TIMESTAMP: end_of_day(day),
                     LABEL: np.round(future[active], 2),
                 }
             )

@@ -46,7 +46,7 @@ def test_the_training_set_suite_takes_its_feature_columns_from_the_schema():
 # Runs in a copy of the tree where one feature was renamed: the pipeline, Feast, training
 # (its suite and signature), serving's models and log, and monitoring all see the new name.
 RENAMED_RUN = """
-from datetime import date
+from datetime import UTC, date, datetime
 import json
 from core.settings import get_settings
 from data import pipeline
@@ -62,7 +62,8 @@ settings = get_settings()
 land_simulated_days(SimulationConfig(customers=300, start_date=date(2026, 3, 1), days=75), settings)
 specs = load_specs()
 pipeline.run_feature_pipeline(
-    settings, [s.feature_service for s in specs], [t for s in specs for t in s.feature_tables]
+    settings, [s.feature_service for s in specs], [t for s in specs for t in s.feature_tables],
+    as_of=datetime(2026, 6, 1, tzinfo=UTC),
 )
 done = promotion.run_training_pipeline(CHURN, settings, run_name="renamed")
 store = get_feature_store(settings)

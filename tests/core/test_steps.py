@@ -30,6 +30,6 @@ def test_nothing_to_do_has_the_same_shape():
 def test_build_features_answers_one_shape_when_no_day_changed(state):
     from data.pipeline import build_features
 
-    built = build_features([], state)
+    built = build_features([], state, as_of=datetime(2026, 6, 1, tzinfo=UTC))
     assert isinstance(built, BuiltFeatures) and built.window is None
     assert set(to_xcom(built)) == {f.name for f in fields(BuiltFeatures)}

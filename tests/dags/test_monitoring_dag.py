@@ -1,6 +1,6 @@
 """The monitoring DAG, run for real: no drift -> no retraining; drift -> training triggered."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,8 +13,12 @@ from serving.prediction_log import PredictionLog, PredictionRecord
 pytestmark = pytest.mark.slow
 
 
-def log_traffic(settings, frame, version: int) -> None:
-    now = datetime.now(UTC)
+# After the world's last day: every label of this traffic is still pending.
+DAY = datetime(2026, 7, 1, tzinfo=UTC)
+
+
+def log_traffic(settings, frame, version: int, day: int) -> None:
+    now = DAY + timedelta(days=day, hours=10)
     records = [
         PredictionRecord(
             now, 1000 + i, version, "champion",
@@ -33,8 +37,9 @@ def test_monitoring_retrains_only_on_significant_drift(world):
     migrate_airflow_db(settings)
     version, reference = load_reference(settings, CHURN)
 
-    log_traffic(settings, reference.sample(400, replace=True, random_state=1), version)
-    calm = run_dag(CHURN.monitoring_dag_id, settings)
+    # Each daily run judges the day before its logical date: the traffic of that day.
+    log_traffic(settings, reference.sample(400, replace=True, random_state=1), version, 0)
+    calm = run_dag(CHURN.monitoring_dag_id, settings, logical_date=DAY + timedelta(days=1))
     assert calm.succeeded
     assert calm.returns["drift_report"]["significant"] is False
     assert calm.task_states["retrain"] == "skipped"
@@ -44,12 +49,12 @@ def test_monitoring_retrains_only_on_significant_drift(world):
     shifted = {"total_spend_30d", "lifetime_value", "avg_order_value"}
     for column in shifted:
         drifted[column] = drifted[column] * 2.2
-    log_traffic(settings, drifted, version)
-    alarm = run_dag(CHURN.monitoring_dag_id, settings)
+    log_traffic(settings, drifted, version, 1)
+    alarm = run_dag(CHURN.monitoring_dag_id, settings, logical_date=DAY + timedelta(days=2))
     assert alarm.succeeded
     report = alarm.returns["drift_report"]
     assert report["significant"] is True
-    assert report["current_rows"] == 400, "only traffic since the previous check counts"
+    assert report["current_rows"] == 400, "only the traffic of the run's interval counts"
     significant = {f["column"] for f in report["features"] if f["level"] == "significant"}
     assert significant and significant <= shifted, "only the shifted columns drift"
     assert alarm.task_states["retrain"] == "success"
@@ -62,8 +67,8 @@ def test_monitoring_retrains_only_on_significant_drift(world):
     assert (quality["matured"], quality["pending"]) == (0, 800) and quality["alerts"] == []
 
     # Drift again while that training run still waits: the policy refuses, and says why.
-    log_traffic(settings, drifted, version)
-    again = run_dag(CHURN.monitoring_dag_id, settings)
+    log_traffic(settings, drifted, version, 2)
+    again = run_dag(CHURN.monitoring_dag_id, settings, logical_date=DAY + timedelta(days=3))
     assert again.returns["drift_report"]["significant"] is True
     assert again.task_states["retrain"] == "skipped"
     assert len(queued_runs(CHURN.training_dag_id, settings)) == 1

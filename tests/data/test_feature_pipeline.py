@@ -109,7 +109,10 @@ def test_todays_snapshot_is_not_in_the_future_and_incremental_materialization_re
     landing.land_batch(_today_so_far(today_batch, pd.Timestamp.now(tz="UTC")), today, state)
     ingested = pipeline.ingest_batches(pipeline.validate_landed_batches(state), state)
     pipeline.build_features(
-        ingested.days, state, [t for s in load_specs() for t in s.feature_tables]
+        ingested.days,
+        state,
+        [t for s in load_specs() for t in s.feature_tables],
+        as_of=datetime.now(UTC),  # this test is about Feast's wall-clock incremental runs
     )
     store = get_feature_store(state)
     store.materialize_incremental(end_date=datetime.now(UTC))

@@ -5,7 +5,7 @@ into a table of its own, and a feature table is computed from that source alone.
 """
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -15,6 +15,8 @@ from data import delta_tables, landing, pipeline
 from data.simulate import SimulationConfig, land_simulated_days, simulate_days
 from models.next_spend.features import RHYTHM_FEATURES
 from models.next_spend.transforms import compute_rhythm_features
+
+AS_OF = datetime(2027, 1, 1, tzinfo=UTC)  # the runs' time: after every simulated day
 
 CONFIG = SimulationConfig(customers=120, start_date=date(2026, 3, 1), days=10, seed=9)
 PARTNER_CONFIG = replace(CONFIG, customers=40, seed=21)
@@ -54,7 +56,7 @@ def test_each_source_lands_in_its_own_table_and_feeds_its_own_features(state):
     assert partner["order_id"].str.startswith("p-").all()
     assert sorted(partner["event_date"].unique()) == [d.isoformat() for d in days[:6]]
 
-    built = pipeline.build_features(ingested.days, state, [PARTNER_TABLE], SOURCES)
+    built = pipeline.build_features(ingested.days, state, [PARTNER_TABLE], SOURCES, as_of=AS_OF)
     rhythm = delta_tables.read_table(state.storage.delta_table_path("partner_rhythm"))
     assert built.table_versions["partner_rhythm"] is not None
     # Computed from the partner's orders alone: only its customers, never the shop's.
@@ -91,9 +93,9 @@ def test_a_feature_table_needs_its_sources_declared_and_landed(state):
     land_simulated_days(CONFIG, state, [CONFIG.start_date])
     ingested = pipeline.ingest_batches(pipeline.validate_landed_batches(state), state)
     with pytest.raises(ValueError, match="'partner_orders', which is not declared"):
-        pipeline.build_features(ingested.days, state, [PARTNER_TABLE])
+        pipeline.build_features(ingested.days, state, [PARTNER_TABLE], as_of=AS_OF)
     with pytest.raises(ValueError, match="no data yet: land a partner_orders_\\* batch"):
-        pipeline.build_features(ingested.days, state, [PARTNER_TABLE], SOURCES)
+        pipeline.build_features(ingested.days, state, [PARTNER_TABLE], SOURCES, as_of=AS_OF)
 
 
 def test_a_source_name_must_be_a_plain_prefix():

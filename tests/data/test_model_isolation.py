@@ -31,6 +31,8 @@ from models.churn.spec import SPEC as CHURN
 from models.next_spend.features import RHYTHM_TABLE
 from models.next_spend.spec import SPEC as NEXT_SPEND
 
+AS_OF = datetime(2027, 1, 1, tzinfo=UTC)  # the runs' time: after every simulated day
+
 FEAST = str(Path(sys.executable).with_name("feast"))
 
 
@@ -39,7 +41,7 @@ def churn_only(state):
     """Churn's feature pipeline alone, on 40 simulated days: next_spend's table unwritten."""
     config = SimulationConfig(customers=120, start_date=date(2026, 1, 1), days=40, seed=5)
     land_simulated_days(config, state)
-    run = run_feature_pipeline(state, feature_services=[CHURN.feature_service], tables=())
+    run = run_feature_pipeline(state, [CHURN.feature_service], tables=(), as_of=AS_OF)
     return state, run
 
 
@@ -85,10 +87,10 @@ def test_a_model_added_later_gets_its_table_over_the_whole_history(state) -> Non
     config = SimulationConfig(customers=100, start_date=date(2026, 1, 1), days=36, seed=6)
     first_days = [config.start_date + timedelta(days=i) for i in range(30)]
     land_simulated_days(config, state, first_days)
-    run_feature_pipeline(state, feature_services=[CHURN.feature_service], tables=())
+    run_feature_pipeline(state, [CHURN.feature_service], tables=(), as_of=AS_OF)
     land_simulated_days(config, state, [config.start_date + timedelta(days=i) for i in (30, 31)])
     services = [CHURN.feature_service, NEXT_SPEND.feature_service]
-    run = run_feature_pipeline(state, services, NEXT_SPEND.feature_tables)
+    run = run_feature_pipeline(state, services, NEXT_SPEND.feature_tables, as_of=AS_OF)
     rhythm = delta_tables.read_table(state.storage.delta_table_path(RHYTHM_TABLE))
     snapshots = delta_tables.read_table(state.storage.customer_features_path)
     assert rhythm["snapshot_date"].min() == snapshots["snapshot_date"].min() == "2026-01-01"

@@ -25,8 +25,11 @@ HISTORY = orders(
 )
 
 
+LATER = datetime(2026, 3, 1, tzinfo=UTC)  # computed after every snapshot day is over
+
+
 def test_snapshot_values_match_hand_computation():
-    snaps = compute_customer_snapshots(HISTORY, [date(2026, 1, 20), date(2026, 2, 15)])
+    snaps = compute_customer_snapshots(HISTORY, [date(2026, 1, 20), date(2026, 2, 15)], LATER)
     by_key = snaps.set_index(["customer_id", "snapshot_date"])
 
     c1_jan20 = by_key.loc[(1, "2026-01-20")]
@@ -51,7 +54,7 @@ def test_snapshot_values_match_hand_computation():
 
 
 def test_snapshot_timestamp_is_end_of_day_utc():
-    snaps = compute_customer_snapshots(HISTORY, [date(2026, 2, 1)])
+    snaps = compute_customer_snapshots(HISTORY, [date(2026, 2, 1)], LATER)
     assert set(snaps["event_timestamp"]) == {pd.Timestamp("2026-02-01 23:59:59", tz="UTC")}
     assert snaps["created_timestamp"].notna().all()
 
@@ -81,3 +84,22 @@ def test_labels_need_a_full_horizon_and_an_active_customer():
     }
     # Feb 10 + 30 days is after data_end: too early to know, no labels.
     assert "2026-02-10" not in set(labels["label_date"])
+
+
+def test_the_label_grid_moves_with_the_data_not_with_the_calendar():
+    from datetime import timedelta
+    from itertools import pairwise
+
+    from data.pipeline import label_days
+
+    anchor = date(2024, 2, 26)
+    grid = label_days(anchor, anchor, date(2024, 3, 31))
+    assert grid[0] == anchor and [(b - a).days for a, b in pairwise(grid)] == [7] * 4
+    assert label_days(anchor, date(2024, 2, 29), date(2024, 3, 31)) == grid[1:]
+    for shift in (1, 3, 365, 1000):  # the same data, any other days: the same grid, moved
+        moved = label_days(
+            anchor + timedelta(shift),
+            anchor + timedelta(shift),
+            date(2024, 3, 31) + timedelta(shift),
+        )
+        assert moved == [d + timedelta(shift) for d in grid]

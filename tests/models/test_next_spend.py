@@ -47,7 +47,9 @@ def test_rhythm_features_count_the_trailing_windows() -> None:
         (1, "2026-02-28 09:00", 5.0),
         (2, "2026-02-27 12:00", 7.0),
     )
-    rows = compute_rhythm_features(placed, [date(2026, 2, 28)]).set_index("customer_id")
+    rows = compute_rhythm_features(
+        placed, [date(2026, 2, 28)], datetime(2026, 3, 2, tzinfo=UTC)
+    ).set_index("customer_id")
     one, two = rows.loc[1], rows.loc[2]
     assert (one["orders_7d"], one["spend_7d"], one["active_days_30d"]) == (2, 45.0, 2)
     assert one["spend_prev_30d"] == 20.0  # 01-20 is 31..60 days back; 12-20 is older

@@ -13,6 +13,8 @@ from models.churn.spec import SPEC as CHURN
 from monitoring.alerts import raise_alerts, recorded_alerts
 from monitoring.performance import PerformanceAlert, PeriodQuality
 
+AS_OF = datetime(2026, 6, 1, 6, tzinfo=UTC)  # the monitoring run's time
+
 DAY0 = datetime(2026, 6, 1, tzinfo=UTC)
 SPEC = replace(CHURN, live_threshold=0.5, alert_periods=2)
 
@@ -68,9 +70,9 @@ def test_an_alert_is_recorded_once_and_sent_after_a_retry(tmp_path):
     hook = Hook(failures=1)
     try:
         settings = settings_with(tmp_path, hook.url, alert_webhook_attempts=3)
-        assert raise_alerts([alert()], settings) == [alert()]
+        assert raise_alerts([alert()], settings, AS_OF) == [alert()]
         # The same streak next run: not a new alert, nothing sent again.
-        assert raise_alerts([alert()], settings) == []
+        assert raise_alerts([alert()], settings, AS_OF) == []
     finally:
         hook.close()
     assert hook.calls == 2 and len(hook.bodies) == 1
@@ -86,7 +88,7 @@ def test_a_failing_webhook_never_fails_and_the_alert_stays_recorded(tmp_path):
     hook = Hook(hang=True)
     try:
         settings = settings_with(tmp_path, hook.url, alert_webhook_attempts=2)
-        assert raise_alerts([alert(last_day=5)], settings) == [alert(last_day=5)]
+        assert raise_alerts([alert(last_day=5)], settings, AS_OF) == [alert(last_day=5)]
     finally:
         hook.close()
     assert hook.calls == 2  # both tries timed out
@@ -96,7 +98,7 @@ def test_a_failing_webhook_never_fails_and_the_alert_stays_recorded(tmp_path):
 
 def test_without_a_webhook_alerts_are_still_recorded(tmp_path):
     settings = settings_with(tmp_path, None)
-    raise_alerts([alert(last_day=2), alert(last_day=3)], settings)  # a longer streak: new
+    raise_alerts([alert(last_day=2), alert(last_day=3)], settings, AS_OF)  # a longer streak: new
     records = recorded_alerts(settings, "churn")
     assert [r["last_period"].day for r in records] == [3, 4]
     assert all(r["delivered"] is None for r in records)

@@ -25,6 +25,8 @@ def test_live_quality_is_scored_alerted_and_logged_against_the_served_version(wo
     orders = delta_tables.read_table(settings.storage.raw_orders_path)
     customers = sorted(orders["customer_id"].unique())[:300]
     first = orders["order_timestamp"].min().to_pydatetime()
+    # The run's time: the morning after the last landed day.
+    as_of = orders["order_timestamp"].max().normalize().to_pydatetime() + timedelta(days=1, hours=6)
     rng = np.random.default_rng(4)
     features = {f.name: ("regular" if f.kind == "categorical" else 1.0) for f in CHURN.features}
     log = PredictionLog(settings.storage.prediction_log_path("churn"), CHURN)
@@ -37,13 +39,16 @@ def test_live_quality_is_scored_alerted_and_logged_against_the_served_version(wo
             for i, c in enumerate(customers[:100])
         ]
         # Too recent to be labelled: 30 days have not landed after them.
-        + [PredictionRecord(datetime.now(UTC), int(c), 1, "champion", features, 0.2, 0)
+        + [PredictionRecord(as_of - timedelta(hours=1), int(c), 1, "champion", features, 0.2, 0)
            for c in customers[:20]]
+        # After the run's time: not seen by it at all.
+        + [PredictionRecord(as_of + timedelta(hours=1), int(c), 1, "champion", features, 0.2, 0)
+           for c in customers[:5]]
     )  # fmt: skip
     log.close()
 
     spec = replace(CHURN, live_threshold=0.99, alert_periods=3, min_period_labels=50)
-    check = run_quality_check(spec, settings)
+    check = run_quality_check(spec, settings, as_of)
     assert (check.logged, check.matured, check.pending) == (320, 300, 20)
     assert [p.labelled for p in check.periods] == [100, 100, 100]
     assert all(p.counted and 0 <= p.metrics["f1"] <= 1 for p in check.periods)
@@ -67,10 +72,12 @@ def test_live_quality_is_scored_alerted_and_logged_against_the_served_version(wo
     assert artifacts == ["monitoring/quality.json"]
 
     # The next run sees the same alert, already recorded: it asks for no second retrain.
-    again = run_quality_check(spec, settings)
+    again = run_quality_check(spec, settings, as_of + timedelta(minutes=1))
     assert again.alerts == [alert] and again.new_champion_alerts == []
 
 
 def test_a_spec_without_outcomes_is_monitored_for_drift_only(state):
-    check = run_quality_check(replace(CHURN, outcomes=None), state)
+    check = run_quality_check(
+        replace(CHURN, outcomes=None), state, datetime(2026, 3, 1, tzinfo=UTC)
+    )
     assert (check.logged, check.periods, check.alerts, check.mlflow_run_id) == (0, [], [], None)

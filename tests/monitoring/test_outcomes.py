@@ -12,6 +12,8 @@ from monitoring.outcomes import labelled_predictions
 from serving.prediction_log import PredictionRecord, open_prediction_log
 from tests.serving.test_prediction_log_stores import postgres_settings
 
+AS_OF = datetime(2026, 4, 1, tzinfo=UTC)  # the monitoring run's time: after every landed day
+
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
@@ -83,7 +85,7 @@ def test_outcomes_are_joined_as_of_each_prediction_and_only_once_due(logged_to, 
     write_orders(state, ORDERS)
     log_predictions(state, spec)
 
-    joined = labelled_predictions(spec, state)
+    joined = labelled_predictions(spec, state, AS_OF)
     assert (joined.logged, joined.matured, joined.pending) == (4, 3, 1)
     labels = by_key(joined.frame, spec.label)
     expected = (
@@ -106,14 +108,24 @@ def test_outcomes_are_joined_as_of_each_prediction_and_only_once_due(logged_to, 
 
     # Customer 2's outcome is absent until its 30 days have landed, then it is known.
     write_orders(state, [(2, "2026-03-05T10:00:00", 30.0), (9, "2026-03-20T10:00:00", 1.0)])
-    later = labelled_predictions(spec, state)
+    later = labelled_predictions(spec, state, AS_OF)
     assert (later.logged, later.matured, later.pending) == (4, 4, 0)
     customer_2 = by_key(later.frame, spec.label)[(2, "2026-02-15T10:00:00+00:00")]
     assert customer_2 == (0 if spec is CHURN else 30.0)
 
 
+def test_a_run_sees_only_what_its_own_time_knows(state):
+    """As of 2026-02-05, the 2026-01-01 prediction has matured (its 30 days are over),
+    the 2026-01-10 and 2026-01-20 ones have not, and the 2026-02-15 one was not made yet."""
+    write_orders(state, ORDERS)
+    log_predictions(state, CHURN)
+    joined = labelled_predictions(CHURN, state, datetime(2026, 2, 5, tzinfo=UTC))
+    assert (joined.logged, joined.matured, joined.pending) == (3, 1, 2)
+    assert set(by_key(joined.frame, CHURN.label)) == {(1, "2026-01-01T10:00:00+00:00")}
+
+
 def test_nothing_is_labelled_before_any_order_landed(state):
     log_predictions(state, CHURN)
-    joined = labelled_predictions(CHURN, state)
+    joined = labelled_predictions(CHURN, state, AS_OF)
     assert (joined.logged, joined.matured) == (4, 0)
     assert joined.frame.empty

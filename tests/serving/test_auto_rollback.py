@@ -14,6 +14,8 @@ from monitoring.performance import PeriodQuality
 from monitoring.rollback import apply_rollback
 from serving.server import BentoServer
 
+AS_OF = datetime(2026, 6, 1, 6, tzinfo=UTC)  # the monitoring run's time
+
 pytestmark = pytest.mark.slow
 DAY0 = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -41,7 +43,7 @@ def test_a_regressing_champion_is_rolled_back_while_traffic_flows(two_versions, 
         load.wait_for_version(v2)
         # v1 served at F1 0.62 live; v2 then at 0.45 for three days: worse by > 0.05.
         periods = scored(v1, 0, 0.62) + scored(v2, 3, 0.45)
-        check = apply_rollback(CHURN, periods, settings)
+        check = apply_rollback(CHURN, periods, settings, AS_OF)
         assert check.rolled_back
         assert alias_version(settings, name, CHAMPION) == v1
         assert alias_version(settings, name, PREVIOUS_CHAMPION) == v2
@@ -54,5 +56,5 @@ def test_a_regressing_champion_is_rolled_back_while_traffic_flows(two_versions, 
         assert tags["rollback.role"] == role
         assert "worse than v1's 0.620" in tags["rollback.reason"]
     # Judged again with the same figures: v1 is champion now and holds; nothing moves.
-    assert not apply_rollback(CHURN, periods, settings).rolled_back
+    assert not apply_rollback(CHURN, periods, settings, AS_OF).rolled_back
     assert alias_version(settings, name, CHAMPION) == v1

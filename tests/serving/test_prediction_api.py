@@ -9,7 +9,7 @@ from serving_support import metric_values
 from core.schema import model_input
 from data import delta_tables
 from data.store import get_feature_store, get_training_frame
-from data.transforms import snapshot_timestamp
+from data.transforms import end_of_day
 from models import registry
 from models.catalog import load_specs
 from models.churn.spec import SPEC as CHURN
@@ -37,9 +37,7 @@ def test_served_prediction_equals_registered_model_on_offline_features(
     last_day = max(
         delta_tables.partition_dates(settings.storage.customer_features_path, "snapshot_date")
     )
-    entity_rows = pd.DataFrame(
-        {"customer_id": customers, "event_timestamp": snapshot_timestamp(last_day)}
-    )
+    entity_rows = pd.DataFrame({"customer_id": customers, "event_timestamp": end_of_day(last_day)})
     offline = get_training_frame(get_feature_store(settings), entity_rows, CHURN.feature_service)
     configure_mlflow(settings)
     champion = registry.alias_version(settings, NAME, registry.CHAMPION)

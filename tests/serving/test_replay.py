@@ -80,7 +80,9 @@ def test_a_replayed_ab_logs_what_the_service_would_have_answered(two_versions):
         probabilities, _ = model.score_rows([row])
         assert probabilities[0] == pytest.approx(entry["probability"], rel=1e-6)
     # Their labels have matured: every replayed prediction is judged, none pending.
-    labelled = labelled_predictions(CHURN, settings)
+    # As of the morning after the world's last day.
+    as_of = log["logged_at"].max().normalize() + timedelta(days=60)
+    labelled = labelled_predictions(CHURN, settings, as_of.to_pydatetime())
     assert (labelled.logged, labelled.matured, labelled.pending) == (done.logged, done.logged, 0)
     assert labelled.frame["logged_at"].min().tzinfo == UTC
 
