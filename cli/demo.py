@@ -1,23 +1,28 @@
 """``make demo``: the closed loop end to end, through the real DAGs, on one machine.
 
-Four acts over one simulated timeline that ends today:
+Four acts over one simulated timeline that ends yesterday by the platform's clock
+(``core.clock``: the wall clock, or ``CHURN_NOW``). The world is drawn from the seed and
+each day's offset in the timeline, so the story is the same on any date, only moved in
+time. Each act happens at its own present, the morning after the days it landed: the DAG
+runs' logical date, the serving process's clock and every decision (label maturity,
+windows, cool-downs) read it.
 
 1. **Normal months.** Orders land -> ``feature_pipeline`` -> every model's training
    pipeline (v1) -> the BentoML server answers live HTTP traffic -> monitoring finds no
-   drift (the labels of today's predictions are all pending: they mature in 30 days).
+   drift (the labels of these predictions are all pending: they mature in 30 days).
 2. **A concept shift.** Customers' behaviour stops meaning what it meant (the simulator's
    ``ConceptShift``): the feature distributions barely move, so PSI stays calm, but the
-   champion's live F1 falls once the labels of its predictions mature. The monitoring DAG
-   raises the performance-drift alert and its retraining policy triggers the training
-   pipeline (v2). A deliberately worse version (v3, trained on inverted labels) is sent
-   to a live A/B against the champion.
+   champion's live F1 falls once the labels of its predictions mature. The monitoring run
+   judges the replayed days as its window, raises the performance-drift alert, and its
+   retraining policy triggers the training pipeline, which runs (v2). A deliberately
+   worse version (v3, trained on inverted labels) is sent to a live A/B.
 3. **The live verdict and a bad promotion.** Split traffic is judged on matured labels: the
    live verdict rejects v3. An operator promotes v3 anyway; its live F1 falls short of
-   the champion it replaced, and the monitoring run rolls ``champion`` back while HTTP
-   traffic flows.
-4. **Drift.** Spend doubles and the segment mix moves: PSI fires for both models. The
-   retraining policy refuses churn (inside its cool-down after act 2's retrain) and
-   accepts next_spend, whose training pipeline runs.
+   the champion it replaced, the monitoring run rolls ``champion`` back while HTTP
+   traffic flows, and its alert on v3 retrains (v4), which runs.
+4. **Drift.** Spend doubles and the segment mix moves: PSI fires for both models and both
+   retrain; the next monitoring run finds the same drift and the retraining policy
+   debounces it (inside the cool-down).
 
 Past days' traffic is replayed (:mod:`serving.replay`: the service's routing, models and
 log, with features as of each day from Feast's offline store), since a label takes 30
@@ -27,13 +32,15 @@ days to mature and the demo takes minutes. The summary is printed and written as
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import threading
 import time
 import warnings
-from dataclasses import asdict, replace
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -41,7 +48,9 @@ import numpy as np
 import pandas as pd
 
 from cli import airflow_runner
-from core.settings import Settings
+from core import clock
+from core.clock import midnight
+from core.settings import Settings, get_settings
 from core.spec import ModelSpec
 from data import delta_tables
 from data.simulate import ConceptShift, Drift, SimulationConfig, land_simulated_days
@@ -52,11 +61,13 @@ STATE_PARTS = (
 )  # fmt: skip
 
 # The concept-shift act, in days from the shift's start (its days land in two batches).
-SHIFT_DAYS = 90
-FIRST_BATCH_DAYS = 50  # landed before the retrain: labels of days 10-16 have matured
+SHIFT_DAYS = 120
+# Landed before the retrain: the labels of days 10-15 have matured, and the retrain has
+# post-shift label dates outside its 28-day holdout to learn the new behaviour from.
+FIRST_BATCH_DAYS = 80
 DEGRADED_DAYS = (10, 16)  # replayed with v1: the live F1 it reaches after the shift
-SPLIT_DAYS = (50, 54)  # 50/50 A/B of the champion (v2) and the worse challenger (v3)
-BAD_PROMOTION_DAYS = (54, 58)  # v3 promoted by hand serves alone
+SPLIT_DAYS = (80, 84)  # 50/50 A/B of the champion (v2) and the worse challenger (v3)
+BAD_PROMOTION_DAYS = (84, 88)  # v3 promoted by hand serves alone; matured by day 120
 
 
 def reset_state(settings: Settings) -> None:
@@ -172,18 +183,22 @@ def days_of(start: date, span: tuple[int, int]) -> list[date]:
     return [start + timedelta(days=i) for i in range(*span)]
 
 
-def monitor(spec: ModelSpec, settings: Settings) -> dict[str, Any]:
-    """One run of the model's monitoring DAG; its drift, live quality and retrain request."""
+def monitor(spec: ModelSpec, settings: Settings, conf: dict | None = None) -> dict[str, Any]:
+    """One run of the model's monitoring DAG at the present (``conf``: its window); its
+    drift, live quality and retrain request."""
     before = len(retrain_decisions(spec, settings))
-    run = _check(airflow_runner.run_dag(spec.monitoring_dag_id, settings))
-    drift, quality = run.returns["drift_report"], run.returns["live_quality"]
-    conf = run.returns.get("retrain_decision") or {}
+    done = run(spec.monitoring_dag_id, settings, conf)
+    drift, quality = done.returns["drift_report"], done.returns["live_quality"]
+    conf = done.returns.get("retrain_decision") or {}
     decisions = retrain_decisions(spec, settings)
     decision = decisions[-1] if len(decisions) > before else None  # None: nothing asked
     outcome = {
         "drift": {
+            "window": drift["window"],
+            "rows": drift["current_rows"],
             "significant": drift["significant"],
             "reason": drift["reason"],
+            "psi": {f["column"]: round(f["psi"], 4) for f in drift.get("features", [])},
             "max_feature_psi": max((f["psi"] for f in drift.get("features", [])), default=None),
             "html_report": drift.get("html_path"),
         },
@@ -191,13 +206,14 @@ def monitor(spec: ModelSpec, settings: Settings) -> dict[str, Any]:
         "alerts": [alert_figures(a) for a in quality["alerts"]],
         "ab_verdict": quality["ab_verdict"],
         "rollback": quality["rollback"],
-        "deploy": deploy_if_promoted(spec, run, settings),
+        "deploy": deploy_if_promoted(spec, done, settings),
         "retrain": decision,
         "retrain_triggered": bool(conf),
         "mlflow_run_id": quality["mlflow_run_id"],
     }
     labels = outcome["labels"]
-    print(f"    {spec.name}: drift {drift['significant']} ({drift['reason']})")
+    print(f"    {spec.name}: {drift['current_rows']} predictions in the window; drift "
+          f"{drift['significant']} ({drift['reason']})")  # fmt: skip
     print(f"    {spec.name}: labels logged {labels['logged']}, matured {labels['matured']}, "
           f"pending {labels['pending']}; alerts {len(quality['alerts'])}")  # fmt: skip
     if outcome["retrain"]:
@@ -236,13 +252,15 @@ def retrain_decisions(spec: ModelSpec, settings: Settings) -> list[dict[str, Any
 
 
 def run_requested_training(
-    specs: tuple[ModelSpec, ...], monitoring: dict[str, dict[str, Any]], settings: Settings
+    specs: Sequence[ModelSpec], monitoring: dict[str, dict[str, Any]], settings: Settings
 ) -> dict[str, list[dict[str, Any]]]:
     """Run the training runs the monitoring runs queued, as the scheduler would; their gates."""
     gates = {}
     for spec in specs:
         if monitoring[spec.name]["retrain_triggered"]:
             ran = [_check(r) for r in airflow_runner.run_queued(spec.training_dag_id, settings)]
+            if not ran:
+                raise RuntimeError(f"{spec.name}: a retrain was accepted but no run was queued")
             gates[spec.name] = [
                 {**r.returns["gate"], "deploy": deploy_if_promoted(spec, r, settings)} for r in ran
             ]
@@ -251,12 +269,12 @@ def run_requested_training(
 
 
 def deploy_if_promoted(
-    spec: ModelSpec, run: airflow_runner.DagRunResult, settings: Settings
+    spec: ModelSpec, moved_by: airflow_runner.DagRunResult, settings: Settings
 ) -> dict[str, Any] | None:
-    """Run the model's deploy DAG when ``run`` moved its champion, as the asset would."""
-    if run.task_states.get("announce_champion") != "success":
+    """Run the model's deploy DAG when ``moved_by`` moved its champion, as the asset would."""
+    if moved_by.task_states.get("announce_champion") != "success":
         return None
-    deployed = _check(airflow_runner.run_dag(spec.deploy_dag_id, settings)).returns["deploy"]
+    deployed = run(spec.deploy_dag_id, settings).returns["deploy"]
     seconds = deployed["time_to_production_seconds"]
     print(f"    deployed {spec.name} v{deployed['version']}: {seconds} s from promotion to a")
     print("    smoke-tested answer of the new version (time to production)")
@@ -281,34 +299,15 @@ def live_quality_by_day(spec: ModelSpec, settings: Settings) -> list[dict[str, A
     ]
 
 
-def replay_drift(spec: ModelSpec, settings: Settings, days: list[date]) -> dict[str, float]:
-    """PSI per feature of the predictions replayed on ``days`` against the champion's
-    training reference: the same Evidently report the monitoring DAG builds, added to the
-    model's Evidently UI project at the replayed days' date."""
-    from monitoring.check import load_reference
-    from monitoring.drift import build_drift_report
-    from monitoring.evidently_ui import add_drift_snapshot
-    from serving.prediction_log import read_predictions
-
-    first = datetime.combine(days[0], datetime.min.time(), UTC)
-    end = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), UTC)
-    log = read_predictions(settings, spec, first)
-    _, reference = load_reference(settings, spec)
-    window = log[log["logged_at"] < end]
-    summary = build_drift_report(
-        spec, reference, window, settings, name="concept_shift", as_of=end - timedelta(hours=12)
-    )
-    assert summary.snapshot_path is not None
-    add_drift_snapshot(spec, settings, summary.snapshot_path)
-    return {c.column: round(c.psi, 4) for c in summary.features}
-
-
-def replay(spec: ModelSpec, settings: Settings, days: list[date], per_day: int, **routing):
-    """Replay ``days`` of the model's traffic (see :mod:`serving.replay`)."""
+def replay(
+    spec: ModelSpec, settings: Settings, line: Timeline, days: list[date], per_day: int, **routing
+):
+    """Replay ``days`` of the model's traffic (see :mod:`serving.replay`), drawn from the
+    seed and the days' offsets in the timeline."""
     from serving.replay import replay_days
 
-    done = replay_days(spec, settings, days, per_day, seed=len(days) + days[0].toordinal(),
-                       **routing)  # fmt: skip
+    seed = settings.random_seed * 1_000 + line.offset(days[0])
+    done = replay_days(spec, settings, days, per_day, seed=seed, **routing)
     print(f"    {spec.name}: replayed {done.logged} predictions on {days[0]}..{days[-1]} "
           f"({done.by_variant})")  # fmt: skip
     return asdict(done)
@@ -339,7 +338,11 @@ def train_worse_challenger(spec: ModelSpec, settings: Settings) -> int:
         replace(built, train_path=corrupted),
         settings,
         dag_run_id=f"{how}-labels",
-        trigger={"reason": reason, "kind": "manual", "requested_at": datetime.now(UTC).isoformat()},
+        trigger={
+            "reason": reason,
+            "kind": "manual",
+            "requested_at": clock.now(settings).isoformat(),
+        },
     )
     version = register_model(spec, trained, settings).version
     challenge_by_hand(settings, spec.registered_model, version, reason)
@@ -356,6 +359,55 @@ def wait_for_version(url: str, route: str, customer: int, version: int, seconds:
                 return round(time.monotonic() - started, 1)
             time.sleep(0.5)
     raise RuntimeError(f"serving did not follow the move to v{version} in {seconds} s")
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The demo's simulated days, as offsets from the clock's today: the same story on
+    any date, only moved in time. Each act happens at its own present, the morning after
+    the days it landed: the clock of the DAG runs, the server and every decision."""
+
+    start: date
+    shift: date
+    drift: date
+    end: date  # the last simulated day: yesterday
+
+    @classmethod
+    def ending_before(cls, today: date, normal_days: int, drift_days: int) -> Timeline:
+        start = today - timedelta(days=normal_days + SHIFT_DAYS + drift_days)
+        shift = start + timedelta(days=normal_days)
+        drift = shift + timedelta(days=SHIFT_DAYS)
+        return cls(start, shift, drift, drift + timedelta(days=drift_days - 1))
+
+    def present_after(self, last_landed: date) -> datetime:
+        """The act's present: 06:00 UTC on the day after its last landed day."""
+        return midnight(last_landed + timedelta(days=1)) + timedelta(hours=PRESENT_HOUR)
+
+    def offset(self, day: date) -> int:
+        return (day - self.start).days
+
+
+PRESENT_HOUR = 6
+
+
+def at_present(present: datetime) -> Settings:
+    """The settings of an act: the platform's clock (CHURN_NOW) at ``present``, for this
+    process, the DAG runs in it and the server it starts."""
+    os.environ["CHURN_NOW"] = present.isoformat()
+    return get_settings()
+
+
+def run(dag_id: str, settings: Settings, conf: dict | None = None) -> airflow_runner.DagRunResult:
+    """One DAG run at the clock's present (its logical date), checked."""
+    return _check(
+        airflow_runner.run_dag(dag_id, settings, conf=conf, logical_date=clock.now(settings))
+    )
+
+
+def window_conf(days: list[date]) -> dict[str, str]:
+    """A monitoring run's window over whole ``days`` (late or replayed traffic)."""
+    end = midnight(days[-1] + timedelta(days=1))
+    return {"window_start": midnight(days[0]).isoformat(), "window_end": end.isoformat()}
 
 
 def run_demo(
@@ -378,139 +430,201 @@ def run_demo(
     started = time.monotonic()
     customers = customers or settings.simulation.customers
     days = days or settings.simulation.days
-    today = datetime.now(UTC).date()
-    start = today - timedelta(days=days + SHIFT_DAYS + drift_days)
-    shift = start + timedelta(days=days)
-    drift_start = shift + timedelta(days=SHIFT_DAYS)
+    today = clock.today(settings)
+    line = Timeline.ending_before(today, days, drift_days)
     config = SimulationConfig(
         customers=customers,
-        start_date=start,
+        start_date=line.start,
         days=days + SHIFT_DAYS + drift_days,
         seed=settings.random_seed,
-        concept_shift=ConceptShift(start=shift),
-        drift=Drift(start=drift_start),
+        concept_shift=ConceptShift(start=line.shift),
+        drift=Drift(start=line.drift),
     )
+    user_now = os.environ.get("CHURN_NOW")
     timings: dict[str, float] = {}
     acts: dict[str, dict[str, Any]] = {}
+    presents: dict[str, str] = {}
 
-    t = _step(
-        f"Act 1: reset {settings.storage.state_dir}; simulate {days} normal days, "
-        f"{customers} customers"
-    )
-    reset_state(settings)
-    rows = land_simulated_days(config, settings, days_of(start, (0, days)))
-    print(f"    landed {days} daily batches, {rows} order events")
-    print(f"    models: {', '.join(f'{s.name} ({s.registered_model})' for s in specs)}")
-    airflow_runner.migrate_airflow_db(settings)
-    if quiet:
-        ignore_library_warnings()
-    _check(airflow_runner.run_dag("feature_pipeline", settings))
-    first = {}
-    for spec in specs:
-        first[spec.name] = _check(airflow_runner.run_dag(spec.training_dag_id, settings))
-        print(f"    gate: {first[spec.name].returns['gate']['reason']}")
-    timings["act1_features_and_v1"] = time.monotonic() - t
+    def server(settings: Settings) -> BentoServer:
+        return BentoServer(settings)
 
-    t = _step("Act 1: BentoML server, live traffic to every model, monitoring")
-    with BentoServer(settings) as url:
-        timings["server_start"] = time.monotonic() - t
-        act = acts["1_normal"] = {"traffic": traffic(url, settings, specs, requests, seed=1)}
-        act["monitoring"] = {spec.name: monitor(spec, settings) for spec in specs}
+    try:
+        # Act 1 ------------------------------------------------------------------------
+        t = _step(
+            f"Act 1: reset {settings.storage.state_dir}; simulate {days} normal days, "
+            f"{customers} customers"
+        )
+        reset_state(settings)
+        settings = at_present(line.present_after(line.shift - timedelta(days=1)))
+        presents["1_normal"] = clock.now(settings).isoformat()
+        rows = land_simulated_days(config, settings, days_of(line.start, (0, days)))
+        print(
+            f"    landed {days} daily batches, {rows} order events; present {presents['1_normal']}"
+        )
+        print(f"    models: {', '.join(f'{s.name} ({s.registered_model})' for s in specs)}")
+        airflow_runner.migrate_airflow_db(settings)
+        if quiet:
+            ignore_library_warnings()
+        run("feature_pipeline", settings)
+        first = {}
+        for spec in specs:
+            first[spec.name] = run(spec.training_dag_id, settings)
+            print(f"    gate: {first[spec.name].returns['gate']['reason']}")
+        act = acts["1_normal"] = {
+            "holdout": {spec.name: holdout_score(spec, settings, 1) for spec in specs}
+        }
+        timings["act1_features_and_v1"] = time.monotonic() - t
+
+        t = _step("Act 1: BentoML server, live traffic to every model, monitoring")
+        with server(settings) as url:
+            timings["server_start"] = time.monotonic() - t
+            act["traffic"] = traffic(url, settings, specs, requests, seed=1)
+            # The window: the last drift_window_hours before the run, this traffic.
+            act["monitoring"] = {spec.name: monitor(spec, settings) for spec in specs}
         for spec in specs:
             if act["monitoring"][spec.name]["drift"]["significant"]:
                 raise RuntimeError(f"{spec.name}: normal traffic was judged drifted")
         timings["act1_traffic_and_monitoring"] = time.monotonic() - t
 
-        t = _step(f"Act 2: a concept shift from {shift}; {FIRST_BATCH_DAYS} days land")
-        land_simulated_days(config, settings, days_of(shift, (0, FIRST_BATCH_DAYS)))
-        _check(airflow_runner.run_dag("feature_pipeline", settings))
-        degraded = days_of(shift, DEGRADED_DAYS)
-        replayed = {s.name: replay(s, settings, degraded, replay_per_day) for s in labelled_specs}
-        act = acts["2_concept_shift"] = {
-            "replayed": replayed,
-            "psi_of_replayed_days": replay_drift(churn, settings, degraded),
+        # Act 2 ------------------------------------------------------------------------
+        last = line.shift + timedelta(days=FIRST_BATCH_DAYS - 1)
+        settings = at_present(line.present_after(last))
+        presents["2_concept_shift"] = clock.now(settings).isoformat()
+        t = _step(
+            f"Act 2: a concept shift from {line.shift}; {FIRST_BATCH_DAYS} days land; present "
+            f"{presents['2_concept_shift']}"
+        )
+        land_simulated_days(config, settings, days_of(line.shift, (0, FIRST_BATCH_DAYS)))
+        run("feature_pipeline", settings)
+        degraded = days_of(line.shift, DEGRADED_DAYS)
+        replayed = {
+            s.name: replay(s, settings, line, degraded, replay_per_day) for s in labelled_specs
         }
-        print(f"    churn PSI of the replayed days: {act['psi_of_replayed_days']}")
-        act["monitoring"] = {spec.name: monitor(spec, settings) for spec in specs}
-        act["live_quality"] = live_quality_by_day(churn, settings)
-        act["retraining"] = run_requested_training(specs, act["monitoring"], settings)
+        act = acts["2_concept_shift"] = {"replayed": replayed}
+        with server(settings) as url:  # the deploy step smoke-tests what it promotes
+            act["monitoring"] = {
+                spec.name: monitor(spec, settings, window_conf(degraded)) for spec in specs
+            }
+            act["psi_of_replayed_days"] = act["monitoring"]["churn"]["drift"]["psi"]
+            print(f"    churn PSI of the replayed days: {act['psi_of_replayed_days']}")
+            act["live_quality"] = live_quality_by_day(churn, settings)
+            act["retraining"] = run_requested_training(specs, act["monitoring"], settings)
         act["worse_challenger"] = train_worse_challenger(churn, settings)
         print(f"    churn v{act['worse_challenger']}: inverted labels, sent to a live A/B")
         timings["act2_concept_shift"] = time.monotonic() - t
 
-        t = _step("Act 3: the live A/B verdict, then a bad promotion rolled back")
-        land_simulated_days(config, settings, days_of(shift, (FIRST_BATCH_DAYS, SHIFT_DAYS)))
-        _check(airflow_runner.run_dag("feature_pipeline", settings))
+        # Act 3 ------------------------------------------------------------------------
+        last = line.shift + timedelta(days=SHIFT_DAYS - 1)
+        settings = at_present(line.present_after(last))
+        presents["3_verdict_and_rollback"] = clock.now(settings).isoformat()
+        t = _step(
+            "Act 3: the live A/B verdict, then a bad promotion rolled back; present "
+            f"{presents['3_verdict_and_rollback']}"
+        )
+        land_simulated_days(config, settings, days_of(line.shift, (FIRST_BATCH_DAYS, SHIFT_DAYS)))
+        run("feature_pipeline", settings)
+        split = days_of(line.shift, SPLIT_DAYS)
         act = acts["3_verdict_and_rollback"] = {
             "replayed_split": replay(
-                churn, settings, days_of(shift, SPLIT_DAYS), replay_per_day,
-                ab_mode="split", challenger_weight=0.5,
+                churn, settings, line, split, replay_per_day, ab_mode="split",
+                challenger_weight=0.5,
             ),
         }  # fmt: skip
-        act["verdict_run"] = monitor(churn, settings)
-        verdict = act["verdict_run"]["ab_verdict"]
-        if verdict:
-            print(f"    live verdict: {verdict['decision']} ({verdict['test']}, "
-                  f"lift {verdict['lift']}, p {verdict['p_value']})")  # fmt: skip
-        champion = alias_version(settings, churn.registered_model, CHAMPION)
-        worse = acts["2_concept_shift"]["worse_challenger"]
-        promote_by_hand(
-            settings, churn.registered_model, worse, "demo: an operator overrides the verdict"
-        )
-        print(f"    operator promotes v{worse} by hand over v{champion}")
-        act["promoted_by_hand"] = {"version": worse, "replaced": champion}
-        act["replayed_bad_promotion"] = replay(
-            churn, settings, days_of(shift, BAD_PROMOTION_DAYS), replay_per_day
-        )
-        customers_now = active_customers(settings)
-        follow = settings.serving.model_refresh_seconds * 3
-        # The live server answers with the promoted version before the rollback moves it.
-        act["serving_took_promotion_in_seconds"] = wait_for_version(
-            url, model_route(churn), int(customers_now[0]), worse, follow
-        )
-        stop = threading.Event()
-        during: dict[str, Any] = {}
-        # Paced (about 9 a second): act 4's drift window starts with these calm requests.
-        sender = threading.Thread(
-            target=lambda: during.update(
-                send_predictions(url, customers_now, 50, 3, model_route(churn), stop, 0.1)
+        with server(settings) as url:
+            act["verdict_run"] = monitor(churn, settings, window_conf(split))
+            verdict = act["verdict_run"]["ab_verdict"]
+            if verdict:
+                print(f"    live verdict: {verdict['decision']} ({verdict['test']}, "
+                      f"lift {verdict['lift']}, p {verdict['p_value']})")  # fmt: skip
+            act["verdict_retraining"] = run_requested_training(
+                [churn], {"churn": act["verdict_run"]}, settings
             )
-        )
-        sender.start()
-        try:
-            act["rollback_run"] = monitor(churn, settings)
-            rolled = act["rollback_run"]["rollback"]
-            if rolled and rolled["rolled_back"]:
-                act["serving_followed_in_seconds"] = wait_for_version(
-                    url, model_route(churn), int(customers_now[0]), champion, follow
+            champion = alias_version(settings, churn.registered_model, CHAMPION)
+            worse = acts["2_concept_shift"]["worse_challenger"]
+            promote_by_hand(
+                settings, churn.registered_model, worse, "demo: an operator overrides the verdict"
+            )
+            print(f"    operator promotes v{worse} by hand over v{champion}")
+            act["promoted_by_hand"] = {"version": worse, "replaced": champion}
+            bad_days = days_of(line.shift, BAD_PROMOTION_DAYS)
+            act["replayed_bad_promotion"] = replay(churn, settings, line, bad_days, replay_per_day)
+            customers_now = active_customers(settings)
+            follow = settings.serving.model_refresh_seconds * 3
+            # The live server answers with the promoted version before the rollback moves it.
+            act["serving_took_promotion_in_seconds"] = wait_for_version(
+                url, model_route(churn), int(customers_now[0]), worse, follow
+            )
+            stop = threading.Event()
+            during: dict[str, Any] = {}
+            sender = threading.Thread(
+                target=lambda: during.update(
+                    send_predictions(url, customers_now, 50, 3, model_route(churn), stop, 0.1)
                 )
-                print(f"    rolled back: {rolled['reason']}")
-                time.sleep(1.0)  # the traffic goes on a moment on the restored version
-        finally:
-            stop.set()
-            sender.join()
-        act["traffic_during_rollback"] = during
-        print(f"    traffic during the rollback: {during}")
+            )
+            sender.start()
+            try:
+                act["rollback_run"] = monitor(churn, settings, window_conf(bad_days))
+                rolled = act["rollback_run"]["rollback"]
+                if rolled and rolled["rolled_back"]:
+                    act["serving_followed_in_seconds"] = wait_for_version(
+                        url, model_route(churn), int(customers_now[0]), champion, follow
+                    )
+                    print(f"    rolled back: {rolled['reason']}")
+                    time.sleep(1.0)  # the traffic goes on a moment on the restored version
+            finally:
+                stop.set()
+                sender.join()
+            act["traffic_during_rollback"] = during
+            print(f"    traffic during the rollback: {during}")
+            # The alert on the version rolled back asks for a retrain: it runs now.
+            act["retraining"] = run_requested_training(
+                [churn], {"churn": act["rollback_run"]}, settings
+            )
         act["live_quality"] = live_quality_by_day(churn, settings)
         timings["act3_verdict_and_rollback"] = time.monotonic() - t
 
-        t = _step(f"Act 4: {drift_days} drifted days (spend x2, segment mix) and traffic")
-        land_simulated_days(config, settings, days_of(drift_start, (0, drift_days)))
-        _check(airflow_runner.run_dag("feature_pipeline", settings))
-        act = acts["4_drift"] = {"traffic": traffic(url, settings, specs, requests, seed=2)}
-        act["monitoring"] = {spec.name: monitor(spec, settings) for spec in specs}
-        act["retraining"] = run_requested_training(specs, act["monitoring"], settings)
+        # Act 4 ------------------------------------------------------------------------
+        settings = at_present(line.present_after(line.end))
+        presents["4_drift"] = clock.now(settings).isoformat()
+        t = _step(
+            f"Act 4: {drift_days} drifted days (spend x2, segment mix) and traffic; present "
+            f"{presents['4_drift']}"
+        )
+        land_simulated_days(config, settings, days_of(line.drift, (0, drift_days)))
+        run("feature_pipeline", settings)
+        with server(settings) as url:
+            act = acts["4_drift"] = {"traffic": traffic(url, settings, specs, requests, seed=2)}
+            act["monitoring"] = {spec.name: monitor(spec, settings) for spec in specs}
+            act["retraining"] = run_requested_training(specs, act["monitoring"], settings)
+            # The next run (the features asset would schedule one) finds the same drift:
+            # the retraining policy debounces it.
+            act["debounce"] = {spec.name: monitor(spec, settings) for spec in specs}
+            act["debounce_retraining"] = run_requested_training(specs, act["debounce"], settings)
         timings["act4_drift"] = time.monotonic() - t
+        left = {
+            spec.name: airflow_runner.queued_runs(spec.training_dag_id, settings) for spec in specs
+        }
+        for name, queued in left.items():
+            if queued:
+                print(f"    {name}: {len(queued)} training run(s) left queued for a scheduler")
+    finally:
+        if user_now is None:
+            os.environ.pop("CHURN_NOW", None)
+        else:
+            os.environ["CHURN_NOW"] = user_now
 
     summary = {
         "timeline": {
-            "start": start.isoformat(),
-            "concept_shift": shift.isoformat(),
-            "drift": drift_start.isoformat(),
+            "start": line.start.isoformat(),
+            "concept_shift": line.shift.isoformat(),
+            "drift": line.drift.isoformat(),
+            "end": line.end.isoformat(),
             "today": today.isoformat(),
+            "presents": presents,
         },
         "acts": acts,
         "models": {spec.name: model_summary(settings, spec) for spec in specs},
+        "left_queued": {name: len(q) for name, q in left.items()},
         "timings_seconds": {k: round(v, 1) for k, v in timings.items()},
         "total_seconds": round(time.monotonic() - started, 1),
         "summary_path": str(settings.storage.demo_summary_path),
@@ -532,6 +646,15 @@ VERSION_TAGS = ("gate.decision", "gate.reason", "gate.live_reason", "live_ab.dec
                 "live_ab.lift", "rollback.role", "rollback.reason", "trigger.reason")  # fmt: skip
 
 
+def holdout_score(spec: ModelSpec, settings: Settings, version: int) -> dict[str, float]:
+    """The gate metric a version scored on its holdout (its training run's metric)."""
+    from models.tracking import configure_mlflow
+
+    client = configure_mlflow(settings)
+    run_id = client.get_model_version(spec.registered_model, str(version)).run_id
+    return {spec.gate_metric: round(client.get_run(run_id).data.metrics[spec.gate_metric], 4)}
+
+
 def model_summary(settings: Settings, spec: ModelSpec) -> dict[str, Any]:
     """One model's registry at the end: each version's decisions, and the aliases."""
     from models.tracking import configure_mlflow
@@ -546,23 +669,40 @@ def model_summary(settings: Settings, spec: ModelSpec) -> dict[str, Any]:
         "gate_metric": spec.gate_metric,
         "aliases": {alias: int(v) for alias, v in (model.aliases or {}).items()},
         "versions": [
-            {"version": int(v.version), **{k: v.tags[k] for k in VERSION_TAGS if k in v.tags}}
+            {
+                "version": int(v.version),
+                f"holdout_{spec.gate_metric}": round(
+                    client.get_run(v.run_id).data.metrics[spec.gate_metric], 4
+                ),
+                **{k: v.tags[k] for k in VERSION_TAGS if k in v.tags},
+            }
             for v in versions
         ],
         "retraining_policy": retrain_decisions(spec, settings),
     }
 
 
+def print_gates(indent: str, retraining: dict[str, list[dict[str, Any]]]) -> None:
+    for name, gates in retraining.items():
+        for gate in gates:
+            print(f"{indent}{name} v{gate['version']} trained: {gate['reason']}")
+
+
 def print_summary(summary: dict[str, Any]) -> None:
     acts = summary["acts"]
+    line = summary["timeline"]
     print("\n" + "=" * 72)
-    print(f"Demo finished in {summary['total_seconds']} s  (timeline {summary['timeline']})")
-    normal = acts["1_normal"]["monitoring"]["churn"]
-    print(f"  1. normal: churn labels {normal['labels']} (today's predictions mature in 30 days)")
+    print(f"Demo finished in {summary['total_seconds']} s; timeline {line['start']} .. "
+          f"{line['end']}, shift {line['concept_shift']}, drift {line['drift']}")  # fmt: skip
+    first = acts["1_normal"]
+    labels = first["monitoring"]["churn"]["labels"]
+    print(f"  1. normal (present {line['presents']['1_normal']}): v1 holdout "
+          f"{first['holdout']}; churn labels {labels} (they mature in 30 days)")  # fmt: skip
     shifted = acts["2_concept_shift"]
     psi = shifted["psi_of_replayed_days"]
     calm = sum(v < 0.25 for v in psi.values())
-    print(f"  2. concept shift: PSI < 0.25 on {calm} of {len(psi)} churn features: {psi}")
+    print(f"  2. concept shift: PSI < 0.25 on {calm} of {len(psi)} churn features "
+          f"(the monitoring run's window: the replayed days): {psi}")  # fmt: skip
     for day in shifted["live_quality"]:
         print(f"       {day['day']} v{day['version']} {day['variant']}: F1 {day['f1']} "
               f"({day['labelled']} labels)")  # fmt: skip
@@ -571,10 +711,10 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"     alert: v{alert['model_version']} F1 < {alert['threshold']}: "
               f"{alert['periods']}")  # fmt: skip
     if churn["retrain"]:
-        print(f"     retraining: {churn['retrain']['why']} ({churn['retrain']['kind']})")
-    for name, gates in shifted["retraining"].items():
-        for gate in gates:
-            print(f"     {name} v{gate['version']}: {gate['reason']}")
+        print(f"     retraining policy: {churn['retrain']['why']}")
+    print_gates("     ", shifted["retraining"])
+    print(f"     churn v{shifted['worse_challenger']}: trained on inverted labels, sent to a "
+          "live A/B")  # fmt: skip
     third = acts["3_verdict_and_rollback"]
     verdict = third["verdict_run"]["ab_verdict"]
     if verdict:
@@ -584,21 +724,35 @@ def print_summary(summary: dict[str, Any]) -> None:
               f"[{verdict['ci_low']:+.3f}, {verdict['ci_high']:+.3f}], "
               f"p={verdict['p_value']:.2g} ({verdict['test']}, "
               f"n={verdict['challenger_n']}/{verdict['champion_n']})")  # fmt: skip
+    for day in third["live_quality"]:
+        print(f"       {day['day']} v{day['version']} {day['variant']}: F1 {day['f1']} "
+              f"({day['labelled']} labels)")  # fmt: skip
     rolled = third["rollback_run"]["rollback"]
     print(f"     promoted by hand: v{third['promoted_by_hand']['version']}; rollback: "
           f"{rolled['reason']}")  # fmt: skip
     print(f"     traffic during the rollback: {third['traffic_during_rollback']['status_codes']}, "
           f"versions {third['traffic_during_rollback']['versions_served']}; serving followed in "
           f"{third.get('serving_followed_in_seconds')} s")  # fmt: skip
+    retrain = third["rollback_run"]["retrain"]
+    print(f"     retraining policy: {retrain['why'] if retrain else 'not asked'}")
+    print_gates("     ", third["retraining"])
     fourth = acts["4_drift"]
     for name, run in fourth["monitoring"].items():
+        again = fourth["debounce"][name]["retrain"]
         print(f"  4. drift [{name}]: significant={run['drift']['significant']}, max PSI "
-              f"{run['drift']['max_feature_psi']}; retraining: "
-              f"{run['retrain']['why'] if run['retrain'] else 'not asked'}")  # fmt: skip
+              f"{run['drift']['max_feature_psi']}; retraining policy: "
+              f"{run['retrain']['why'] if run['retrain'] else 'not asked'}; the next run: "
+              f"{again['why'] if again else 'not asked'}")  # fmt: skip
+    print_gates("     ", fourth["retraining"])
+    for name, count in summary["left_queued"].items():
+        if count:
+            print(f"  {name}: {count} training run(s) left queued for a scheduler")
     for name, model in summary["models"].items():
         print(f"  [{name}] aliases {model['aliases']}")
         for v in model["versions"]:
-            print(f"     v{v['version']}: {v.get('gate.decision')} - {v.get('gate.reason', '')}")
+            metric = next(k for k in v if k.startswith("holdout_"))
+            print(f"     v{v['version']} ({metric} {v[metric]}): {v.get('gate.decision')} - "
+                  f"{v.get('gate.reason', '')}")  # fmt: skip
     print(f"  summary JSON: {summary['summary_path']}")
     for name, how in summary["how_to"].items():
         print(f"  {name}: {how}")
