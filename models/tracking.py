@@ -30,17 +30,19 @@ def configure_mlflow(settings: Settings, experiment_name: str | None = None) -> 
         settings.storage.mlflow_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.storage.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.storage.mlflow_tracking_uri)
-    client = MlflowClient()
     uri = settings.storage.mlflow_tracking_uri
     if uri.startswith("sqlite:") and uri not in _READY_SQLITE_STORES:
-        # A new SQLite store is migrated by whichever process opens it first; parallel
-        # Airflow tasks opening it at once collide in alembic ("_alembic_tmp_... already
-        # exists"), so the first opening of the store in each process is serialized.
+        # A new SQLite store is migrated by whichever process opens it first (a client
+        # opens its store when made); parallel Airflow tasks opening it at once collide in
+        # alembic ("_alembic_tmp_... already exists"), so the first opening of the store in
+        # each process is serialized.
         with open(settings.storage.mlflow_dir / ".open.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            client = MlflowClient()
             client.search_experiments(max_results=1)
             client.search_registered_models(max_results=1)
         _READY_SQLITE_STORES.add(uri)
+    client = MlflowClient()
     if experiment_name is None:
         return client
     experiment = client.get_experiment_by_name(experiment_name)

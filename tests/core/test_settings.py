@@ -72,7 +72,7 @@ def test_invalid_settings_are_refused_clearly(monkeypatch):
 def test_gate_min_scores_replace_the_spec_minimum_per_model(monkeypatch):
     monkeypatch.delenv("CHURN_GATE_MIN_SCORES", raising=False)
     assert get_settings().gate_min_scores == {}
-    assert CHURN.minimum(get_settings()) == CHURN.min_score == 0.35
+    assert CHURN.minimum(get_settings()) == CHURN.min_score == 0.75
     monkeypatch.setenv("CHURN_GATE_MIN_SCORES", '{"churn": 0.55, "other": 0.1}')
     settings = get_settings()
     assert settings.gate_min_scores == {"churn": 0.55, "other": 0.1}
