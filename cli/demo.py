@@ -445,8 +445,14 @@ def run_demo(
     acts: dict[str, dict[str, Any]] = {}
     presents: dict[str, str] = {}
 
-    def server(settings: Settings) -> BentoServer:
-        return BentoServer(settings)
+    def begin_act(key: str, title: str, last: date, days: list[date]) -> tuple[Settings, float]:
+        """The act's present (the morning after ``last``), its days landed and featurized."""
+        settings = at_present(line.present_after(last))
+        presents[key] = clock.now(settings).isoformat()
+        started = _step(f"{title}; present {presents[key]}")
+        land_simulated_days(config, settings, days)
+        run("feature_pipeline", settings)
+        return settings, started
 
     try:
         # Act 1 ------------------------------------------------------------------------
@@ -476,7 +482,7 @@ def run_demo(
         timings["act1_features_and_v1"] = time.monotonic() - t
 
         t = _step("Act 1: BentoML server, live traffic to every model, monitoring")
-        with server(settings) as url:
+        with BentoServer(settings) as url:
             timings["server_start"] = time.monotonic() - t
             act["traffic"] = traffic(url, settings, specs, requests, seed=1)
             # The window: the last drift_window_hours before the run, this traffic.
@@ -487,21 +493,18 @@ def run_demo(
         timings["act1_traffic_and_monitoring"] = time.monotonic() - t
 
         # Act 2 ------------------------------------------------------------------------
-        last = line.shift + timedelta(days=FIRST_BATCH_DAYS - 1)
-        settings = at_present(line.present_after(last))
-        presents["2_concept_shift"] = clock.now(settings).isoformat()
-        t = _step(
-            f"Act 2: a concept shift from {line.shift}; {FIRST_BATCH_DAYS} days land; present "
-            f"{presents['2_concept_shift']}"
+        settings, t = begin_act(
+            "2_concept_shift",
+            f"Act 2: a concept shift from {line.shift}; {FIRST_BATCH_DAYS} days land",
+            line.shift + timedelta(days=FIRST_BATCH_DAYS - 1),
+            days_of(line.shift, (0, FIRST_BATCH_DAYS)),
         )
-        land_simulated_days(config, settings, days_of(line.shift, (0, FIRST_BATCH_DAYS)))
-        run("feature_pipeline", settings)
         degraded = days_of(line.shift, DEGRADED_DAYS)
         replayed = {
             s.name: replay(s, settings, line, degraded, replay_per_day) for s in labelled_specs
         }
         act = acts["2_concept_shift"] = {"replayed": replayed}
-        with server(settings) as url:  # the deploy step smoke-tests what it promotes
+        with BentoServer(settings) as url:  # the deploy step smoke-tests what it promotes
             act["monitoring"] = {
                 spec.name: monitor(spec, settings, window_conf(degraded)) for spec in specs
             }
@@ -514,15 +517,12 @@ def run_demo(
         timings["act2_concept_shift"] = time.monotonic() - t
 
         # Act 3 ------------------------------------------------------------------------
-        last = line.shift + timedelta(days=SHIFT_DAYS - 1)
-        settings = at_present(line.present_after(last))
-        presents["3_verdict_and_rollback"] = clock.now(settings).isoformat()
-        t = _step(
-            "Act 3: the live A/B verdict, then a bad promotion rolled back; present "
-            f"{presents['3_verdict_and_rollback']}"
+        settings, t = begin_act(
+            "3_verdict_and_rollback",
+            "Act 3: the live A/B verdict, then a bad promotion rolled back",
+            line.shift + timedelta(days=SHIFT_DAYS - 1),
+            days_of(line.shift, (FIRST_BATCH_DAYS, SHIFT_DAYS)),
         )
-        land_simulated_days(config, settings, days_of(line.shift, (FIRST_BATCH_DAYS, SHIFT_DAYS)))
-        run("feature_pipeline", settings)
         split = days_of(line.shift, SPLIT_DAYS)
         act = acts["3_verdict_and_rollback"] = {
             "replayed_split": replay(
@@ -530,7 +530,7 @@ def run_demo(
                 challenger_weight=0.5,
             ),
         }  # fmt: skip
-        with server(settings) as url:
+        with BentoServer(settings) as url:
             act["verdict_run"] = monitor(churn, settings, window_conf(split))
             verdict = act["verdict_run"]["ab_verdict"]
             if verdict:
@@ -584,15 +584,13 @@ def run_demo(
         timings["act3_verdict_and_rollback"] = time.monotonic() - t
 
         # Act 4 ------------------------------------------------------------------------
-        settings = at_present(line.present_after(line.end))
-        presents["4_drift"] = clock.now(settings).isoformat()
-        t = _step(
-            f"Act 4: {drift_days} drifted days (spend x2, segment mix) and traffic; present "
-            f"{presents['4_drift']}"
+        settings, t = begin_act(
+            "4_drift",
+            f"Act 4: {drift_days} drifted days (spend x2, segment mix) and traffic",
+            line.end,
+            days_of(line.drift, (0, drift_days)),
         )
-        land_simulated_days(config, settings, days_of(line.drift, (0, drift_days)))
-        run("feature_pipeline", settings)
-        with server(settings) as url:
+        with BentoServer(settings) as url:
             act = acts["4_drift"] = {"traffic": traffic(url, settings, specs, requests, seed=2)}
             act["monitoring"] = {spec.name: monitor(spec, settings) for spec in specs}
             act["retraining"] = run_requested_training(specs, act["monitoring"], settings)
