@@ -14,26 +14,33 @@ under ``onnx/<sha256 prefix>/``; the returned tags (where it is, its sha256, the
 go on the model version. At load, :func:`load_scorer` checks the sha256 and re-scores the
 recorded rows before the scorer is used.
 
-Precision: parity comes from the pipeline, not from the tolerance. ONNX tree ensembles
-(skl2onnx's converters, ONNX Runtime) compare float32 inputs with float32 thresholds and
-add their leaf values in float32, so the specs' pipelines round the preprocessed features
-to float32 themselves, just before the trees (``models.recipes.tree_pipeline``, a
+Precision: parity comes from the pipeline and the graph, not from the tolerance. ONNX tree
+ensembles as skl2onnx writes them compare float32 inputs with float32 thresholds and add
+their leaf values in float32, so the specs' pipelines round the preprocessed features to
+float32 themselves, just before the trees (``models.recipes.tree_pipeline``, a
 ``FunctionTransformer(np.float32)`` step, as skl2onnx's "Issues when switching to float"
 recommends): the trees are fitted and scored on float32 numbers. The graph takes float64
 features and transforms them in float64 (the same subtraction and division as
 StandardScaler), then casts to float32 where the pipeline does (:func:`cast_converter`),
-so both sides feed the trees the same numbers, bit for bit. What is left:
+so both sides feed the trees the same numbers, bit for bit. Then:
 
-- float32 arithmetic inside the ONNX trees (the sum of the leaf values, a classifier's
-  sigmoid): far inside :data:`TOLERANCE` for a probability; for a regression it grows
-  with the sums, hence :data:`REGRESSION_TOLERANCE`.
-- thresholds: scikit-learn puts each half-way between two float32 values seen in training
-  and skl2onnx stores its nearest float32 (it does not round HistGradientBoosting's
-  thresholds down), which is the threshold itself for ~90% of them. An input exactly
-  equal to one rounded up goes left in ONNX and right in scikit-learn. Only a value
-  scored half-way (to float32 precision) between two neighbouring training values can be
-  one (an integer feature with a gap of 2 in training, say): no row of 14 simulated data
-  sets (train and holdout) is; the verification is there to catch one in the holdout.
+- a classifier's trees run in float32 (skl2onnx's converter): float32 arithmetic in the
+  sum of the leaf values and the sigmoid stays far inside :data:`TOLERANCE` for a
+  probability (measured at most 6.6e-7).
+- a regressor's trees run in float64 (:func:`double_tree_converter`): a regression's sums
+  start from the mean label (hundreds for spend), where float32 sums were 5e-5 off. The
+  rounded features are cast back to float64 and the trees are written as ONNX-ML 3
+  ``TreeEnsembleRegressor`` with float64 thresholds, leaves and base value, so ONNX Runtime
+  adds in float64 what scikit-learn adds in float64; only the float32 output is rounded
+  (relative 6e-8).
+- thresholds: scikit-learn puts each half-way between two float32 values seen in training;
+  a classifier's float32 graph stores its nearest float32, which is the threshold itself
+  for ~90% of them. An input exactly equal to one rounded up goes left in ONNX and right
+  in scikit-learn. Only a value scored half-way (to float32 precision) between two
+  neighbouring training values can be one (an integer feature with a gap of 2 in
+  training, say): no row of 14 simulated data sets (train and holdout) is; the
+  verification is there to catch one in the holdout. A regressor's float64 thresholds are
+  scikit-learn's own.
 
 A pipeline without the step still converts; its verification says whether its trees route
 the holdout as scikit-learn does.
@@ -71,14 +78,9 @@ from core.spec import Task
 # what differs is float32 arithmetic inside the ONNX trees: measured at most 6.6e-7 for
 # churn (true and inverted labels, 14 simulated data sets of 800 and 3000 customers).
 TOLERANCE = 1e-5
-# A regression: the largest |y_onnx - y_sklearn| / max(1, |y_sklearn|). ONNX Runtime adds
-# the leaf values in float32 (skl2onnx's tree ensembles hold float32 leaves), scikit-learn
-# in float64; no step of the pipeline changes that. The error follows the size of the sums
-# (from the mean label, hundreds for spend), so it is largest relative to predictions near
-# 0: measured at most 4.3e-5 for next_spend's 200 trees (4.7e-5 off a prediction of -1.08;
-# 14 simulated data sets, true and shuffled labels), 1.1e-4 once before on demo data. So
-# not 1e-5: 1e-3 keeps 9x headroom (a tenth of a cent up to 1 unit, 10 cents on 100).
-REGRESSION_TOLERANCE = 1e-3
+# A regression is held to the same figure, relative: |y_onnx - y_sklearn| / max(1, |y_sklearn|)
+# (its trees add in float64 as scikit-learn does, double_tree_converter).
+REGRESSION_TOLERANCE = TOLERANCE
 TOLERANCES = {"classification": TOLERANCE, "regression": REGRESSION_TOLERANCE}
 # The holdout's model inputs, logged on the training run (models.training.train_and_log;
 # monitoring reads the same file as its drift reference).
@@ -243,15 +245,29 @@ def cast_shape(operator: Any) -> None:
     """skl2onnx shape calculator of a FunctionTransformer step (see :func:`cast_converter`)."""
     from skl2onnx.common.data_types import FloatTensorType
 
-    if len(operator.inputs) != 1:
-        raise RuntimeError(f"a FunctionTransformer step has {len(operator.inputs)} inputs, not 1")
-    func, source = operator.raw_operator.func, operator.inputs[0]
+    func, source = function_of(operator), operator.inputs[0]
     if func is None:
         operator.outputs[0].type = type(source.type)(source.type.shape)
-    elif func is np.float32:
-        operator.outputs[0].type = FloatTensorType(source.type.shape)
     else:
+        operator.outputs[0].type = FloatTensorType(source.type.shape)
+
+
+def round_trip_shape(operator: Any) -> None:
+    """Shape calculator of the float32 step before float64 trees (:func:`round_trip_converter`)."""
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    function_of(operator)
+    operator.outputs[0].type = DoubleTensorType(operator.inputs[0].type.shape)
+
+
+def function_of(operator: Any) -> Any:
+    """The FunctionTransformer's function: None or ``np.float32``, the two that convert."""
+    if len(operator.inputs) != 1:
+        raise RuntimeError(f"a FunctionTransformer step has {len(operator.inputs)} inputs, not 1")
+    func = operator.raw_operator.func
+    if func is not None and func is not np.float32:
         raise RuntimeError(f"FunctionTransformer(func={func!r}) has no ONNX converter")
+    return func
 
 
 def cast_converter(scope: Any, operator: Any, container: Any) -> None:
@@ -263,12 +279,85 @@ def cast_converter(scope: Any, operator: Any, container: Any) -> None:
     ``custom_conversion_functions``), not registered for the whole process.
     """
     source, target = operator.inputs[0].full_name, operator.outputs[0].full_name
-    if operator.raw_operator.func is None:
+    if function_of(operator) is None:
         name = scope.get_unique_operator_name("Identity")
         container.add_node("Identity", source, target, name=name)
     else:
         name = scope.get_unique_operator_name("Cast")
         container.add_node("Cast", source, target, name=name, to=TensorProto.FLOAT)
+
+
+def round_trip_converter(scope: Any, operator: Any, container: Any) -> None:
+    """The float32 step before float64 trees: a Cast to float32 (the rounding), then back to
+    float64, which holds the rounded numbers exactly; no function is an Identity."""
+    source, target = operator.inputs[0].full_name, operator.outputs[0].full_name
+    if function_of(operator) is None:
+        container.add_node(
+            "Identity", source, target, name=scope.get_unique_operator_name("Identity")
+        )
+        return
+    rounded = scope.get_unique_variable_name("rounded")
+    for cast_from, cast_to, to in (
+        (source, rounded, TensorProto.FLOAT),
+        (rounded, target, TensorProto.DOUBLE),
+    ):
+        container.add_node(
+            "Cast", cast_from, cast_to, name=scope.get_unique_operator_name("Cast"), to=to
+        )
+
+
+# TreeEnsembleRegressor attributes that ONNX-ML 3 also takes as tensors of any precision.
+TENSOR_ATTRIBUTES = ("nodes_values", "nodes_hitrates", "target_weights", "base_values")
+# ai.onnx.ml opset of the float64 trees: the first with ``*_as_tensor`` attributes.
+ML_OPSET_DOUBLE_TREES = 3
+
+
+class DoubleTreeContainer:
+    """skl2onnx's container for one converter call, writing its TreeEnsembleRegressor in
+    float64: the attributes skl2onnx computes in float64 (for float64 inputs) go into the
+    ONNX-ML 3 ``*_as_tensor`` attributes, where its ONNX-ML 1 node would round them to
+    float32. Everything else is the container's own."""
+
+    def __init__(self, container: Any) -> None:
+        self.container = container
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.container, name)
+
+    def add_node(self, op_type: str, inputs: Any, outputs: Any, **attrs: Any) -> Any:
+        if op_type == "TreeEnsembleRegressor":
+            for key in TENSOR_ATTRIBUTES:
+                if key in attrs:
+                    values = np.asarray(attrs.pop(key), dtype=np.float64)
+                    attrs[f"{key}_as_tensor"] = onnx.numpy_helper.from_array(values, key)
+            attrs["op_version"] = ML_OPSET_DOUBLE_TREES
+        return self.container.add_node(op_type, inputs, outputs, **attrs)
+
+
+def double_tree_converter(scope: Any, operator: Any, container: Any) -> None:
+    """A tree regressor (HistGradientBoosting, random forest, extra trees) converted by
+    skl2onnx's own converter into float64 trees (:class:`DoubleTreeContainer`)."""
+    from skl2onnx.operator_converters.random_forest import (
+        convert_sklearn_random_forest_regressor_converter,
+    )
+
+    convert_sklearn_random_forest_regressor_converter(
+        scope, operator, DoubleTreeContainer(container)
+    )
+
+
+def regression_converters() -> dict[type, Any]:
+    """The tree regressors whose skl2onnx converter :func:`double_tree_converter` wraps."""
+    from sklearn.ensemble import (
+        ExtraTreesRegressor,
+        HistGradientBoostingRegressor,
+        RandomForestRegressor,
+    )
+
+    return dict.fromkeys(
+        (HistGradientBoostingRegressor, RandomForestRegressor, ExtraTreesRegressor),
+        double_tree_converter,
+    )
 
 
 def convert(
@@ -279,7 +368,7 @@ def convert(
     Returns the ONNX bytes, their scorer (threshold included) and the input precision.
     """
     # Imported here: only registration converts; the service needs ONNX Runtime alone.
-    from skl2onnx import convert_sklearn
+    from skl2onnx import convert_sklearn, get_latest_tested_opset_version
     from skl2onnx.common.data_types import (
         DoubleTensorType,
         FloatTensorType,
@@ -298,11 +387,18 @@ def convert(
         else [("variable", FloatTensorType([None, 1]))]
     )
     classes = list(model.classes_) if classifier else None  # type: ignore[attr-defined]
+    if classifier:
+        shapes, converters, opsets = cast_shape, {FunctionTransformer: cast_converter}, None
+    else:  # float64 trees: the rounded features go back to float64 (round_trip_converter)
+        shapes, converters = round_trip_shape, {FunctionTransformer: round_trip_converter}
+        converters |= regression_converters()
+        opsets = {"": get_latest_tested_opset_version(), "ai.onnx.ml": ML_OPSET_DOUBLE_TREES}
     errors = []
     # float64 inputs first: the transforms then compute what scikit-learn computes, up to
-    # the pipeline's own float32 step (cast_converter). ONNX tree ensembles answer in
-    # float32, so the probabilities are declared float32. Not every converter takes
-    # float64: then float32 inputs, skl2onnx's default (verification says if it is enough).
+    # the pipeline's own float32 step. A classifier's ONNX trees answer in float32, so the
+    # probabilities are declared float32, as is a regression's value (rounded from float64).
+    # Not every converter takes float64: then float32 inputs, skl2onnx's default
+    # (verification says if it is enough).
     for precision, number_type, final_types in (
         ("double", DoubleTensorType, outputs),
         ("float", FloatTensorType, None),
@@ -317,8 +413,9 @@ def convert(
                 initial_types=initial_types,
                 options=options,
                 final_types=final_types,
-                custom_shape_calculators={FunctionTransformer: cast_shape},
-                custom_conversion_functions={FunctionTransformer: cast_converter},
+                target_opset=opsets,
+                custom_shape_calculators={FunctionTransformer: shapes},
+                custom_conversion_functions=converters,
             )
             onnx.checker.check_model(onnx_model)
             data = onnx_model.SerializeToString()

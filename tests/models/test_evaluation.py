@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mlflow
 import pytest
 from evaluation_support import check_evaluation_logged
 
@@ -22,7 +21,9 @@ def test_the_churn_run_holds_mlflows_evaluation_and_agrees_with_the_gate(world):
     # Shuffling the most important feature costs F1.
     assert max(v for k, v in metrics.items() if k.startswith("importance.")) > 0.01
     # The per-segment table covers the holdout once.
-    table = mlflow.load_table("evaluation/metrics_by_segment.json", run_ids=[run_id])
+    # The run's own experiment: the fluent API would search the process's active one.
+    experiment_id = client.get_run(run_id).info.experiment_id
+    table = client.load_table(experiment_id, "evaluation/metrics_by_segment.json", [run_id])
     assert table["rows"].sum() == world.training_set.holdout_rows
 
 

@@ -6,17 +6,30 @@ RMSE, is verified as ONNX, scores like its MLflow model, and is monitored for dr
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import numpy as np
+import onnx
 import pandas as pd
 import pytest
+from mlflow.artifacts import download_artifacts
 
 from core.schema import model_input
 from models.catalog import get_spec
 from models.next_spend.spec import SPEC as NEXT_SPEND
 from models.next_spend.transforms import compute_rhythm_features, compute_spend_labels
+from models.onnx_model import (
+    MODEL_FILE,
+    TAG_URI,
+    TOLERANCES,
+    compare,
+    convert,
+    reference_scores,
+    verification_rows,
+)
 from models.registry import CHAMPION, alias_version
 from models.tracking import configure_mlflow
 
@@ -95,8 +108,51 @@ def test_it_trains_registers_and_passes_its_own_gate(world, trained) -> None:
     tags = client.get_model_version(NEXT_SPEND.registered_model, str(gate.version)).tags
     assert tags["gate.metric"] == "rmse" and tags["lineage.model"] == "next_spend"
     # The ONNX copy was verified on the whole holdout at registration.
-    assert float(tags["onnx.max_abs_diff"]) <= float(tags["onnx.tolerance"]) == 1e-3
+    assert float(tags["onnx.max_abs_diff"]) <= float(tags["onnx.tolerance"]) == 1e-5
     assert int(tags["onnx.holdout_rows"]) == trained.training_set.holdout_rows
+
+
+def test_its_onnx_trees_add_in_float64_on_the_rounded_features(world, trained) -> None:
+    client = configure_mlflow(world.settings)
+    tags = client.get_model_version(NEXT_SPEND.registered_model, str(trained.gate.version)).tags
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(download_artifacts(artifact_uri=tags[TAG_URI], dst_path=tmp))
+        graph = onnx.load_from_string((folder / MODEL_FILE).read_bytes())
+    opsets = {opset.domain: opset.version for opset in graph.opset_import}
+    assert opsets["ai.onnx.ml"] == 3
+    made_by = {output: node for node in graph.graph.node for output in node.output}
+    (trees,) = [node for node in graph.graph.node if node.op_type == "TreeEnsembleRegressor"]
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in trees.attribute}
+    for name in ("nodes_values", "target_weights", "base_values"):
+        assert name not in attributes
+        assert attributes[f"{name}_as_tensor"].data_type == onnx.TensorProto.DOUBLE
+    # float64 inputs, rounded to float32 where the pipeline rounds, then back to float64.
+    back, rounding = made_by[trees.input[0]], None
+    assert back.op_type == "Cast"
+    assert onnx.helper.get_attribute_value(back.attribute[0]) == onnx.TensorProto.DOUBLE
+    rounding = made_by[back.input[0]]
+    assert rounding.op_type == "Cast"
+    assert onnx.helper.get_attribute_value(rounding.attribute[0]) == onnx.TensorProto.FLOAT
+
+
+@pytest.mark.parametrize("shuffled", [False, True], ids=["labels", "shuffled_labels"])
+def test_the_onnx_copy_gives_the_regressor_answers_within_1e_5(world, trained, shuffled) -> None:
+    train = pd.read_parquet(trained.training_set.train_path)
+    labels = train[NEXT_SPEND.label]
+    if shuffled:
+        labels = labels.sample(frac=1.0, random_state=3).to_numpy()
+    model = NEXT_SPEND.make_estimator(NEXT_SPEND, 0)
+    model.fit(model_input(train, NEXT_SPEND.features), labels)
+    frame = model_input(pd.read_parquet(trained.training_set.holdout_path), NEXT_SPEND.features)
+    _, scorer, precision = convert(model, frame, NEXT_SPEND.task)
+    rows = verification_rows(frame)
+    result = compare(
+        scorer.score_rows(rows),
+        *reference_scores(model, rows, NEXT_SPEND.features, NEXT_SPEND.task),
+        TOLERANCES["regression"],
+    )
+    assert precision == "double" and result.tolerance == 1e-5
+    assert result.passed and result.rows > len(frame), str(result)
 
 
 def test_its_run_holds_the_regression_evaluation(world, trained) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import pytest
 
 from core.settings import Settings
+from core.spec import Range
 from models.churn.spec import SPEC as CHURN
 from models.promotion import gate
 from models.registry import register_model
@@ -14,6 +16,14 @@ from models.tracking import configure_mlflow
 from models.tuning import train_model, tune_and_train
 
 pytestmark = pytest.mark.slow
+
+# Churn's search space with small ensembles: the test is about the search's runs, lineage
+# and gate, not about the trees it finds.
+SMALL = {
+    **CHURN.search_space,
+    "estimator__classifier__max_iter": Range(10, 40, kind="int"),
+    "estimator__classifier__max_leaf_nodes": Range(7, 15, kind="int"),
+}
 
 
 def test_three_trials_are_child_runs_and_the_best_is_trained_registered_and_gated(world, tmp_path):
@@ -25,8 +35,10 @@ def test_three_trials_are_child_runs_and_the_best_is_trained_registered_and_gate
     settings = Settings(
         storage={"state_dir": tmp_path / "state"},
         gate_min_scores={"churn": 0.0},
+        evaluate_holdout=False,  # models/test_evaluation.py covers the run's evaluation
     )
-    result = tune_and_train(CHURN, world.training_set, settings, trials=3, timeout_seconds=600)
+    spec = replace(CHURN, search_space=SMALL)
+    result = tune_and_train(spec, world.training_set, settings, trials=3, timeout_seconds=600)
     assert result.trials == 3 and len(result.trial_scores) == 3
     assert result.best_score == max(result.trial_scores)  # F1: greater is better
 
@@ -58,7 +70,7 @@ def test_three_trials_are_child_runs_and_the_best_is_trained_registered_and_gate
     # Through the same registry and gate as any training run (here via the training step,
     # which searches first when CHURN_TUNE_TRIALS is set).
     one_trial = settings.model_copy(update={"tune_trials": 1})
-    searched = train_model(CHURN, world.training_set, one_trial, dag_run_id="tuned")
+    searched = train_model(spec, world.training_set, one_trial, dag_run_id="tuned")
     assert "tuning.parent_run_id" in client.get_run(searched.run_id).data.tags
     version = register_model(CHURN, searched, settings).version
     decision = gate(CHURN, version, world.training_set.holdout_path, settings)
