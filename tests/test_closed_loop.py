@@ -8,7 +8,7 @@ every act's claim is asserted from the summary JSON: labels mature, a concept sh
 live F1 well under the threshold while PSI stays calm, the performance alert retrains and
 the retrained version recovers, the live A/B verdict rejects a worse challenger, a bad
 promotion is rolled back under traffic and its alert retrains, drift retrains both models
-and the next run is debounced, and nothing is left queued. Then the five summaries are
+and the next run is debounced, and nothing is left queued. Then the four summaries are
 compared: the same seed tells the same story (verdicts, versions, metrics) on any date,
 only moved in time.
 """
