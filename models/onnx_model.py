@@ -270,40 +270,34 @@ def function_of(operator: Any) -> Any:
     return func
 
 
-def cast_converter(scope: Any, operator: Any, container: Any) -> None:
-    """skl2onnx converter of a FunctionTransformer step: ``np.float32`` (the rounding before
-    the trees, ``models.recipes.float32_cast``) is a Cast to float32, no function (all that
-    skl2onnx's own converter takes) an Identity.
-
-    Passed to ``convert_sklearn`` for this conversion only (its public
-    ``custom_conversion_functions``), not registered for the whole process.
-    """
+def add_casts(scope: Any, operator: Any, container: Any, types: tuple[int, ...]) -> None:
+    """A FunctionTransformer step as ONNX: ``np.float32`` (the rounding before the trees,
+    ``models.recipes.float32_cast``) is a chain of Casts to ``types``, no function (all
+    that skl2onnx's own converter takes) an Identity."""
     source, target = operator.inputs[0].full_name, operator.outputs[0].full_name
     if function_of(operator) is None:
         name = scope.get_unique_operator_name("Identity")
         container.add_node("Identity", source, target, name=name)
-    else:
+        return
+    steps = [scope.get_unique_variable_name("rounded") for _ in types[1:]]
+    for cast_from, cast_to, to in zip([source, *steps], [*steps, target], types, strict=True):
         name = scope.get_unique_operator_name("Cast")
-        container.add_node("Cast", source, target, name=name, to=TensorProto.FLOAT)
+        container.add_node("Cast", cast_from, cast_to, name=name, to=to)
+
+
+def cast_converter(scope: Any, operator: Any, container: Any) -> None:
+    """skl2onnx converter of the float32 step before float32 trees: a Cast to float32.
+
+    Passed to ``convert_sklearn`` for this conversion only (its public
+    ``custom_conversion_functions``), not registered for the whole process.
+    """
+    add_casts(scope, operator, container, (TensorProto.FLOAT,))
 
 
 def round_trip_converter(scope: Any, operator: Any, container: Any) -> None:
     """The float32 step before float64 trees: a Cast to float32 (the rounding), then back to
-    float64, which holds the rounded numbers exactly; no function is an Identity."""
-    source, target = operator.inputs[0].full_name, operator.outputs[0].full_name
-    if function_of(operator) is None:
-        container.add_node(
-            "Identity", source, target, name=scope.get_unique_operator_name("Identity")
-        )
-        return
-    rounded = scope.get_unique_variable_name("rounded")
-    for cast_from, cast_to, to in (
-        (source, rounded, TensorProto.FLOAT),
-        (rounded, target, TensorProto.DOUBLE),
-    ):
-        container.add_node(
-            "Cast", cast_from, cast_to, name=scope.get_unique_operator_name("Cast"), to=to
-        )
+    float64, which holds the rounded numbers exactly."""
+    add_casts(scope, operator, container, (TensorProto.FLOAT, TensorProto.DOUBLE))
 
 
 # TreeEnsembleRegressor attributes that ONNX-ML 3 also takes as tensors of any precision.
