@@ -61,13 +61,13 @@ STATE_PARTS = (
 )  # fmt: skip
 
 # The concept-shift act, in days from the shift's start (its days land in two batches).
-SHIFT_DAYS = 120
+SHIFT_DAYS = 140
 # Landed before the retrain: the labels of days 10-15 have matured, and the retrain has
 # post-shift label dates outside its 28-day holdout to learn the new behaviour from.
-FIRST_BATCH_DAYS = 80
+FIRST_BATCH_DAYS = 100
 DEGRADED_DAYS = (10, 16)  # replayed with v1: the live F1 it reaches after the shift
-SPLIT_DAYS = (80, 84)  # 50/50 A/B of the champion (v2) and the worse challenger (v3)
-BAD_PROMOTION_DAYS = (84, 88)  # v3 promoted by hand serves alone; matured by day 120
+SPLIT_DAYS = (100, 104)  # 50/50 A/B of the champion (v2) and the worse challenger (v3)
+BAD_PROMOTION_DAYS = (104, 108)  # v3 promoted by hand serves alone; matured by day 140
 
 
 def reset_state(settings: Settings) -> None:

@@ -200,9 +200,13 @@ def _monitor(args: argparse.Namespace) -> None:
 
 def _rollback(args: argparse.Namespace) -> None:
     from models.catalog import get_spec
-    from models.registry import rollback_champion
+    from models.registry import NoRollbackTarget, rollback_champion
 
-    done = rollback_champion(get_settings(), get_spec(args.model).registered_model)
+    name = get_spec(args.model).registered_model
+    try:
+        done = rollback_champion(get_settings(), name, args.reason)
+    except NoRollbackTarget as error:
+        sys.exit(f"not rolled back: {error}")
     print(f"champion is now v{done.champion} (rolled back from v{done.rolled_back_from})")
 
 
@@ -274,6 +278,11 @@ def main(argv: list[str] | None = None) -> None:
     parity.set_defaults(func=_parity)
     rollback = commands.add_parser("rollback", help="move champion back to the previous one")
     rollback.add_argument("--model", **one_model)
+    rollback.add_argument(
+        "--reason",
+        default="rolled back by hand (churn rollback)",
+        help="why, written on both versions (rollback.reason)",
+    )
     rollback.set_defaults(func=_rollback)
     deploy = commands.add_parser(
         "deploy", help="roll the champion out to serving and smoke-test it (as the deploy DAG)"

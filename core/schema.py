@@ -20,6 +20,12 @@ import pandas as pd
 
 OWNER = "ml-platform"
 ENTITY_KEY = "customer_id"
+# The ids an ENTITY_KEY may take, everywhere: ingress refuses an order outside them
+# (expectations/validation.py) and the API a request (serving/service.py). The top is the
+# largest integer a JSON client that reads numbers as doubles (JavaScript) holds exactly: an
+# id above it would come back from such a client as another customer.
+ENTITY_ID_MIN = 1
+ENTITY_ID_MAX = 2**53 - 1
 EVENT_TIMESTAMP = "event_timestamp"
 CREATED_TIMESTAMP = "created_timestamp"
 CUSTOMER_SEGMENTS = ("budget", "regular", "premium")

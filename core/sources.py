@@ -9,7 +9,10 @@ source's Delta ``table``, partitioned by ``event_date``. The platform's own sour
 
 Every suite of a landing source is run with the same parameters (see
 ``expectations.validation.validate_batch``): ``validation_time_utc``, ``batch_day_start``,
-``batch_day_end``, ``min_rows`` and ``max_rows``; a suite uses the ones it needs.
+``batch_day_end``, ``min_rows``, ``max_rows``, ``ingested_ids`` (the batch's ``id_column``
+values already in the source's table under another day, or in a batch of the source
+accepted earlier in the same run) and ``entity_id_min`` / ``entity_id_max``
+(:mod:`core.schema`); a suite uses the ones it needs.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ class LandingSource:
     """One kind of raw daily batch: its file prefix, suite, Delta table and event time.
 
     ``text_columns`` and ``float_columns`` give a CSV batch the dtypes its Parquet form
-    has (an identifier ``007`` stays text, an amount ``12`` is a float).
+    has (an identifier ``007`` stays text, an amount ``12`` is a float). ``id_column``, one
+    of the ``text_columns``, names an event once in the whole table (an order is ingested
+    on one day only); None: the source has no such id.
     """
 
     name: str
@@ -34,10 +39,13 @@ class LandingSource:
     time_column: str
     text_columns: tuple[str, ...] = ()
     float_columns: tuple[str, ...] = ()
+    id_column: str | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
             raise ValueError(f"{self.name!r}: a source name is lower-case letters, digits, _")
+        if self.id_column is not None and self.id_column not in self.text_columns:
+            raise ValueError(f"{self.name}: id_column {self.id_column!r} must be a text column")
 
     @property
     def prefix(self) -> str:
@@ -66,4 +74,5 @@ ORDERS = LandingSource(
     time_column="order_timestamp",
     text_columns=("order_id", "customer_segment"),
     float_columns=("amount",),
+    id_column="order_id",
 )

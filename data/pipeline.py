@@ -58,6 +58,11 @@ def validate_landed_batches(
     quarantine with its report (by the validator); so is a file that is not a batch of any
     source (wrong name or format, unreadable). If anything is refused the step fails, so
     ingestion and everything after it do not run.
+
+    An event is ingested once: a batch holding a source's ``id_column`` value that is
+    already in its table under another day, or in a batch of that source accepted earlier
+    in this run, is refused (the suite's ``ingested_ids``). A day landed again replaces its
+    own partition, so the ids under the days this run lands do not count.
     """
     accepted: list[str] = []
     rejections: list[BatchRejected] = []
@@ -69,6 +74,7 @@ def validate_landed_batches(
         for source in sources
     }
     pending = landing.pending_batches(settings)
+    readable: list[tuple[Path, LandingSource, date, pd.DataFrame]] = []
     seen: dict[tuple[str, date], Path] = {}
     for path in pending:
         try:
@@ -94,10 +100,13 @@ def validate_landed_batches(
             continue
         seen[source.name, day] = path
         try:
-            batch = landing.read_batch(path, source)
+            readable.append((path, source, day, landing.read_batch(path, source)))
         except Exception as unreadable:  # untrusted input: any parse error quarantines it
             rejections.append(reject_unreadable(path, unreadable, settings, source.suite))
-            continue
+    in_tables = _ids_in_tables(settings, sources, readable)
+    run_ids: dict[str, set[str]] = {source.name: set() for source in sources}
+    for path, source, day, batch in readable:
+        ids = _ids(batch, source)
         try:
             report = validate_batch(
                 batch,
@@ -109,7 +118,9 @@ def validate_landed_batches(
                 # Data Docs are rebuilt once per run (with its last batch), not once per
                 # batch; a refused batch always gets its page.
                 build_docs=path == pending[-1],
+                ingested_ids=ids & (in_tables[source.name] | run_ids[source.name]),
             )
+            run_ids[source.name] |= ids
             accepted.append(str(path))
             docs = report.data_docs_path or docs
         except BatchRejected as rejection:
@@ -119,6 +130,47 @@ def validate_landed_batches(
         raise BatchesRefused(rejections)
     log.info("validated %d landed batch(es); Data Docs: %s", len(accepted), docs)
     return accepted
+
+
+def _ids(batch: pd.DataFrame, source: LandingSource) -> set[str]:
+    """The batch's event ids. Only text ids: anything else fails the suite's type check, and
+    could not be compared with the table's text column."""
+    if source.id_column is None or source.id_column not in batch.columns:
+        return set()
+    values = batch[source.id_column]
+    if not isinstance(values, pd.Series):  # a duplicated label: the suite refuses it
+        return set()
+    return {value for value in values.dropna() if isinstance(value, str)}
+
+
+def _ids_in_tables(
+    settings: Settings,
+    sources: Sequence[LandingSource],
+    batches: Sequence[tuple[Path, LandingSource, date, pd.DataFrame]],
+) -> dict[str, set[str]]:
+    """Per source, the ids of this run's batches already in its table under a day the run
+    does not land again (a day landed again replaces its own partition).
+
+    One filtered read of the id column per source and run (days pruned by partition, ids
+    matched by pyarrow), never the whole table, and never one read per batch.
+    """
+    found: dict[str, set[str]] = {source.name: set() for source in sources}
+    for source in sources:
+        mine = [(day, batch) for _, s, day, batch in batches if s.name == source.name]
+        ids = set().union(*(_ids(batch, source) for _, batch in mine))
+        if not ids:
+            continue
+        filters = [
+            (source.id_column, "in", sorted(ids)),
+            ("event_date", "not in", sorted({day.isoformat() for day, _ in mine})),
+        ]
+        table = delta_tables.read_table(
+            settings.storage.delta_table_path(source.table),
+            columns=[source.id_column],
+            filters=filters,
+        )
+        found[source.name] = set(table[source.id_column]) if not table.empty else set()
+    return found
 
 
 def ingest_batches(

@@ -76,11 +76,11 @@ class ConceptShift:
     """
 
     start: date
-    lull_share: float = 0.6
+    lull_share: float = 0.9
     lull_days: int = 30
     lull_cycle_days: int = 60
     lull_activity: float = 0.05
-    stock_up_orders: float = 5.0
+    stock_up_orders: float = 10.0
     churner_basket: float = 0.15
     basket_fade_days: int = 30
 

@@ -16,6 +16,12 @@ Design notes:
   never changes at run time (no per-run copy written to the store, no race between processes)
   and, unlike ``expect_column_max_to_be_between``, the failure counts and shows every
   offending row.
+* Entity ids are bounded by :data:`core.schema.ENTITY_ID_MIN` / ``ENTITY_ID_MAX``, the
+  bounds the API accepts: every suite gets them as the parameters ``entity_id_min`` and
+  ``entity_id_max`` (:data:`ENTITY_ID_PARAMETERS`), so no suite repeats the numbers.
+* An order is ingested once: the raw-orders suite refuses the ids passed as
+  ``ingested_ids`` (found in the Delta table by ``data.pipeline``, which knows the run's
+  other batches), with the same quarantine and report as any other failed expectation.
 * A structurally broken batch (missing column, wrong dtype) does not crash: GX catches the
   error of each expectation it cannot evaluate, marks it failed, and the report says why.
 * Great Expectations is imported lazily and the context is created on first use, then kept
@@ -32,7 +38,7 @@ import re
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -42,7 +48,13 @@ from urllib.parse import unquote, urlsplit
 import pandas as pd
 
 from core import clock
-from core.schema import CUSTOMER_FEATURES, Feature, feature_expectations
+from core.schema import (
+    CUSTOMER_FEATURES,
+    ENTITY_ID_MAX,
+    ENTITY_ID_MIN,
+    Feature,
+    feature_expectations,
+)
 
 if TYPE_CHECKING:
     from great_expectations.checkpoint import Checkpoint
@@ -57,6 +69,9 @@ SUITES_DIR = Path(__file__).resolve().parent / "suites"
 RAW_ORDERS_SUITE = "raw_orders"
 TRAINING_SET_SUITE = "training_set"
 VALIDATION_TIME_PARAMETER = "validation_time_utc"
+INGESTED_IDS_PARAMETER = "ingested_ids"
+# Every suite may bound an entity id column with these (the schema's one declaration).
+ENTITY_ID_PARAMETERS = {"entity_id_min": ENTITY_ID_MIN, "entity_id_max": ENTITY_ID_MAX}
 DATA_SOURCE_NAME = "churn_batches"
 BATCH_DEFINITION_NAME = "whole_dataframe"
 SHOWN_VALUES = 5  # unexpected values quoted per failed expectation
@@ -143,6 +158,7 @@ def validate_raw_orders(
     batch_day: date,
     usual_rows: float | None = None,
     build_docs: bool = True,
+    ingested_ids: Collection[str] = (),
 ) -> ValidationReport:
     """Validate one raw order-events batch; return the report or raise :class:`BatchRejected`.
 
@@ -156,6 +172,7 @@ def validate_raw_orders(
         batch_day=batch_day,
         usual_rows=usual_rows,
         build_docs=build_docs,
+        ingested_ids=ingested_ids,
     )
 
 
@@ -168,6 +185,7 @@ def validate_batch(
     batch_day: date,
     usual_rows: float | None = None,
     build_docs: bool = True,
+    ingested_ids: Collection[str] = (),
 ) -> ValidationReport:
     """Validate one landed daily batch against its source's suite (or raise :class:`BatchRejected`).
 
@@ -176,9 +194,11 @@ def validate_batch(
     (the median size of recent batches) bounds the row count: a batch 10x smaller or larger
     is refused. Without it, any non-empty batch passes that check. ``build_docs=False``
     skips rebuilding Data Docs when the batch passes (a refused batch always gets its page).
-    ``batch_day`` is the UTC day the batch is named for. The suite gets the parameters
-    ``validation_time_utc``, ``batch_day_start`` / ``batch_day_end``, ``min_rows`` and
-    ``max_rows`` and uses the ones it needs.
+    ``batch_day`` is the UTC day the batch is named for. ``ingested_ids``: the batch's ids
+    that are already ingested elsewhere (see ``data.pipeline.validate_landed_batches``).
+    The suite gets the parameters ``validation_time_utc``, ``batch_day_start`` /
+    ``batch_day_end``, ``min_rows``, ``max_rows``, ``ingested_ids`` and those of
+    :data:`ENTITY_ID_PARAMETERS`, and uses the ones it needs.
     """
     validated_at = clock.now(settings)
     min_rows, max_rows = row_count_bounds(usual_rows)
@@ -195,6 +215,7 @@ def validate_batch(
             "max_rows": max_rows,
             "batch_day_start": day_start,
             "batch_day_end": day_end,
+            INGESTED_IDS_PARAMETER: sorted(ingested_ids),
         },
         build_docs=build_docs,
     )
@@ -290,13 +311,14 @@ def validate_frame(
 
     Returns the report when every expectation holds; otherwise the frame is quarantined
     with its report and :class:`BatchRejected` is raised. ``expectation_parameters`` fill
-    the suite's ``$PARAMETER`` references; ``features`` are the declared features a suite
-    with ``meta.feature_expectations`` derives its column expectations from.
+    the suite's ``$PARAMETER`` references, next to :data:`ENTITY_ID_PARAMETERS`, which
+    every suite gets; ``features`` are the declared features a suite with
+    ``meta.feature_expectations`` derives its column expectations from.
     """
     from great_expectations.core.run_identifier import RunIdentifier
 
     validated_at = validated_at or clock.now(settings)
-    expectation_parameters = expectation_parameters or {}
+    expectation_parameters = {**ENTITY_ID_PARAMETERS, **(expectation_parameters or {})}
 
     if not isinstance(batch, pd.DataFrame):
         raise TypeError(f"batch must be a pandas DataFrame, not {type(batch).__name__}")
@@ -431,9 +453,9 @@ def _expected(name: str, kwargs: dict[str, Any]) -> str:
         bounds = []
         low, high = kwargs.get("min_value"), kwargs.get("max_value")
         if low is not None:
-            bounds.append(f"{'>' if kwargs.get('strict_min') else '>='} {low}")
+            bounds.append(f"{'>' if kwargs.get('strict_min') else '>='} {_bound(low)}")
         if high is not None:
-            bounds.append(f"{'<' if kwargs.get('strict_max') else '<='} {high}")
+            bounds.append(f"{'<' if kwargs.get('strict_max') else '<='} {_bound(high)}")
         what = name.removeprefix("expect_").split("_to_be_between")[0].replace("_", " ")
         return f"expected {what} {' and '.join(bounds)}"
     if name == "expect_column_values_to_be_of_type":
@@ -442,12 +464,20 @@ def _expected(name: str, kwargs: dict[str, Any]) -> str:
         return f"expected one of the types {kwargs.get('type_list')}"
     if name == "expect_column_values_to_be_in_set":
         return f"expected values in {sorted(kwargs.get('value_set') or [], key=str)}"
+    if name == "expect_column_values_to_not_be_in_set":
+        # The set may be a whole batch of ids: the offending rows are quoted instead.
+        return f"expected none of {len(kwargs.get('value_set') or []):,} listed values"
     if name == "expect_column_values_to_not_be_null":
         return "expected no nulls"
     if name == "expect_column_values_to_be_unique":
         return "expected unique values"
     shown = {k: v for k, v in kwargs.items() if k not in {"column", "batch_id"}}
     return f"expected {shown}" if shown else ""
+
+
+def _bound(value: Any) -> Any:
+    # GX hands numeric suite parameters back as floats: an id bound reads better as an int.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _observed(name: str, result: dict[str, Any]) -> str:

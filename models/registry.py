@@ -4,9 +4,17 @@ The gate, which scores versions, lives in :mod:`models.promotion`.
 
 Aliases, not stages: ``challenger`` marks the newest registered version, ``champion`` the
 one serving, ``previous_champion`` the one it replaced (for rollback).
+
+A rollback is one way: the version ``champion`` leaves is tagged ``rolled_back`` (with
+``rollback.reason`` / ``rollback.at``) and ``previous_champion`` is cleared, so a second
+rollback refuses (:class:`NoRollbackTarget`) instead of promoting the version just rolled
+back from. A version tagged ``rolled_back`` is never a rollback target; it loses the tag
+only when it becomes champion again (an operator's ``promote_by_hand`` or the gate).
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import mlflow
 from mlflow import MlflowClient
@@ -17,7 +25,7 @@ from mlflow.protos.databricks_pb2 import (
     ErrorCode,
 )
 
-from core.clock import wall_now
+from core import clock
 from core.settings import Settings
 from core.spec import ModelSpec
 from core.steps import RegisteredVersion, Rollback, TrainedModel
@@ -29,6 +37,12 @@ CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous_champion"
 # Written on a version each time it becomes champion: the start of its "time to production".
 CHAMPION_SINCE = "champion.since"
+# "true" on a version champion was rolled back from, until it is champion again.
+ROLLED_BACK = "rolled_back"
+
+
+class NoRollbackTarget(RuntimeError):
+    """There is no version ``champion`` can move back to."""
 
 
 def set_champion(client: MlflowClient, model_name: str, version: int, replaced: int | None) -> None:
@@ -44,8 +58,11 @@ def set_champion(client: MlflowClient, model_name: str, version: int, replaced: 
         model_name,
         str(version),
         CHAMPION_SINCE,
-        wall_now().isoformat(),
+        clock.wall_now().isoformat(),
     )
+    # Champion again (by hand or by the gate): a later rollback may come back to it.
+    if ROLLED_BACK in client.get_model_version(model_name, str(version)).tags:
+        client.delete_model_version_tag(model_name, str(version), ROLLED_BACK)
 
 
 def register_model(spec: ModelSpec, trained: TrainedModel, settings: Settings) -> RegisteredVersion:
@@ -90,25 +107,64 @@ def load_version(model_name: str, version: int):
     return mlflow.sklearn.load_model(f"models:/{model_name}/{version}")
 
 
-def rollback_champion(settings: Settings, model_name: str) -> Rollback:
-    """Point ``champion`` back at ``previous_champion`` (the version it replaced)."""
-    client = configure_mlflow(settings)
+def rollback_target(
+    settings: Settings, model_name: str, client: MlflowClient | None = None
+) -> int | None:
+    """The version a rollback would restore: ``previous_champion``, unless it is the
+    champion itself or a version that was rolled back (None: there is none)."""
+    client = client or configure_mlflow(settings)
     previous = alias_version(settings, model_name, PREVIOUS_CHAMPION, client)
+    if previous is None or previous == alias_version(settings, model_name, CHAMPION, client):
+        return None
+    return None if _rolled_back(client, model_name, previous) else previous
+
+
+def _rolled_back(client: MlflowClient, model_name: str, version: int) -> bool:
+    return client.get_model_version(model_name, str(version)).tags.get(ROLLED_BACK) == "true"
+
+
+def rollback_champion(
+    settings: Settings, model_name: str, reason: str, at: datetime | None = None
+) -> Rollback:
+    """Point ``champion`` back at ``previous_champion`` (the version it replaced).
+
+    The version left is tagged ``rolled_back`` and both carry ``rollback.role`` /
+    ``rollback.reason`` / ``rollback.at`` (``at``: the decision's time, default the
+    platform's clock). ``previous_champion`` is then cleared: it named the version just
+    restored, and whatever that one replaced is not known to be better than the version
+    rolled back from. Raises :class:`NoRollbackTarget` when there is nothing to go back to.
+    """
+    client = configure_mlflow(settings)
     current = alias_version(settings, model_name, CHAMPION, client)
+    previous = rollback_target(settings, model_name, client)
     if previous is None:
-        raise RuntimeError(f"{model_name}: no previous champion to roll back to")
-    set_champion(client, model_name, previous, current)
+        where = f"champion is v{current}" if current is not None else "there is no champion"
+        raise NoRollbackTarget(
+            f"{model_name}: no previous champion to roll back to ({where}; a rollback clears "
+            "previous_champion, and a version rolled back from is never restored by one). "
+            "To serve another version, promote it by hand."
+        )
+    set_champion(client, model_name, previous, None)
+    client.delete_registered_model_alias(model_name, PREVIOUS_CHAMPION)
+    tags = {"rollback.reason": reason, "rollback.at": (at or clock.now(settings)).isoformat()}
+    if current is not None:
+        left = {**tags, "rollback.role": "rolled_back", ROLLED_BACK: "true"}
+        for key, value in left.items():
+            client.set_model_version_tag(model_name, str(current), key, value)
+    for key, value in {**tags, "rollback.role": "restored"}.items():
+        client.set_model_version_tag(model_name, str(previous), key, value)
     return Rollback(champion=previous, rolled_back_from=current)
 
 
 def restore_previous_champion(settings: Settings, model_name: str, failed: int) -> int | None:
     """Move ``champion`` off ``failed`` (a version that did not deploy) back to
     ``previous_champion``, and clear that alias so nothing points at ``failed`` as a
-    fallback. Returns the restored version (None: there is none to go back to).
+    fallback. Returns the restored version (None: there is none to go back to, or only a
+    version that was rolled back).
     """
     client = configure_mlflow(settings)
     previous = alias_version(settings, model_name, PREVIOUS_CHAMPION, client)
-    if previous is None or previous == failed:
+    if previous is None or previous == failed or _rolled_back(client, model_name, previous):
         return None
     if alias_version(settings, model_name, CHAMPION, client) == failed:
         set_champion(client, model_name, previous, None)

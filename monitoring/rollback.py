@@ -5,7 +5,10 @@ served as champion (:mod:`monitoring.performance`). When the current champion's 
 metric is worse than that by more than the spec's ``rollback_margin`` in each of its last
 ``rollback_periods`` scored periods, ``champion`` moves back to ``previous_champion``
 (:func:`models.registry.rollback_champion`), and the reason is written on both versions
-(``rollback.*`` tags). Serving follows the alias on its next refresh, as for any swap.
+(``rollback.*`` tags; the one left is tagged ``rolled_back``). ``previous_champion`` is
+cleared by the move, so the rule has nothing to compare with until the next promotion, and
+no rollback ever restores the version rolled back from. Serving follows the alias on its
+next refresh, as for any swap.
 """
 
 from __future__ import annotations
@@ -84,7 +87,7 @@ def apply_rollback(
 ):
     """Check the rule against the registry's aliases; roll back when it says so."""
     from models.registry import CHAMPION as CHAMPION_ALIAS
-    from models.registry import PREVIOUS_CHAMPION, alias_version, rollback_champion
+    from models.registry import alias_version, rollback_champion, rollback_target
     from models.tracking import configure_mlflow
 
     client = configure_mlflow(settings)
@@ -93,15 +96,8 @@ def apply_rollback(
         spec,
         periods,
         alias_version(settings, name, CHAMPION_ALIAS, client),
-        alias_version(settings, name, PREVIOUS_CHAMPION, client),
+        rollback_target(settings, name, client),
     )
-    if not check.rolled_back:
-        return check
-    done = rollback_champion(settings, name)
-    at = as_of.isoformat()
-    tags = {"rollback.reason": check.reason, "rollback.at": at}
-    for key, value in {**tags, "rollback.role": "rolled_back"}.items():
-        client.set_model_version_tag(name, str(done.rolled_back_from), key, value)
-    for key, value in {**tags, "rollback.role": "restored"}.items():
-        client.set_model_version_tag(name, str(done.champion), key, value)
+    if check.rolled_back:
+        rollback_champion(settings, name, check.reason, at=as_of)
     return check

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 from starlette.responses import Response
 
 from core import clock
+from core.schema import ENTITY_ID_MAX, ENTITY_ID_MIN
 from core.settings import get_settings
 from core.spec import ModelSpec
 from models.catalog import load_specs
@@ -49,10 +50,9 @@ from serving.prediction_log import PredictionRecord, PredictionWriter, open_pred
 from serving.routing import choose_variant, model_routes
 
 log = logging.getLogger(__name__)
-MAX_CUSTOMER_ID = 2**53  # JSON numbers above this lose precision in many clients
 CHECKPOINT_SECONDS = 5.0
 
-CustomerId = Annotated[int, Field(ge=1, le=MAX_CUSTOMER_ID, strict=True)]
+CustomerId = Annotated[int, Field(ge=ENTITY_ID_MIN, le=ENTITY_ID_MAX, strict=True)]
 
 # Per-variant traffic on /metrics. BentoML imports this module in each worker after it has
 # set PROMETHEUS_MULTIPROC_DIR, so these series reach the workers' shared /metrics.

@@ -65,7 +65,7 @@ def _start(name: str, now: str | None, root: Path) -> tuple[subprocess.Popen, di
     churn = str(Path(sys.executable).with_name("churn"))
     out = open(root / name / "demo.log", "w")  # noqa: SIM115 (closed when the run ends)
     process = subprocess.Popen(
-        [churn, "demo", "--customers", "1500", "--days", "120", "--requests", str(REQUESTS),
+        [churn, "demo", "--customers", "2000", "--days", "120", "--requests", str(REQUESTS),
          "--replay-per-day", "500"],
         env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )  # fmt: skip

@@ -125,3 +125,31 @@ def test_renaming_a_feature_is_one_edit(tmp_path: Path):
     for view, columns in seen.items():
         assert "mean_order_value" in columns, view
         assert "avg_order_value" not in columns, view
+
+
+def test_entity_id_bounds_are_declared_once_for_the_api_and_ingress():
+    """The API's customer_id and the ingress suites take their bounds from core/schema.py."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from expectations.validation import ENTITY_ID_PARAMETERS, RAW_ORDERS_SUITE
+    from serving.service import CustomerId
+
+    assert schema.ENTITY_ID_MAX == 2**53 - 1  # what a JSON client's doubles hold exactly
+    served = TypeAdapter(CustomerId)
+    assert served.validate_python(schema.ENTITY_ID_MAX) == schema.ENTITY_ID_MAX
+    for outside in (schema.ENTITY_ID_MIN - 1, schema.ENTITY_ID_MAX + 1, 2**62):
+        with pytest.raises(ValidationError):
+            served.validate_python(outside)
+    assert ENTITY_ID_PARAMETERS == {
+        "entity_id_min": schema.ENTITY_ID_MIN,
+        "entity_id_max": schema.ENTITY_ID_MAX,
+    }
+    for suite in (RAW_ORDERS_SUITE, TRAINING_SET_SUITE):
+        (bounds,) = (
+            e["kwargs"]
+            for e in load_suite(suite)["expectations"]
+            if e["type"] == "expect_column_values_to_be_between"
+            and e["kwargs"]["column"] == schema.ENTITY_KEY
+        )
+        assert bounds["min_value"] == {"$PARAMETER": "entity_id_min"}
+        assert bounds["max_value"] == {"$PARAMETER": "entity_id_max"}

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from platform_support import run_features
 
+from core.schema import ENTITY_ID_MAX
 from core.settings import get_settings
 from data import delta_tables, landing, pipeline
 from data.simulate import SimulationConfig, land_simulated_days, simulate_days
@@ -79,6 +80,20 @@ def _tenth(batch):
     return batch.iloc[: math.floor(_usual_rows() / 10)]
 
 
+def _first_day_order_id() -> str:
+    """An order id the lake holds under its first day (a day long before NEXT_DAY)."""
+    orders = delta_tables.read_table(
+        get_settings().storage.raw_orders_path,
+        columns=["order_id"],
+        filters=[("event_date", "=", CONFIG.start_date.isoformat())],
+    )
+    return str(orders["order_id"].iloc[0])
+
+
+def _reused_order_id(batch):
+    return batch.assign(order_id=batch["order_id"].where(batch.index != 2, _first_day_order_id()))
+
+
 BAD_BATCHES = {
     # name: (make the bad batch, words the refusal must contain)
     "missing column": (
@@ -107,6 +122,14 @@ BAD_BATCHES = {
         ["unique", "order_id"],
     ),
     "future timestamps": (_future, ["between", "order_timestamp"]),
+    "order id ingested on an earlier day": (
+        _reused_order_id,
+        ["expect_column_values_to_not_be_in_set on column 'order_id'", "1 of", "ingested once"],
+    ),
+    "customer id the API cannot serve": (
+        lambda b: b.assign(customer_id=b["customer_id"].where(b.index != 0, 2**62)),
+        ["between on column 'customer_id'", str(2**62), f"<= {ENTITY_ID_MAX}"],
+    ),
     "orders from another day": (
         lambda b: b.assign(
             order_timestamp=b["order_timestamp"].where(
@@ -154,6 +177,59 @@ def test_unparseable_file_is_refused_and_kept(built, monkeypatch):
     assert downstream(built) == before
     kept = refused.value.rejections[0].quarantine_path / path.name
     assert kept.read_bytes() == b"this is not parquet"
+
+
+def test_a_reused_order_id_is_named_and_quarantined_and_the_pipeline_writes_nothing(
+    built, monkeypatch
+):
+    monkeypatch.setenv("CHURN_STATE_DIR", str(built.storage.state_dir))
+    monkeypatch.setenv("CHURN_FEATURE_STORE_YAML", str(built.storage.feature_store_yaml))
+    before = downstream(built)
+    reused = _first_day_order_id()
+    landing.land_batch(_reused_order_id(good_batch()), NEXT_DAY, built)
+    with pytest.raises(pipeline.BatchesRefused) as refused:
+        run_features(built)
+    assert reused in str(refused.value)
+    (rejection,) = refused.value.rejections
+    assert reused in (rejection.quarantine_path / "report.json").read_text()
+    assert downstream(built) == before
+    assert landing.pending_batches(built) == []
+
+
+def test_an_order_id_in_two_batches_of_one_run_refuses_the_later(built, monkeypatch):
+    monkeypatch.setenv("CHURN_STATE_DIR", str(built.storage.state_dir))
+    after = NEXT_DAY + timedelta(days=1)
+    batches = dict(simulate_days(CONFIG, [NEXT_DAY, after]))
+    first, second = batches[NEXT_DAY], batches[after]
+    second.loc[5, "order_id"] = first.loc[7, "order_id"]
+    landing.land_batch(first, NEXT_DAY, built)
+    landing.land_batch(second, after, built)
+    before = downstream(built)
+    with pytest.raises(pipeline.BatchesRefused) as refused:
+        pipeline.validate_landed_batches(built)
+    (rejection,) = refused.value.rejections
+    assert rejection.report.batch_name == f"orders_{after.isoformat()}"
+    assert first.loc[7, "order_id"] in str(rejection)
+    # The earlier batch passed: it waits in landing, as with any refusal in the run.
+    assert landing.pending_batches(built) == [landing.landed_path(built, NEXT_DAY)]
+    assert downstream(built) == before
+    landing.landed_path(built, NEXT_DAY).unlink()
+
+
+def test_a_day_landed_again_may_hold_its_own_orders(built):
+    """A re-landed day replaces its partition: its own ids are not taken."""
+    last = NEXT_DAY - timedelta(days=1)
+    landing.land_batch(dict(simulate_days(CONFIG, [last]))[last], last, built)
+    assert len(pipeline.validate_landed_batches(built)) == 1
+    landing.landed_path(built, last).unlink()
+
+
+def test_the_largest_id_the_api_serves_passes(built):
+    batch = good_batch()
+    batch.loc[0, "customer_id"] = ENTITY_ID_MAX
+    landing.land_batch(batch, NEXT_DAY, built)
+    assert len(pipeline.validate_landed_batches(built)) == 1
+    landing.landed_path(built, NEXT_DAY).unlink()
 
 
 def test_a_normal_next_day_passes(built):

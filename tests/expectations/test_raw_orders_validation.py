@@ -69,7 +69,7 @@ def test_valid_batch_passes(settings: Settings) -> None:
     assert report.failures == ()
     assert report.suite == RAW_ORDERS_SUITE
     assert report.batch_name == "2026-01-05"
-    assert report.evaluated == 19
+    assert report.evaluated == 20
     assert report.row_count == 50
     assert report.result_path is not None and report.result_path.is_file()
     assert report.result_path.is_relative_to(settings.storage.gx_dir)
@@ -130,6 +130,11 @@ def _duplicate_order_ids(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _customer_id_beyond_the_api(df: pd.DataFrame) -> pd.DataFrame:
+    df.loc[6, "customer_id"] = 2**62
+    return df
+
+
 def _future_timestamps(df: pd.DataFrame) -> pd.DataFrame:
     df.loc[5, "order_timestamp"] = pd.Timestamp.now(tz="UTC") + pd.Timedelta(hours=1)
     return df
@@ -161,6 +166,14 @@ BAD_BATCHES = [
     pytest.param(_unknown_segment, IN_SET, "customer_segment", "'vip'", True, id="unknown segment"),
     pytest.param(_duplicate_order_ids, UNIQUE, "order_id", "2 of 50", True, id="duplicate ids"),
     pytest.param(_future_timestamps, BETWEEN, "order_timestamp", "1 of 50", True, id="future ts"),
+    pytest.param(
+        _customer_id_beyond_the_api,
+        BETWEEN,
+        "customer_id",
+        "<= 9007199254740991; 1 of 50",
+        True,
+        id="customer id beyond the API",
+    ),
     pytest.param(_empty, ROW_COUNT, None, "observed 0", True, id="empty batch"),
 ]
 
@@ -203,6 +216,22 @@ def test_orders_from_other_days_are_refused_with_count_and_example(settings: Set
     assert f">= {YESTERDAY.isoformat()} 00:00:00+00:00" in failure.details
     assert "3 of 50 rows unexpected" in failure.details
     assert str(old.date()) in failure.details  # an example of an offending value
+
+
+def test_order_ids_already_ingested_are_refused_by_name(settings: Settings) -> None:
+    batch = valid_batch()
+    taken = [batch.loc[3, "order_id"], batch.loc[11, "order_id"], "o-not-in-this-batch"]
+    with pytest.raises(BatchRejected) as caught:
+        validate_raw_orders(batch, settings, "again", batch_day=YESTERDAY, ingested_ids=taken)
+
+    (failure,) = caught.value.report.failures
+    assert (failure.expectation, failure.column) == (
+        "expect_column_values_to_not_be_in_set",
+        "order_id",
+    )
+    assert "2 of 50 rows unexpected" in failure.details
+    assert taken[0] in failure.details and "an order is ingested once" in failure.details
+    assert (caught.value.quarantine_path / "report.json").is_file()
 
 
 def test_naive_timestamps_are_refused_with_a_timezone_fix(settings: Settings) -> None:
@@ -276,7 +305,7 @@ def test_committed_suite_is_gx_json_with_the_contract() -> None:
     raw = json.loads((SUITES_DIR / f"{RAW_ORDERS_SUITE}.json").read_text())
     suite = gx.ExpectationSuite(**raw)
     assert suite.name == RAW_ORDERS_SUITE
-    assert len(suite.expectations) == len(raw["expectations"]) == 19
+    assert len(suite.expectations) == len(raw["expectations"]) == 20
     kinds = {e["type"] for e in raw["expectations"]}
     assert {
         "expect_table_columns_to_match_set",
@@ -286,6 +315,7 @@ def test_committed_suite_is_gx_json_with_the_contract() -> None:
         "expect_column_values_to_be_between",
         "expect_column_values_to_be_in_set",
         "expect_column_values_to_be_unique",
+        "expect_column_values_to_not_be_in_set",
     } <= kinds
     columns = next(e for e in raw["expectations"] if e["type"] == COLUMN_SET)
     assert columns["kwargs"]["exact_match"] is True

@@ -17,6 +17,7 @@ import copy
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,50 @@ REQUIRED_VALUES: dict[str, Any] = {
     "externalRedis": {"url": f"redis://:{REDIS_PASSWORD}@redis.example.com:6379/0"},
     "airflow": {"jwtSecret": JWT_SECRET},
 }
+
+# Every other secret value the chart takes, each a literal searched for in the manifests.
+SERVE_API_KEY = "serve-api-key-for-tests-4711"
+WEBHOOK_TOKEN = "webhook-token-for-tests-0815"
+WEBHOOK_URL = f"https://hooks.example.com:8443/services/T0/B0/{WEBHOOK_TOKEN}"
+MLFLOW_PASSWORD = "mlflow-password-for-tests"
+MLFLOW_URL = f"https://churn:{MLFLOW_PASSWORD}@mlflow.example.com"
+MLFLOW_USERNAME = "mlflow-user-for-tests"
+MLFLOW_TRACKING_PASSWORD = "mlflow-tracking-password-for-tests"
+MLFLOW_TOKEN = "mlflow-token-for-tests"
+API_SECRET_KEY = "airflow-api-secret-key-for-tests"
+FERNET_KEY = "A" * 42 + "s="
+EXTRA_SECRET = "extra-secret-for-tests"
+# The chart's default values plus every secret value it takes (the external MLflow server
+# with a password in its URL), and where each one must end up: its key in the Secret.
+ALL_SECRET_VALUES: dict[str, Any] = {
+    **REQUIRED_VALUES,
+    "airflow": {"jwtSecret": JWT_SECRET, "apiSecretKey": API_SECRET_KEY, "fernetKey": FERNET_KEY},
+    "mlflow": {"enabled": False},
+    "secrets": {
+        "serveApiKey": SERVE_API_KEY,
+        "alertWebhookUrl": WEBHOOK_URL,
+        "mlflowServerUri": MLFLOW_URL,
+        "mlflowTrackingUsername": MLFLOW_USERNAME,
+        "mlflowTrackingPassword": MLFLOW_TRACKING_PASSWORD,
+        "mlflowTrackingToken": MLFLOW_TOKEN,
+    },
+    "extraSecretEnv": {"AWS_SECRET_ACCESS_KEY": EXTRA_SECRET},
+}
+SECRET_HOMES = {
+    PG_PASSWORD: "CHURN_POSTGRES_URL",
+    REDIS_PASSWORD: "CHURN_REDIS_URL",
+    JWT_SECRET: "AIRFLOW__API_AUTH__JWT_SECRET",
+    API_SECRET_KEY: "AIRFLOW__API__SECRET_KEY",
+    FERNET_KEY: "AIRFLOW__CORE__FERNET_KEY",
+    SERVE_API_KEY: "CHURN_SERVE_API_KEY",
+    WEBHOOK_TOKEN: "CHURN_MONITORING_ALERT_WEBHOOK_URL",
+    MLFLOW_PASSWORD: "CHURN_MLFLOW_SERVER_URI",
+    MLFLOW_USERNAME: "MLFLOW_TRACKING_USERNAME",
+    MLFLOW_TRACKING_PASSWORD: "MLFLOW_TRACKING_PASSWORD",
+    MLFLOW_TOKEN: "MLFLOW_TRACKING_TOKEN",
+    EXTRA_SECRET: "AWS_SECRET_ACCESS_KEY",
+}
+
 # Each value set with the chart's default executor (KubernetesExecutor) and with the
 # LocalExecutor ("-local").
 VARIANTS = ["default", "production", "default-local", "production-local"]
@@ -69,6 +114,20 @@ SECRET_KEYS = {
     "AIRFLOW__API_AUTH__JWT_SECRET",
     "AIRFLOW__API__SECRET_KEY",
     "AIRFLOW__CORE__FERNET_KEY",
+    "MLFLOW_BACKEND_STORE_URI",
+    "CHURN_SERVE_API_KEY",
+    "CHURN_MONITORING_ALERT_WEBHOOK_URL",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+}
+# The secret keys the chart writes with only the required values set.
+REQUIRED_SECRET_KEYS = {
+    "CHURN_POSTGRES_URL",
+    "CHURN_REDIS_URL",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__API__SECRET_KEY",
     "MLFLOW_BACKEND_STORE_URI",
 }
 CREDENTIALS_IN_URL = re.compile(r"://[^/@\s]*:[^/@\s]*@")
@@ -209,6 +268,7 @@ def test_default_values_hold_no_secret(chart: helm.Chart) -> None:
     assert values["postgresql"]["url"] == ""
     assert values["externalRedis"]["url"] == ""
     assert values["extraSecretEnv"] == {}
+    assert values["secrets"] and set(values["secrets"].values()) == {""}
     for key in ("jwtSecret", "apiSecretKey", "fernetKey"):
         assert values["airflow"][key] == ""
     # Nothing secret-looking is hard-coded in the templates either (the error messages'
@@ -562,7 +622,49 @@ def test_secret_values_stay_in_secrets(rendered: dict[str, list[dict]]) -> None:
         for secret in SECRET_STRINGS:
             assert secret not in text, (doc["kind"], doc["metadata"]["name"])
     secret = find(docs, "Secret", FULLNAME)
-    assert set(secret["stringData"]) == SECRET_KEYS - {"AIRFLOW__CORE__FERNET_KEY"}
+    assert set(secret["stringData"]) == REQUIRED_SECRET_KEYS
+
+
+def test_every_secret_value_reaches_the_pods_from_the_secret_only(
+    chart: helm.Chart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every secret value the chart takes set at once (an external MLflow server with a
+    password in its URL among them): none is in a ConfigMap (the pods' environment, the task
+    pods' templates) nor in any object but the chart's Secret, where each has its key; the
+    pods read that Secret, and the Settings built from their environment hold the values."""
+    docs = render(chart, ALL_SECRET_VALUES)
+    for kube_version in KUBE_VERSIONS:
+        for doc in [*docs, worker_pod(docs)]:
+            validate_k8s(doc, kube_version)
+    secret = find(docs, "Secret", FULLNAME)["stringData"]
+    for value, key in SECRET_HOMES.items():
+        assert value in secret[key], key
+    assert secret["CHURN_MLFLOW_SERVER_URI"] == MLFLOW_URL
+    assert len(of_kind(docs, "ConfigMap")) == 2  # the environment and the pod templates
+    for doc in docs:
+        if doc["kind"] == "Secret":
+            continue
+        # JSON, not YAML: a YAML dump may fold a long line; a literal stays one string here.
+        text = json.dumps(doc)
+        for value in [*SECRET_HOMES, *SECRET_STRINGS]:
+            assert value not in text, (doc["kind"], doc["metadata"]["name"], value)
+        if doc["kind"] == "ConfigMap":
+            assert not SECRET_KEYS & set(doc["data"]), doc["metadata"]["name"]
+            assert "CHURN_MLFLOW_SERVER_URI" not in doc["data"]
+    project_pods = [pod for _, pod in pods(docs) if component(pod) not in {"redis", "migrations"}]
+    assert {component(pod) for pod in project_pods} >= {"serving", "airflow-worker"}
+    for pod in project_pods:
+        container = pod["spec"]["containers"][0]
+        assert {"secretRef": {"name": FULLNAME}} in container["envFrom"], component(pod)
+        settings = settings_of(pod_env(docs, ALL_SECRET_VALUES, pod), monkeypatch)
+        assert settings.serving.api_key is not None
+        assert settings.serving.api_key.get_secret_value() == SERVE_API_KEY
+        assert settings.monitoring.alert_webhook_url == WEBHOOK_URL
+        assert settings.storage.mlflow_tracking_uri == MLFLOW_URL
+    # The task pods post alerts to the webhook's port; serving does not.
+    labels = pod_labels(docs)
+    assert can_connect(docs, labels["airflow-worker"], EXTERNAL, 8443)
+    assert not can_connect(docs, labels["serving"], EXTERNAL, 8443)
 
 
 def test_configmap_env(rendered: dict[str, list[dict]]) -> None:
@@ -1327,11 +1429,22 @@ def test_network_policies_follow_the_values(chart: helm.Chart) -> None:
     serving = find(render(chart, external), "NetworkPolicy", f"{FULLNAME}-serving")["spec"]
     assert {"ports": [{"port": 443, "protocol": "TCP"}]} in serving["egress"]
     # Monitoring's alert webhook: the task pods may post to its port, serving may not.
-    webhook = {"settings": {"monitoring_alert_webhook_url": "https://hooks.example.com:8443/x"}}
+    webhook = {"secrets": {"alertWebhookUrl": "https://hooks.example.com:8443/x"}}
     docs = render(chart, merged(REQUIRED_VALUES, webhook))
     labels = pod_labels(docs)
     assert can_connect(docs, labels["airflow-worker"], EXTERNAL, 8443)
     assert not can_connect(docs, labels["serving"], EXTERNAL, 8443)
+    # In an existingSecret the chart cannot see the URL: networkPolicy.alertWebhook's ports.
+    existing = {"existingSecret": "my-env", "redis": {"enabled": True}}
+    docs = render(chart, existing)
+    assert not can_connect(docs, pod_labels(docs)["airflow-worker"], EXTERNAL, 8443)
+    existing["networkPolicy"] = {"alertWebhook": {"ports": [8443], "cidrs": ["10.9.0.0/16"]}}
+    docs = render(chart, existing)
+    worker = find(docs, "NetworkPolicy", f"{FULLNAME}-airflow-worker")["spec"]
+    assert {
+        "ports": [{"port": 8443, "protocol": "TCP"}],
+        "to": [{"ipBlock": {"cidr": "10.9.0.0/16"}}],
+    } in worker["egress"]
 
 
 # --- SQLite, a store of one host ------------------------------------------------------------
@@ -1496,8 +1609,24 @@ def without(path: str) -> dict[str, Any]:
         (without("externalRedis.url"), "externalRedis.url is required"),
         (without("airflow.jwtSecret"), "airflow.jwtSecret is required"),
         (
-            merged(REQUIRED_VALUES, {"settings": {"postgres_url": "postgresql://x:y@h/db"}}),
-            "settings.postgres_url is set by the chart",
+            {"existingSecret": "my-env", "secrets": {"serveApiKey": SERVE_API_KEY}},
+            "secrets.serveApiKey cannot be used with existingSecret (the chart then writes no "
+            "Secret): put CHURN_SERVE_API_KEY in the Secret my-env instead",
+        ),
+        (
+            merged(REQUIRED_VALUES, {"secrets": {"mlflowServerUri": MLFLOW_URL}}),
+            "secrets.mlflowServerUri is set by the chart while mlflow.enabled=true",
+        ),
+        (
+            merged(
+                REQUIRED_VALUES,
+                {
+                    "mlflow": {"enabled": False},
+                    "settings": {"mlflow_server_uri": "http://mlflow.ml:80"},
+                    "secrets": {"mlflowServerUri": MLFLOW_URL},
+                },
+            ),
+            "set one of settings.mlflow_server_uri and secrets.mlflowServerUri",
         ),
         (
             merged(REQUIRED_VALUES, {"settings": {"state_dir": "/elsewhere"}}),
@@ -1629,6 +1758,164 @@ def test_schema_rejects_bad_values(chart: helm.Chart, values: dict[str, Any], wh
     # Rendering (what `helm install` does) applies the same schema.
     with pytest.raises(helm.HelmValuesError):
         chart.render(merged(REQUIRED_VALUES, values), name=RELEASE, namespace=NAMESPACE)
+
+
+# Every secret literal of the tests: none may appear in an error message either.
+ALL_SECRET_STRINGS = [*SECRET_STRINGS, *SECRET_HOMES]
+
+
+@pytest.mark.parametrize(
+    ("values", "where", "instead"),
+    [
+        ({"settings": {"serve_api_key": SERVE_API_KEY}}, "serve_api_key", "secrets.serveApiKey"),
+        (
+            {"settings": {"monitoring_alert_webhook_url": WEBHOOK_URL}},
+            "monitoring_alert_webhook_url",
+            "secrets.alertWebhookUrl",
+        ),
+        (
+            {"settings": {"postgres_url": f"postgresql://u:{PG_PASSWORD}@db:5432/postgres"}},
+            "postgres_url",
+            "postgresql.url",
+        ),
+        (
+            {"settings": {"redis_url": f"redis://:{REDIS_PASSWORD}@redis:6379/0"}},
+            "redis_url",
+            "externalRedis.url",
+        ),
+        (
+            {"mlflow": {"enabled": False}, "settings": {"mlflow_server_uri": MLFLOW_URL}},
+            "mlflow_server_uri",
+            "secrets.mlflowServerUri",
+        ),
+        (  # a token as the URL's user name
+            {
+                "mlflow": {"enabled": False},
+                "settings": {"mlflow_server_uri": f"https://{MLFLOW_TOKEN}@mlflow.example.com"},
+            },
+            "mlflow_server_uri",
+            "secrets.mlflowServerUri",
+        ),
+        (  # any setting: a JSON option holding a URL with credentials
+            {
+                "settings": {
+                    "feast_offline_store_options": json.dumps(
+                        {"uri": f"s3://key:{EXTRA_SECRET}@bucket/features"}
+                    )
+                }
+            },
+            "feast_offline_store_options",
+            "extraSecretEnv",
+        ),
+    ],
+)
+def test_schema_refuses_a_secret_in_settings(
+    chart: helm.Chart, values: dict[str, Any], where: str, instead: str
+) -> None:
+    """`settings` becomes the ConfigMap: values.schema.json refuses a secret there before
+    any template runs, names where it goes instead, and never repeats the value."""
+    for check in (
+        chart.validate_schema,
+        lambda v: chart.render(v, name=RELEASE, namespace=NAMESPACE),
+    ):
+        with pytest.raises(helm.HelmValuesError) as raised:
+            check(merged(REQUIRED_VALUES, values))
+        message = str(raised.value)
+        assert f"at '/settings/{where}'" in message
+        assert "refused in settings (a ConfigMap)" in message
+        assert instead in message
+        for secret in ALL_SECRET_STRINGS:
+            assert secret not in message
+
+
+@pytest.mark.parametrize(
+    ("values", "where", "expected"),
+    [
+        (
+            {"airflow": {"config": {"AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": MLFLOW_URL}}},
+            "/airflow/config/AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER",
+            "refused in airflow.config (a ConfigMap)",
+        ),
+        (
+            {"secrets": {"alertWebhookUrl": f"hooks.example.com/{WEBHOOK_TOKEN}"}},
+            "/secrets/alertWebhookUrl",
+            "an http:// or https:// URL",
+        ),
+        (
+            {"secrets": {"mlflowServerUri": f"mlflow.example.com?token={MLFLOW_TOKEN}"}},
+            "/secrets/mlflowServerUri",
+            "an http:// or https:// URL",
+        ),
+        (
+            {"postgresql": {"url": f"mysql://u:{PG_PASSWORD}@db/churn"}},
+            "/postgresql/url",
+            "a postgresql:// URL",
+        ),
+        (
+            {"externalRedis": {"url": f"memcached://:{REDIS_PASSWORD}@cache:11211"}},
+            "/externalRedis/url",
+            "a redis:// or rediss:// URL",
+        ),
+        ({"secrets": {"apiKey": SERVE_API_KEY}}, "/secrets", "'apiKey' not allowed"),
+    ],
+)
+def test_schema_refuses_misplaced_or_malformed_secrets_without_echoing_them(
+    chart: helm.Chart, values: dict[str, Any], where: str, expected: str
+) -> None:
+    with pytest.raises(helm.HelmValuesError) as raised:
+        chart.validate_schema(merged(REQUIRED_VALUES, values))
+    message = str(raised.value)
+    assert f"at '{where}'" in message and expected in message
+    for secret in ALL_SECRET_STRINGS:
+        assert secret not in message
+
+
+@pytest.fixture(scope="module")
+def chart_without_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[helm.Chart]:
+    """The chart as `helm install --skip-schema-validation` renders it."""
+    copied = tmp_path_factory.mktemp("chart") / "churn-platform"
+    shutil.copytree(CHART_DIR, copied)
+    (copied / "values.schema.json").unlink()
+    with helm.Chart.load(copied) as loaded:
+        yield loaded
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"settings": {"serve_api_key": SERVE_API_KEY}},
+            "settings.serve_api_key is secret and settings go to a ConfigMap: use "
+            "secrets.serveApiKey (the Secret) or existingSecret",
+        ),
+        (
+            {"settings": {"monitoring_alert_webhook_url": WEBHOOK_URL}},
+            "settings.monitoring_alert_webhook_url is secret and settings go to a ConfigMap: "
+            "use secrets.alertWebhookUrl",
+        ),
+        (
+            {"settings": {"postgres_url": f"postgresql://u:{PG_PASSWORD}@db:5432/postgres"}},
+            "settings.postgres_url is secret and settings go to a ConfigMap: use postgresql.url",
+        ),
+        (
+            {"mlflow": {"enabled": False}, "settings": {"mlflow_server_uri": MLFLOW_URL}},
+            "settings.mlflow_server_uri holds a URL with credentials, a secret",
+        ),
+        (
+            {"airflow": {"config": {"AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": MLFLOW_URL}}},
+            "airflow.config.AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER holds a URL with credentials",
+        ),
+    ],
+)
+def test_templates_refuse_a_secret_in_the_configmap_without_the_schema(
+    chart_without_schema: helm.Chart, values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(helm.HelmRenderError, match=re.escape(message)) as raised:
+        chart_without_schema.render(
+            merged(REQUIRED_VALUES, values), name=RELEASE, namespace=NAMESPACE
+        )
+    for secret in ALL_SECRET_STRINGS:
+        assert secret not in str(raised.value)
 
 
 def test_schema_accepts_the_shipped_values(chart: helm.Chart) -> None:

@@ -161,9 +161,12 @@ def test_rollback_moves_champion_back(world):
     newer = registry.register_model(CHURN, world.trained, settings).version
     client.set_registered_model_alias(name, registry.PREVIOUS_CHAMPION, str(champion))
     client.set_registered_model_alias(name, registry.CHAMPION, str(newer))
-    result = registry.rollback_champion(settings, name)
+    result = registry.rollback_champion(settings, name, "newer misbehaves")
     assert result == Rollback(champion=champion, rolled_back_from=newer)
     assert registry.alias_version(settings, name, registry.CHAMPION) == champion
+    # One way: nothing points back at the version rolled back from.
+    assert registry.alias_version(settings, name, registry.PREVIOUS_CHAMPION) is None
+    assert client.get_model_version(name, str(newer)).tags[registry.ROLLED_BACK] == "true"
 
 
 def test_gate_refuses_a_first_model_below_the_minimum(world):

@@ -46,7 +46,8 @@ def test_a_regressing_champion_is_rolled_back_while_traffic_flows(two_versions, 
         check = apply_rollback(CHURN, periods, settings, AS_OF)
         assert check.rolled_back
         assert alias_version(settings, name, CHAMPION) == v1
-        assert alias_version(settings, name, PREVIOUS_CHAMPION) == v2
+        # Nothing points back at v2: a `make rollback` now refuses instead of re-promoting it.
+        assert alias_version(settings, name, PREVIOUS_CHAMPION) is None
         load.wait_for_version(v1, timeout=20)
         served = len(load.answers)
         wait_until(lambda: len(load.answers) > served + 50, 20)
@@ -54,6 +55,7 @@ def test_a_regressing_champion_is_rolled_back_while_traffic_flows(two_versions, 
     for version, role in ((v2, "rolled_back"), (v1, "restored")):
         tags = client.get_model_version(name, str(version)).tags
         assert tags["rollback.role"] == role
+        assert tags.get("rolled_back") == ("true" if version == v2 else None)
         assert "worse than v1's 0.620" in tags["rollback.reason"]
     # Judged again with the same figures: v1 is champion now and holds; nothing moves.
     assert not apply_rollback(CHURN, periods, settings, AS_OF).rolled_back

@@ -123,6 +123,24 @@ Call: include "churn.postgresDatabaseUrl" (list $ "churn_mlflow" "postgresql")
 {{- urlJoin (dict "scheme" $scheme "userinfo" $parts.userinfo "host" $parts.host "path" (printf "/%s" (index . 1)) "query" $parts.query "opaque" "" "fragment" "") }}
 {{- end }}
 
+{{/* The secret project settings: each `secrets` value and its environment variable, as
+JSON (secret.yaml writes them, churn.validate refuses them beside existingSecret). */}}
+{{- define "churn.secretSettings" -}}
+{{- toJson (dict
+  "serveApiKey" "CHURN_SERVE_API_KEY"
+  "alertWebhookUrl" "CHURN_MONITORING_ALERT_WEBHOOK_URL"
+  "mlflowServerUri" "CHURN_MLFLOW_SERVER_URI"
+  "mlflowTrackingUsername" "MLFLOW_TRACKING_USERNAME"
+  "mlflowTrackingPassword" "MLFLOW_TRACKING_PASSWORD"
+  "mlflowTrackingToken" "MLFLOW_TRACKING_TOKEN") }}
+{{- end }}
+
+{{/* The external MLflow server's URL (mlflow.enabled=false): from settings, or from
+secrets when it carries credentials. */}}
+{{- define "churn.externalMlflowUrl" -}}
+{{- get .Values.settings "mlflow_server_uri" | default .Values.secrets.mlflowServerUri }}
+{{- end }}
+
 {{/* The chart-managed Airflow api-server session key: airflow.apiSecretKey or derived. */}}
 {{- define "churn.airflowApiSecretKey" -}}
 {{- if .Values.airflow.apiSecretKey }}
@@ -156,28 +174,58 @@ Checks run by every rendering (included from configmap.yaml)
   "deploy_namespace" "the release's namespace"
   "deploy_release" "the release's name"
   "deploy_deployment" "the chart (its serving Deployment)"
-  "deploy_serving_url" "the chart (its serving Service)"
-  "postgres_url" "postgresql.url (it is secret: it goes to the Secret)"
-  "redis_url" "externalRedis.url (it is secret: it goes to the Secret)" }}
-{{- range $key, $_ := .Values.settings }}
+  "deploy_serving_url" "the chart (its serving Service)" }}
+{{- /* values.schema.json refuses these first; the checks stay for --skip-schema-validation,
+since whatever is in `settings` lands in the ConfigMap in plain text. */}}
+{{- $secret := dict
+  "postgres_url" "postgresql.url"
+  "redis_url" "externalRedis.url"
+  "serve_api_key" "secrets.serveApiKey"
+  "monitoring_alert_webhook_url" "secrets.alertWebhookUrl" }}
+{{- range $key, $value := .Values.settings }}
 {{- if hasKey $reserved $key }}
 {{- fail (printf "settings.%s is set by the chart: use %s" $key (get $reserved $key)) }}
 {{- end }}
+{{- if hasKey $secret $key }}
+{{- fail (printf "settings.%s is secret and settings go to a ConfigMap: use %s (the Secret) or existingSecret" $key (get $secret $key)) }}
 {{- end }}
-{{- if and .Values.mlflow.enabled (hasKey .Values.settings "mlflow_server_uri") }}
-{{- fail "settings.mlflow_server_uri is set by the chart while mlflow.enabled=true (the in-chart server); set mlflow.enabled=false to use another server" }}
+{{- if regexMatch "://[^/?#@\\s\"']*@" (toJson $value) }}
+{{- fail (printf "settings.%s holds a URL with credentials, a secret: use secrets (secrets.mlflowServerUri for mlflow_server_uri), extraSecretEnv or existingSecret" $key) }}
 {{- end }}
-{{- if and (not .Values.mlflow.enabled) (not (get .Values.settings "mlflow_server_uri")) }}
-{{- fail "settings.mlflow_server_uri is required when mlflow.enabled=false: the MLflow tracking server to use (http://...)" }}
+{{- end }}
+{{- $secretsSet := list }}
+{{- range $key, $value := .Values.secrets }}
+{{- if $value }}
+{{- $secretsSet = append $secretsSet $key }}
+{{- end }}
+{{- end }}
+{{- if and .Values.existingSecret $secretsSet }}
+{{- $names := include "churn.secretSettings" . | fromJson }}
+{{- $key := first (sortAlpha $secretsSet) }}
+{{- fail (printf "secrets.%s cannot be used with existingSecret (the chart then writes no Secret): put %s in the Secret %s instead" $key (get $names $key) .Values.existingSecret) }}
+{{- end }}
+{{- if .Values.mlflow.enabled }}
+{{- range list (ternary "settings.mlflow_server_uri" "" (hasKey .Values.settings "mlflow_server_uri")) (ternary "secrets.mlflowServerUri" "" (not (empty .Values.secrets.mlflowServerUri))) | compact }}
+{{- fail (printf "%s is set by the chart while mlflow.enabled=true (the in-chart server); set mlflow.enabled=false to use another server" .) }}
+{{- end }}
+{{- end }}
+{{- if and (get .Values.settings "mlflow_server_uri") .Values.secrets.mlflowServerUri }}
+{{- fail "set one of settings.mlflow_server_uri and secrets.mlflowServerUri (the one whose URL carries credentials)" }}
+{{- end }}
+{{- if and (not .Values.mlflow.enabled) (not (include "churn.externalMlflowUrl" .)) }}
+{{- fail "settings.mlflow_server_uri is required when mlflow.enabled=false: the MLflow tracking server to use (http://...; secrets.mlflowServerUri when its URL carries credentials)" }}
 {{- end }}
 {{- $airflowOwned := dict
   "AIRFLOW__CORE__EXECUTOR" "airflow.executor"
   "AIRFLOW__LOGGING__BASE_LOG_FOLDER" "state.mountPath (<mountPath>/airflow/logs, shared by every Airflow pod)"
   "AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE" "the release's namespace"
   "AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE" "airflow.worker (the chart's pod template)" }}
-{{- range $key, $_ := .Values.airflow.config }}
+{{- range $key, $value := .Values.airflow.config }}
 {{- if has $key (list "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" "AIRFLOW__API_AUTH__JWT_SECRET" "AIRFLOW__API__SECRET_KEY" "AIRFLOW__CORE__FERNET_KEY") }}
 {{- fail (printf "airflow.config.%s is secret: it belongs in the Secret (airflow.* values or existingSecret), not in the ConfigMap" $key) }}
+{{- end }}
+{{- if regexMatch "://[^/?#@\\s\"']*@" (toString $value) }}
+{{- fail (printf "airflow.config.%s holds a URL with credentials, a secret: put it in extraSecretEnv or existingSecret, not in the ConfigMap" $key) }}
 {{- end }}
 {{- if hasKey $airflowOwned $key }}
 {{- fail (printf "airflow.config.%s is set by the chart: use %s" $key (get $airflowOwned $key)) }}
