@@ -16,7 +16,7 @@ export DO_NOT_TRACK := 1
 export BENTOML_DO_NOT_TRACK := true
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: help venv lock demo test test-fast lint format parity bench-data bench-serving rollback deploy tune reproduce airflow airflow-stop serve mlflow-ui evidently-ui feast-config land features train monitor clean
+.PHONY: help venv lock demo test test-fast audit lint format parity bench-data bench-serving rollback deploy tune reproduce airflow airflow-stop serve mlflow-ui evidently-ui feast-config land features train monitor clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -43,6 +43,10 @@ test: $(STAMP) ## Run the whole test suite (slow end-to-end tests included)
 
 test-fast: $(STAMP) ## Run the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow"
+
+audit: ## Check every pin of requirements.txt against the package index's vulnerability data (.ci/audit-allowlist.toml)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m cli.audit
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -92,10 +96,10 @@ parity: $(STAMP) ## Check train/serve parity: online vs point-in-time offline fe
 airflow: $(STAMP) ## Start Airflow 3 (UI on 127.0.0.1:8080) with this project's DAGs
 	$(BIN)/churn airflow start
 
-airflow-stop: $(STAMP) ## Stop every Airflow process started by `make airflow`
+airflow-stop: $(STAMP) ## Stop every Airflow process started by `make airflow` (SIGKILL after 20 s), and report them
 	$(BIN)/churn airflow stop
 
-serve: $(STAMP) ## Serve the champion model with BentoML on 127.0.0.1:3000
+serve: $(STAMP) ## Serve the champion model with BentoML on 127.0.0.1:3000 (busy: CHURN_SERVE_PORT=3001 make serve)
 	$(BIN)/churn serve
 
 mlflow-ui: $(STAMP) ## Open the MLflow UI on 127.0.0.1:5000 over the project's tracking store

@@ -6,19 +6,23 @@ run before any ``airflow`` import in the process; every function here calls it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
+from core.processes import StopReport, running, stop_processes
 from core.settings import Settings
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# Airflow's log server listens on every interface; on one host the api-server reads the
+# task logs from disk, so the scheduler and triggerer run without it.
+COMPONENT_ARGS = {"scheduler": ("--skip-serve-logs",), "triggerer": ("--skip-serve-logs",)}
 
 
 def use_project_airflow(settings: Settings) -> dict[str, str]:
@@ -130,6 +134,32 @@ def run_queued(dag_id: str, settings: Settings) -> list[DagRunResult]:
     ]
 
 
+def drop_scheduler_leftovers(settings: Settings) -> dict[str, int]:
+    """Remove what in-process runs leave for a scheduler that will never be theirs.
+
+    ``dag.test`` records the asset events of the tasks it runs, and Airflow queues every
+    DAG scheduled on those assets (``asset_dag_run_queue``): a promotion queues the
+    model's ``<model>_deploy``, a materialization every ``<model>_monitoring``. The demo
+    runs those consumers itself, but the queue rows stay, and the first scheduler started
+    on this database (``make airflow``) would turn each into a run at once. The same
+    holds for a DAG run still ``queued``. Both are removed; returns how many of each.
+    """
+    use_project_airflow(settings)
+    from airflow.models.asset import AssetDagRunQueue
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from sqlalchemy import delete, func, select
+
+    with create_session() as session:
+        triggers = session.scalar(select(func.count()).select_from(AssetDagRunQueue)) or 0
+        session.execute(delete(AssetDagRunQueue))
+        queued = session.scalars(select(DagRun).where(DagRun.state == DagRunState.QUEUED)).all()
+        for run in queued:
+            session.delete(run)
+    return {"asset_triggers": int(triggers), "queued_runs": len(queued)}
+
+
 # --- Airflow as services, for its UI ----------------------------------------------------
 
 
@@ -137,14 +167,52 @@ def _pid_file(settings: Settings, component: str) -> Path:
     return settings.airflow_home / "run" / f"{component}.pid"
 
 
-def _alive(pid: int) -> bool:
+# In the environment of every Airflow service started here (the Airflow home), inherited by
+# the processes they start: `airflow stop` also finds those that left their component's
+# tree and group by it. (Not every one: a process that renames itself, as Airflow's
+# api-server and workers do with setproctitle, may overwrite its readable environment.)
+SERVICE_MARKER = "CHURN_AIRFLOW_SERVICES"
+
+
+def _ours(settings: Settings, component: str) -> int | None:
+    """The pid of ``component`` if the process its pid file names still runs.
+
+    The file holds the pid and the process's start time, so a pid reused by another
+    process since is not taken for the component (a file of an older release holds only
+    the pid: then the process must at least be an ``airflow`` one).
+    """
+    pid_file = _pid_file(settings, component)
+    if not pid_file.exists():
+        return None
+    pid, *started = pid_file.read_text().split()
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        process = psutil.Process(int(pid))
+        if started:
+            same = abs(process.create_time() - float(started[0])) < 0.01
+        else:
+            same = "airflow" in " ".join(process.cmdline())
+    except (psutil.Error, ValueError):
+        return None
+    return process.pid if same and running(process) else None
+
+
+def spawn_component(settings: Settings, component: str, command: list[str], env: dict) -> int:
+    """Start one service in the background: own session, marked environment, pid file."""
+    logs = settings.airflow_home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    pid_file = _pid_file(settings, component)
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(logs / f"{component}.log", "ab") as out:
+        proc = subprocess.Popen(
+            command,
+            env={**env, SERVICE_MARKER: str(settings.airflow_home)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # signalled as a group when stopped
+        )
+    pid_file.write_text(f"{proc.pid} {psutil.Process(proc.pid).create_time()}\n")
+    return proc.pid
 
 
 def start_airflow(settings: Settings, wait_seconds: int = 180) -> str:
@@ -159,42 +227,44 @@ def start_airflow(settings: Settings, wait_seconds: int = 180) -> str:
     from airflow.configuration import write_default_airflow_configuration_if_needed
 
     write_default_airflow_configuration_if_needed()
-    logs = settings.airflow_home / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     airflow = str(Path(sys.executable).with_name("airflow"))
-    for component in AIRFLOW_COMPONENTS:
-        pid_file = _pid_file(settings, component)
-        if pid_file.exists() and _alive(int(pid_file.read_text())):
-            continue
-        pid_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(logs / f"{component}.log", "ab") as out:
-            # Own session: stopping the group also stops the component's workers.
-            proc = subprocess.Popen(
-                [airflow, component],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        pid_file.write_text(str(proc.pid))
+
+    def start(component: str) -> None:
+        if not _ours(settings, component):
+            command = [airflow, component, *COMPONENT_ARGS.get(component, ())]
+            spawn_component(settings, component, command, env)
+
+    # The API server first: tasks report to its execution API, so a run the scheduler
+    # starts at once (one already due) would otherwise fail on "Connection refused",
+    # before its task could write a line of log.
     url = f"http://{settings.airflow.host}:{settings.airflow.port}"
-    _wait_healthy(url, wait_seconds)
+    deadline = time.monotonic() + wait_seconds
+    start(AIRFLOW_COMPONENTS[0])
+    _wait_healthy(url, deadline, ())
+    for component in AIRFLOW_COMPONENTS[1:]:
+        start(component)
+    # Back once the others heartbeat too: a DAG triggered from then on gets scheduled.
+    _wait_healthy(url, deadline, ("scheduler", "dag_processor", "triggerer"))
     return url
 
 
-def _wait_healthy(url: str, wait_seconds: int) -> None:
+def _wait_healthy(url: str, deadline: float, components: tuple[str, ...]) -> None:
+    """Until the API server answers its health check with ``components`` healthy."""
     import httpx
 
-    deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/api/v2/monitor/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+            answer = httpx.get(f"{url}/api/v2/monitor/health", timeout=2)
+            health = answer.json() if answer.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            health = None
+        if health is not None and all(
+            (health.get(c) or {}).get("status") == "healthy" for c in components
+        ):
+            return
         time.sleep(2)
-    raise TimeoutError(f"Airflow did not become healthy at {url} within {wait_seconds}s")
+    waiting = ", ".join(components) or "the API server"
+    raise TimeoutError(f"Airflow ({waiting}) did not become healthy at {url} in time")
 
 
 def airflow_password(settings: Settings) -> str | None:
@@ -202,25 +272,40 @@ def airflow_password(settings: Settings) -> str | None:
     path = settings.airflow_home / "simple_auth_manager_passwords.json.generated"
     if not path.exists():
         return None
+    path.chmod(0o600)  # Airflow writes it world-readable
     return json.loads(path.read_text()).get("admin")
 
 
-def stop_airflow(settings: Settings, grace_seconds: float = 20) -> list[str]:
-    """Stop every component started by :func:`start_airflow` (whole process groups)."""
-    stopped = []
+@dataclass(frozen=True)
+class AirflowStopped:
+    """What :func:`stop_airflow` stopped: the components found running, every process."""
+
+    components: dict[str, int]  # component -> pid
+    report: StopReport
+
+    def summary(self) -> str:
+        found = ", ".join(f"{name} (pid {pid})" for name, pid in self.components.items())
+        return f"{found or 'no Airflow component was running'}; {self.report.summary()}"
+
+
+def stop_airflow(settings: Settings, grace_seconds: float = 20) -> AirflowStopped:
+    """Stop every process started by :func:`start_airflow`, so that none is left.
+
+    Each component's process group gets SIGTERM; whatever still runs ``grace_seconds``
+    later gets SIGKILL (an Airflow task runner lives in a group of its own and may ignore
+    SIGTERM). Every process carrying this Airflow home's marker is included, also one
+    whose component died before. The report lists each process and how it ended, and any
+    survivor.
+    """
+    components = {}
     for component in AIRFLOW_COMPONENTS:
-        pid_file = _pid_file(settings, component)
-        if not pid_file.exists():
-            continue
-        pid = int(pid_file.read_text())
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + grace_seconds
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            stopped.append(component)
-        pid_file.unlink(missing_ok=True)
-    return stopped
+        pid = _ours(settings, component)  # a stale file's pid may be another process's now
+        if pid is not None:
+            components[component] = pid
+    report = stop_processes(
+        components.values(), grace_seconds, marker=(SERVICE_MARKER, str(settings.airflow_home))
+    )
+    if not report.survivors:
+        for component in AIRFLOW_COMPONENTS:
+            _pid_file(settings, component).unlink(missing_ok=True)
+    return AirflowStopped(components, report)

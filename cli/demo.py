@@ -274,7 +274,11 @@ def deploy_if_promoted(
     """Run the model's deploy DAG when ``moved_by`` moved its champion, as the asset would."""
     if moved_by.task_states.get("announce_champion") != "success":
         return None
-    deployed = run(spec.deploy_dag_id, settings).returns["deploy"]
+    done = run(spec.deploy_dag_id, settings)
+    deployed = done.returns.get("deploy")
+    if deployed is None:  # skipped: nothing was serving, yet the demo runs a server
+        state = done.task_states.get("deploy")
+        raise RuntimeError(f"{spec.deploy_dag_id}: deploy {state} (nothing serving? see its log)")
     seconds = deployed["time_to_production_seconds"]
     print(f"    deployed {spec.name} v{deployed['version']}: {seconds} s from promotion to a")
     print("    smoke-tested answer of the new version (time to production)")
@@ -422,8 +426,10 @@ def run_demo(
     """Run the four acts; return (and write) the summary. ``quiet`` hides library warnings."""
     from models.catalog import get_spec, load_specs
     from models.registry import CHAMPION, alias_version, promote_by_hand
-    from serving.server import BentoServer
+    from serving.server import BentoServer, ensure_port_free
 
+    # Refused before anything is reset or run: the acts start their server on this port.
+    ensure_port_free(settings.serving.host, settings.serving.port, command="make demo")
     specs = load_specs()
     churn = get_spec("churn")
     labelled_specs = [s for s in specs if s.outcomes is not None]
@@ -441,6 +447,8 @@ def run_demo(
         drift=Drift(start=line.drift),
     )
     user_now = os.environ.get("CHURN_NOW")
+    airflow_db = False  # migrated: the in-process runs' leftovers are removed at the end
+    dropped: dict[str, int] = {}
     timings: dict[str, float] = {}
     acts: dict[str, dict[str, Any]] = {}
     presents: dict[str, str] = {}
@@ -469,6 +477,7 @@ def run_demo(
         )
         print(f"    models: {', '.join(f'{s.name} ({s.registered_model})' for s in specs)}")
         airflow_runner.migrate_airflow_db(settings)
+        airflow_db = True
         if quiet:
             ignore_library_warnings()
         run("feature_pipeline", settings)
@@ -604,12 +613,19 @@ def run_demo(
         }
         for name, queued in left.items():
             if queued:
-                print(f"    {name}: {len(queued)} training run(s) left queued for a scheduler")
+                print(f"    {name}: {len(queued)} training run(s) left queued (removed below)")
     finally:
         if user_now is None:
             os.environ.pop("CHURN_NOW", None)
         else:
             os.environ["CHURN_NOW"] = user_now
+        if airflow_db:
+            # The demo stood in for the scheduler: nothing it queued may fire when one
+            # starts (`make airflow`), such as a deploy of a promotion long deployed.
+            try:
+                dropped = airflow_runner.drop_scheduler_leftovers(settings)
+            except Exception as error:  # never hide the demo's own error
+                print(f"    could not clear the runs left for a scheduler: {error}")
 
     summary = {
         "timeline": {
@@ -623,11 +639,12 @@ def run_demo(
         "acts": acts,
         "models": {spec.name: model_summary(settings, spec) for spec in specs},
         "left_queued": {name: len(q) for name, q in left.items()},
+        "dropped_for_scheduler": dropped,
         "timings_seconds": {k: round(v, 1) for k, v in timings.items()},
         "total_seconds": round(time.monotonic() - started, 1),
         "summary_path": str(settings.storage.demo_summary_path),
         "how_to": {
-            "mlflow_ui": "make mlflow-ui  # then open http://127.0.0.1:5000",
+            "mlflow_ui": "make mlflow-ui  # then open the links it prints (login printed)",
             "airflow_ui": "make airflow  # then open http://127.0.0.1:8080 (login printed)",
             "evidently_ui": "make evidently-ui  # then open http://127.0.0.1:8000",
             "serve": 'make serve  # then POST http://127.0.0.1:3000/predict {"customer_id": 42}',
@@ -744,7 +761,11 @@ def print_summary(summary: dict[str, Any]) -> None:
     print_gates("     ", fourth["retraining"])
     for name, count in summary["left_queued"].items():
         if count:
-            print(f"  {name}: {count} training run(s) left queued for a scheduler")
+            print(f"  {name}: {count} training run(s) were left queued (removed)")
+    dropped = summary["dropped_for_scheduler"]
+    print(f"  Airflow: {dropped.get('asset_triggers', 0)} queued asset trigger(s) (of runs the "
+          f"demo made itself) and {dropped.get('queued_runs', 0)} queued run(s) removed: none "
+          "fires when `make airflow` starts")  # fmt: skip
     for name, model in summary["models"].items():
         print(f"  [{name}] aliases {model['aliases']}")
         for v in model["versions"]:

@@ -23,16 +23,23 @@ def _demo(args: argparse.Namespace) -> None:
     # The libraries' deprecation chatter would bury the demo's own report.
     warnings.simplefilter("ignore")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # The DAGs run in this process: their INFO lines (task logs of `make airflow`) would
+    # bury the demo's own report on the console.
+    os.environ.setdefault("CHURN_AIRFLOW_LOG_LEVEL", "WARNING")
     from cli.demo import run_demo
+    from serving.server import PortBusy
 
-    run_demo(
-        get_settings(),
-        customers=args.customers,
-        days=args.days,
-        requests=args.requests,
-        replay_per_day=args.replay_per_day,
-        quiet=True,
-    )
+    try:
+        run_demo(
+            get_settings(),
+            customers=args.customers,
+            days=args.days,
+            requests=args.requests,
+            replay_per_day=args.replay_per_day,
+            quiet=True,
+        )
+    except PortBusy as busy:
+        sys.exit(f"churn demo: {busy}")
 
 
 def _feast_config(_: argparse.Namespace) -> None:
@@ -58,48 +65,65 @@ def _airflow(args: argparse.Namespace) -> None:
     settings = get_settings()
     if args.action == "stop":
         stopped = airflow_runner.stop_airflow(settings)
-        print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+        print(f"airflow stop: {stopped.summary()}")
+        if stopped.report.survivors:
+            sys.exit("airflow stop: some processes could not be stopped (see above)")
         return
     url = airflow_runner.start_airflow(settings)
     password = airflow_runner.airflow_password(settings)
     print(f"Airflow UI: {url}  (user: admin, password: {password})")
     print(f"Logs: {settings.airflow_home / 'logs'}; stop with `make airflow-stop`.")
+    print(
+        "The <model>_deploy DAGs smoke-test a running server: start `make serve` beside "
+        "(else they end skipped, 'nothing serving', and champion stays)."
+    )
 
 
 def _serve(_: argparse.Namespace) -> None:
-    from serving.server import serve_command, server_env
+    from serving.lifeline import SUPERVISOR_VARIABLE
+    from serving.server import PortBusy, ensure_port_free, serve_command, server_env
 
     settings = get_settings()
+    try:
+        ensure_port_free(settings.serving.host, settings.serving.port)
+    except PortBusy as busy:
+        sys.exit(f"churn serve: {busy}")
     command = serve_command(settings)
-    os.execve(command[0], command, {**os.environ, **server_env(settings)})
+    # This process becomes `bentoml serve` (execve keeps the pid): its workers' supervisor.
+    env = {**os.environ, **server_env(settings), SUPERVISOR_VARIABLE: str(os.getpid())}
+    os.execve(command[0], command, env)
 
 
 def _mlflow_ui(_: argparse.Namespace) -> None:
-    from models.tracking import configure_mlflow
+    from cli.operator_uis import MLFLOW_ADMIN, mlflow_admin_password, mlflow_ui
+    from models.catalog import load_specs
+    from models.tracking import configure_mlflow, experiment_links
 
     settings = get_settings()
     configure_mlflow(settings)
-    mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
-    command = [
-        mlflow, "ui", "--backend-store-uri", settings.storage.mlflow_tracking_uri,
-        "--default-artifact-root", settings.storage.mlflow_artifact_location,
-        "--host", "127.0.0.1", "--port", "5000",
-    ]  # fmt: skip
-    os.execv(mlflow, command)
-
-
-def evidently_ui_command(settings, port: int) -> list[str]:
-    """Evidently's own UI over the platform's workspace (one project per model spec)."""
-    evidently = os.path.join(os.path.dirname(sys.executable), "evidently")
-    workspace = settings.storage.evidently_workspace_dir
-    workspace.mkdir(parents=True, exist_ok=True)
-    return [evidently, "ui", "--workspace", str(workspace), "--host", "127.0.0.1",
-            "--port", str(port)]  # fmt: skip
+    server = mlflow_ui(settings)
+    print(
+        f"MLflow UI: {server.url}  (user: {MLFLOW_ADMIN}, password: "
+        f"{mlflow_admin_password(settings)}; MLflow's basic-auth app: every request needs a "
+        "login, users the admin adds can read)"
+    )
+    # MLflow's UI opens a new browser in its GenAI mode: these links open on the runs.
+    for what, link in experiment_links(settings, load_specs(), server.url):
+        print(f"{what}: {link}")
+    sys.stdout.flush()
+    os.execve(server.command[0], server.command, {**os.environ, **server.env})
 
 
 def _evidently_ui(args: argparse.Namespace) -> None:
-    command = evidently_ui_command(get_settings(), args.port)
-    os.execv(command[0], command)
+    from cli.operator_uis import evidently_ui
+
+    server = evidently_ui(get_settings(), args.port)
+    print(
+        f"Evidently UI: {server.url}  (read-only without the write secret in "
+        "$CHURN_STATE_DIR/credentials/evidently-ui-secret, sent as header evidently-secret)",
+        flush=True,
+    )
+    os.execve(server.command[0], server.command, {**os.environ, **server.env})
 
 
 def _parity(args: argparse.Namespace) -> None:
@@ -223,6 +247,8 @@ def _deploy(args: argparse.Namespace) -> None:
         print(json.dumps(asdict(failed.result), indent=2))
         raise SystemExit(f"deploy failed: {failed.result.reason}") from failed
     print(json.dumps(asdict(result), indent=2))
+    if not result.deployed:  # nothing serving, or no champion: nothing was moved back
+        raise SystemExit(f"not deployed: {result.reason}")
 
 
 def _reproduce(args: argparse.Namespace) -> None:
@@ -342,7 +368,17 @@ def main(argv: list[str] | None = None) -> None:
     monitor.add_argument("--model", **one_model)
     monitor.set_defaults(func=_monitor)
     args = parser.parse_args(argv)
-    args.func(args)
+    from core.locks import LockBusy
+
+    # State written by a command (and by the servers it starts) is its owner's only: files
+    # 600, folders 700.
+    previous_umask = os.umask(0o077)
+    try:
+        args.func(args)
+    except LockBusy as busy:  # another run of the same pipeline: a message, not a traceback
+        sys.exit(f"not run: {busy}")
+    finally:
+        os.umask(previous_umask)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.logs import python_warnings
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FEATURE_REPO_DIR = PROJECT_ROOT / "feature_repo"
 DAGS_DIR = PROJECT_ROOT / "dags"
@@ -197,6 +199,11 @@ class StorageSettings(BaseSettings):
         return self.state_dir / "serving" / model / "predictions.db"
 
     @property
+    def locks_dir(self) -> Path:
+        """The pipelines' file locks (core.locks), when PostgreSQL does not hold them."""
+        return self.state_dir / "locks"
+
+    @property
     def reports_dir(self) -> Path:
         return self.state_dir / "reports"
 
@@ -277,11 +284,21 @@ class ServingSettings(BaseSettings):
     max_body_bytes: int = Field(
         65536, ge=256, description="Larger request bodies get 413 before they are parsed."
     )
+    max_header_bytes: int = Field(
+        16384,
+        ge=1024,
+        description="Larger request headers (all lines together) get 431 before auth or parsing.",
+    )
     online_timeout_seconds: float = Field(
         0.5, gt=0, description="Redis socket timeout of the online lookup (then 503)."
     )
     retry_after_seconds: int = Field(
-        1, ge=1, description="Retry-After sent with a 503 (online store or model unavailable)."
+        1,
+        ge=1,
+        description=(
+            "Retry-After sent with a 503 (a store or the model unavailable); also how long a "
+            "store stays marked down after a failure before one probe tries it again."
+        ),
     )
     model_refresh_seconds: float = Field(
         10.0, gt=0, description="How often serving re-reads the registry aliases (model swap)."
@@ -314,6 +331,13 @@ class AirflowSettings(BaseSettings):
     port: int = 8080
     database: str = Field(
         "churn_airflow", description="Airflow's PostgreSQL database (with CHURN_POSTGRES_URL)."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO",
+        description=(
+            "Airflow's logging level: task logs keep each task's own lines at this level and "
+            "above (INFO: what a step did and decided; the demo runs at WARNING)."
+        ),
     )
 
 
@@ -355,6 +379,14 @@ class DeploySettings(BaseSettings):
         300.0, gt=0, description="Longest wait for the rollout and for the new version to serve."
     )
     poll_seconds: float = Field(1.0, gt=0, description="How often the rollout is polled.")
+    unreachable_seconds: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "Longest wait for anything to answer at the serving URL; past it the deploy ends "
+            "'nothing serving' and leaves champion where it is."
+        ),
+    )
     kubeconfig: Path | None = Field(
         default=None, description="kubeconfig of the cluster; unset: in-cluster service account."
     )
@@ -444,6 +476,14 @@ class Settings(BaseSettings):
     tune_timeout_seconds: float = Field(
         600.0, gt=0, description="Longest the search may run (it stops after the trial at work)."
     )
+    lock_timeout_seconds: float = Field(
+        600.0,
+        ge=0,
+        description=(
+            "How long a pipeline run waits for another run of the same pipeline (the same "
+            "feature store, model or registered model) before it is refused; 0: no wait."
+        ),
+    )
 
     @field_validator("now", mode="before")
     @classmethod
@@ -482,7 +522,15 @@ class Settings(BaseSettings):
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{host}:{port}/execution/",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": self.airflow.log_level,
+            # MLflow's own handler writes to stderr, which a task log tags ERROR; without it
+            # MLflow logs through logging at its real level (core.logs).
+            "MLFLOW_CONFIGURE_LOGGING": "false",
+            # A progress bar is no log line (and stderr again).
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+            # Third-party warnings that repeat, filtered where each process starts: a filter
+            # set while Airflow imports a DAG file does not outlive the import.
+            "PYTHONWARNINGS": python_warnings(),
         }
 
 

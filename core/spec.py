@@ -81,7 +81,8 @@ class ModelSpec:
 
     - ``name``: short name; routes (``/models/<name>/predict``), DAG ids
       (``<name>_training_pipeline``, ``<name>_monitoring``) and state folders use it.
-    - ``registered_model`` / ``experiment``: its MLflow registered model and experiment.
+    - ``registered_model`` / ``experiment``: its MLflow registered model and the experiment
+      of its training runs; its monitoring runs go to ``<experiment>_monitoring``.
     - ``feature_service``: the Feast feature service it is trained and served on;
       ``features`` are that service's features, in the model's input order.
     - ``label`` and ``build_labels(settings)``: the target column and the frame of
@@ -193,6 +194,11 @@ class ModelSpec:
     @property
     def categorical_features(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features if f.kind == "categorical")
+
+    @property
+    def monitoring_experiment(self) -> str:
+        """The MLflow experiment of its live-quality runs, apart from the training runs."""
+        return f"{self.experiment}_monitoring"
 
     @property
     def training_dag_id(self) -> str:

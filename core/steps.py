@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
@@ -148,6 +149,16 @@ class Rollback:
     rolled_back_from: int | None
 
 
+class DeployOutcome(StrEnum):
+    """How one deploy ended. Only ``FAILED`` moves ``champion`` back: the new version was
+    tried (a server answered, and served it or had the whole wait to load it) and failed."""
+
+    DEPLOYED = "deployed"  # the new champion serves and passed the smoke test
+    FAILED = "failed"  # tried and failed: rolled back, champion moved back
+    NOTHING_SERVING = "nothing_serving"  # no server to try it on: champion left as it is
+    NO_CHAMPION = "no_champion"  # the model has no champion to deploy
+
+
 @dataclass(frozen=True)
 class DeployResult:
     """One rollout of a model's champion to serving, and how it ended.
@@ -160,6 +171,7 @@ class DeployResult:
     version: int | None  # the champion this deploy rolled out (None: there is none)
     target: str  # "local" or "kubernetes"
     deployed: bool
+    outcome: DeployOutcome
     reason: str
     serving_url: str
     promoted_at: str | None = None

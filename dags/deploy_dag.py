@@ -10,8 +10,15 @@ a pod) one `helm upgrade` of the release with the new version in the serving pod
 annotation, then the rollout is awaited; locally, the running server must pick the new
 champion up by itself. Then, through the serving Service, `/readyz` and one
 `/models/<model>/predict` smoke-test it. The deployed version, time and time to
-production are written on the MLflow model version. A failed rollout or smoke test rolls
-the release back and moves `champion` back to `previous_champion`, and fails the run.
+production are written on the MLflow model version. A failed rollout or smoke test of the
+new version rolls the release back and moves `champion` back to `previous_champion`, and
+fails the run.
+
+**Needs serving running**: `make serve` beside `make airflow` (same `CHURN_STATE_DIR`, or
+`CHURN_DEPLOY_SERVING_URL` pointing at it), or the chart's serving Deployment in a
+cluster. With nothing serving (connection refused for `CHURN_DEPLOY_UNREACHABLE_SECONDS`,
+or no serving Deployment / no ready pod) the new version is not tried: the task ends
+**skipped** with "nothing serving: ...", and `champion` stays where the promotion put it.
 """
 
 from __future__ import annotations
@@ -46,17 +53,21 @@ def make_deploy_dag(dag_id: str, model: str, description: str, tags: tuple[str, 
     def deploy_pipeline():
         @task(executor_config={"pod_template_file": DEPLOYER_POD_TEMPLATE})
         def deploy() -> dict:
-            from airflow.sdk.exceptions import AirflowFailException
+            from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
             from core.settings import get_settings
-            from core.steps import to_xcom
+            from core.steps import DeployOutcome, to_xcom
             from models.catalog import get_spec
             from serving.deploy import DeployFailed, deploy_champion
 
             try:
-                return to_xcom(deploy_champion(get_spec(model), get_settings()))
+                result = deploy_champion(get_spec(model), get_settings())
             except DeployFailed as failed:
                 raise AirflowFailException(failed.result.reason) from failed
+            if result.outcome is not DeployOutcome.DEPLOYED:
+                # Nothing serving (or no champion): nothing tried, nothing moved back.
+                raise AirflowSkipException(result.reason)
+            return to_xcom(result)
 
         deploy()
 

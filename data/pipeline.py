@@ -1,7 +1,10 @@
 """The feature pipeline's steps: validate -> ingest -> compute features -> materialize.
 
 Each function is one Airflow task of ``feature_pipeline`` and is also called by the CLI
-and the tests. They pass plain values (paths, dates, versions), never DataFrames.
+and the tests. They pass plain values (paths, dates, versions), never DataFrames. Each
+holds the feature store's lock (:func:`core.locks.feature_store_lock`), and
+:func:`run_feature_pipeline` holds it across all four, so two runs never work on the same
+landed batches at once.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.locks import feature_store_lock
 from core.settings import Settings
 from core.sources import ORDERS, LandingSource
 from core.spec import FeatureTable
@@ -64,6 +68,11 @@ def validate_landed_batches(
     in this run, is refused (the suite's ``ingested_ids``). A day landed again replaces its
     own partition, so the ids under the days this run lands do not count.
     """
+    with feature_store_lock(settings):
+        return _validate_landed_batches(settings, sources)
+
+
+def _validate_landed_batches(settings: Settings, sources: Sequence[LandingSource]) -> list[str]:
     accepted: list[str] = []
     rejections: list[BatchRejected] = []
     docs: Path | None = None
@@ -181,34 +190,46 @@ def ingest_batches(
     Each day replaces its own ``event_date`` partition, so re-running a day never
     duplicates it. Ingested files are archived.
     """
-    by_source: dict[str, list[pd.DataFrame]] = {}
-    files = [Path(p) for p in paths]
-    for file in files:
-        source, day = landing.batch_of(file, sources)
-        batch = landing.read_batch(file, source)
-        # One zone and unit in the lake, whatever zone the batch was written in.
-        batch[source.time_column] = (
-            batch[source.time_column].dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    with feature_store_lock(settings):
+        by_source: dict[str, list[pd.DataFrame]] = {}
+        files = [Path(p) for p in paths]
+        # Between the DAG's validate and ingest tasks another run (`churn features`) may
+        # have ingested and archived a batch: it is in Delta already, not lost.
+        gone = [file for file in files if not file.exists()]
+        if gone:
+            log.warning("%d validated batch(es) ingested by another run meanwhile", len(gone))
+        files = [file for file in files if file.exists()]
+        for file in files:
+            source, day = landing.batch_of(file, sources)
+            batch = landing.read_batch(file, source)
+            # One zone and unit in the lake, whatever zone the batch was written in.
+            batch[source.time_column] = (
+                batch[source.time_column].dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+            )
+            batch["event_date"] = day.isoformat()
+            by_source.setdefault(source.name, []).append(batch)
+        versions: dict[str, int] = {}
+        days: set[str] = set()
+        rows = 0
+        for source in sources:
+            if source.name not in by_source:
+                continue
+            raw = pd.concat(by_source[source.name], ignore_index=True)
+            path = settings.storage.delta_table_path(source.table)
+            versions[source.name] = delta_tables.replace_partitions(path, raw, "event_date")
+            days.update(raw["event_date"].unique())
+            rows += len(raw)
+        for file in files:
+            landing.archive_batch(file, settings)
+        orders_version = versions.get(
+            ORDERS.name, delta_tables.table_version(settings.storage.raw_orders_path)
         )
-        batch["event_date"] = day.isoformat()
-        by_source.setdefault(source.name, []).append(batch)
-    versions: dict[str, int] = {}
-    days: set[str] = set()
-    rows = 0
-    for source in sources:
-        if source.name not in by_source:
-            continue
-        raw = pd.concat(by_source[source.name], ignore_index=True)
-        path = settings.storage.delta_table_path(source.table)
-        versions[source.name] = delta_tables.replace_partitions(path, raw, "event_date")
-        days.update(raw["event_date"].unique())
-        rows += len(raw)
-    for file in files:
-        landing.archive_batch(file, settings)
-    orders_version = versions.get(
-        ORDERS.name, delta_tables.table_version(settings.storage.raw_orders_path)
-    )
-    return IngestedBatches(sorted(days), rows, orders_version, versions)
+        log.info(
+            "ingested %d batch(es), %d rows, %d day(s)%s; Delta versions %s",
+            len(files), rows, len(days),
+            f" ({min(days)}..{max(days)})" if days else "", versions or "unchanged",
+        )  # fmt: skip
+        return IngestedBatches(sorted(days), rows, orders_version, versions)
 
 
 def label_days(anchor: date, first: date, last: date) -> list[date]:
@@ -258,64 +279,74 @@ def build_features(
     added) from the first ingested day, so its history is there for training. A table
     gets the frames of the landing ``sources`` it names, read from their Delta tables.
     """
-    if not changed_days:
+    with feature_store_lock(settings):
+        if not changed_days:
+            log.info("no day changed: features, labels and feature tables left as they are")
+            return BuiltFeatures(
+                features_version=delta_tables.table_version(
+                    settings.storage.customer_features_path
+                ),
+                labels_version=delta_tables.table_version(settings.storage.churn_labels_path),
+                snapshot_rows=0,
+                label_rows=0,
+                window=None,
+                table_versions={
+                    t.name: delta_tables.table_version(settings.storage.delta_table_path(t.name))
+                    for t in tables
+                },
+            )
+        orders = delta_tables.read_table(settings.storage.raw_orders_path)
+        raw_days = delta_tables.partition_dates(settings.storage.raw_orders_path, "event_date")
+        # A day of another source past the last orders day still recomputes the last one.
+        first = min(min(date.fromisoformat(d) for d in changed_days), max(raw_days))
+        data_end = max(raw_days)
+        snapshot_days = [first + timedelta(days=i) for i in range((data_end - first).days + 1)]
+        # One computation time for every table: a day not over yet is stamped with it, so the
+        # models' tables and the snapshots carry the same event times (one window online).
+        created_at = as_of
+        snapshots = compute_customer_snapshots(orders, snapshot_days, created_at)
+        features_version = delta_tables.replace_from(
+            settings.storage.customer_features_path, snapshots, "snapshot_date", first.isoformat()
+        )
+        horizon = settings.churn_horizon_days
+        label_start = max(first - timedelta(days=horizon), min(raw_days))
+        grid = label_days(min(raw_days), label_start, data_end)
+        labels = compute_churn_labels(orders, grid, data_end, horizon)
+        labels_version = delta_tables.table_version(settings.storage.churn_labels_path)
+        if not labels.empty or labels_version is not None:
+            labels_version = delta_tables.replace_from(
+                settings.storage.churn_labels_path, labels, "label_date", label_start.isoformat()
+            )
+        table_versions = {}
+        raw_frames = {ORDERS.name: orders}
+        for table in tables:
+            path = settings.storage.delta_table_path(table.name)
+            # A table a model brought since the last run is computed over the whole history.
+            start = first if delta_tables.table_version(path) is not None else min(raw_days)
+            days = [start + timedelta(days=i) for i in range((data_end - start).days + 1)]
+            inputs = [_raw_frame(name, sources, raw_frames, settings) for name in table.sources]
+            rows = table.compute(*inputs, days, created_at)
+            table_versions[table.name] = delta_tables.replace_from(
+                path, rows, table.partition, start.isoformat()
+            )
+        log.info(
+            "built %d customer snapshots from %s to %s (Delta v%s), %d churn labels (v%s); "
+            "feature tables %s",
+            len(snapshots), first, data_end, features_version, len(labels), labels_version,
+            table_versions or "none",
+        )  # fmt: skip
         return BuiltFeatures(
-            features_version=delta_tables.table_version(settings.storage.customer_features_path),
-            labels_version=delta_tables.table_version(settings.storage.churn_labels_path),
-            snapshot_rows=0,
-            label_rows=0,
-            window=None,
-            table_versions={
-                t.name: delta_tables.table_version(settings.storage.delta_table_path(t.name))
-                for t in tables
-            },
+            features_version=features_version,
+            labels_version=labels_version,
+            snapshot_rows=len(snapshots),
+            label_rows=len(labels),
+            # The event times the new snapshots carry (none in the future, see snapshot_timestamp).
+            window=TimeWindow(
+                snapshots["event_timestamp"].min().to_pydatetime(),
+                snapshots["event_timestamp"].max().to_pydatetime(),
+            ),
+            table_versions=table_versions,
         )
-    orders = delta_tables.read_table(settings.storage.raw_orders_path)
-    raw_days = delta_tables.partition_dates(settings.storage.raw_orders_path, "event_date")
-    # A day of another source past the last orders day still recomputes the last one.
-    first = min(min(date.fromisoformat(d) for d in changed_days), max(raw_days))
-    data_end = max(raw_days)
-    snapshot_days = [first + timedelta(days=i) for i in range((data_end - first).days + 1)]
-    # One computation time for every table: a day not over yet is stamped with it, so the
-    # models' tables and the snapshots carry the same event times (one window online).
-    created_at = as_of
-    snapshots = compute_customer_snapshots(orders, snapshot_days, created_at)
-    features_version = delta_tables.replace_from(
-        settings.storage.customer_features_path, snapshots, "snapshot_date", first.isoformat()
-    )
-    horizon = settings.churn_horizon_days
-    label_start = max(first - timedelta(days=horizon), min(raw_days))
-    grid = label_days(min(raw_days), label_start, data_end)
-    labels = compute_churn_labels(orders, grid, data_end, horizon)
-    labels_version = delta_tables.table_version(settings.storage.churn_labels_path)
-    if not labels.empty or labels_version is not None:
-        labels_version = delta_tables.replace_from(
-            settings.storage.churn_labels_path, labels, "label_date", label_start.isoformat()
-        )
-    table_versions = {}
-    raw_frames = {ORDERS.name: orders}
-    for table in tables:
-        path = settings.storage.delta_table_path(table.name)
-        # A table a model brought since the last run is computed over the whole history.
-        start = first if delta_tables.table_version(path) is not None else min(raw_days)
-        days = [start + timedelta(days=i) for i in range((data_end - start).days + 1)]
-        inputs = [_raw_frame(name, sources, raw_frames, settings) for name in table.sources]
-        rows = table.compute(*inputs, days, created_at)
-        table_versions[table.name] = delta_tables.replace_from(
-            path, rows, table.partition, start.isoformat()
-        )
-    return BuiltFeatures(
-        features_version=features_version,
-        labels_version=labels_version,
-        snapshot_rows=len(snapshots),
-        label_rows=len(labels),
-        # The event times the new snapshots carry (none in the future, see snapshot_timestamp).
-        window=TimeWindow(
-            snapshots["event_timestamp"].min().to_pydatetime(),
-            snapshots["event_timestamp"].max().to_pydatetime(),
-        ),
-        table_versions=table_versions,
-    )
 
 
 def run_feature_pipeline(
@@ -332,10 +363,11 @@ def run_feature_pipeline(
     ``feature_services``, ``tables`` and ``sources`` come from the model specs (see
     ``models.catalog``).
     """
-    ingested = ingest_batches(validate_landed_batches(settings, sources), settings, sources)
-    built = build_features(ingested.days, settings, tables, sources, as_of=as_of)
-    materialized = materialize_features(built, settings, feature_services)
-    return FeaturePipelineRun(ingested, built, materialized)
+    with feature_store_lock(settings):
+        ingested = ingest_batches(validate_landed_batches(settings, sources), settings, sources)
+        built = build_features(ingested.days, settings, tables, sources, as_of=as_of)
+        materialized = materialize_features(built, settings, feature_services)
+        return FeaturePipelineRun(ingested, built, materialized)
 
 
 def materialize_features(
@@ -346,13 +378,19 @@ def materialize_features(
     Only the views of ``feature_services`` are loaded: a view another model declared but
     whose table is not written yet does not stop these.
     """
-    if built.window is None:
-        return Materialized(applied=[], window=None)
-    # A second either side, so rows stamped exactly at the bounds are surely included.
-    window = TimeWindow(
-        built.window.start - timedelta(seconds=1), built.window.end + timedelta(seconds=1)
-    )
-    applied = apply_feature_definitions(settings)
-    store = get_feature_store(settings)
-    views = materialize(store, window.start, window.end, feature_services)
-    return Materialized(applied=applied, window=window, views=views)
+    with feature_store_lock(settings):
+        if built.window is None:
+            log.info("nothing new to materialize")
+            return Materialized(applied=[], window=None)
+        # A second either side, so rows stamped exactly at the bounds are surely included.
+        window = TimeWindow(
+            built.window.start - timedelta(seconds=1), built.window.end + timedelta(seconds=1)
+        )
+        applied = apply_feature_definitions(settings)
+        store = get_feature_store(settings)
+        views = materialize(store, window.start, window.end, feature_services)
+        log.info(
+            "applied %d Feast object(s); materialized %s from %s to %s into the online store",
+            len(applied), ", ".join(views) or "no view", window.start, window.end,
+        )  # fmt: skip
+        return Materialized(applied=applied, window=window, views=views)

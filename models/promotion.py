@@ -8,11 +8,15 @@ code's metrics; serving reads aliases from the registry without loading training
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import mlflow
 import pandas as pd
 from mlflow.models import EvaluationResult, MetricThreshold
 from mlflow.models.evaluation.validation import ModelValidationFailedException
 
+from core.locks import registry_lock, training_lock
 from core.settings import Settings
 from core.spec import ModelSpec
 from core.steps import GateDecision, TrainingRun
@@ -28,6 +32,8 @@ from models.tracking import configure_mlflow
 from models.training import build_training_set, evaluate
 from models.tuning import train_model
 
+log = logging.getLogger(__name__)
+
 
 def gate(spec: ModelSpec, version: int, holdout_path: str, settings: Settings) -> GateDecision:
     """Promote ``version`` to champion only if it beats the champion on the same holdout.
@@ -36,7 +42,16 @@ def gate(spec: ModelSpec, version: int, holdout_path: str, settings: Settings) -
     decides, with the spec's :func:`gate_threshold`. With no champion yet, the version must
     reach the spec's minimum (``CHURN_GATE_MIN_SCORES`` may replace it). The decision and its
     reason are written on the version (tags and description).
+
+    It decides holding the registered model's lock: a second gate waits, then compares with
+    the champion this one left, so two gates never both promote from the same champion.
     """
+    with registry_lock(settings, spec.registered_model):
+        return _decide(spec, version, holdout_path, settings)
+
+
+def _decide(spec: ModelSpec, version: int, holdout_path: str, settings: Settings) -> GateDecision:
+    """:func:`gate`'s decision, its lock held."""
     check_gate_overrides(settings)
     client = configure_mlflow(settings)
     name, metric = spec.registered_model, spec.gate_metric
@@ -86,6 +101,7 @@ def gate(spec: ModelSpec, version: int, holdout_path: str, settings: Settings) -
         )
     client.update_model_version(name, str(version), description=f"Gate: {verdict}. {reason}")
     record_on_run(client, name, version, verdict, reason)
+    log.info("gate %s version %d: %s. %s", name, version, verdict, reason)
     return decision
 
 
@@ -142,9 +158,16 @@ def _verdict(promoted: bool) -> str:
 
 
 def run_training_pipeline(spec: ModelSpec, settings: Settings, run_name: str) -> TrainingRun:
-    """The four steps of the spec's training pipeline in this process, without Airflow."""
-    training_set = build_training_set(spec, settings, run_name=run_name)
-    trained = train_model(spec, training_set, settings, dag_run_id=run_name)
-    registered = register_model(spec, trained, settings)
-    decision = gate(spec, registered.version, training_set.holdout_path, settings)
-    return TrainingRun(training_set, trained, registered, decision)
+    """The four steps of the spec's training pipeline in this process, without Airflow,
+    under the model's training lock (a second run waits, or is refused).
+
+    The MLflow run is named after the training set's folder: ``run_name``, suffixed when
+    another run took that name, so two runs never share one.
+    """
+    with training_lock(settings, spec.name):
+        training_set = build_training_set(spec, settings, run_name=run_name)
+        run_name = Path(training_set.train_path).parent.name
+        trained = train_model(spec, training_set, settings, dag_run_id=run_name)
+        registered = register_model(spec, trained, settings)
+        decision = gate(spec, registered.version, training_set.holdout_path, settings)
+        return TrainingRun(training_set, trained, registered, decision)

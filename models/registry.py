@@ -3,7 +3,9 @@
 The gate, which scores versions, lives in :mod:`models.promotion`.
 
 Aliases, not stages: ``challenger`` marks the newest registered version, ``champion`` the
-one serving, ``previous_champion`` the one it replaced (for rollback).
+one serving, ``previous_champion`` the one it replaced (for rollback). Whatever reads and
+moves them holds the registered model's lock (:func:`core.locks.registry_lock`), so two
+moves never interleave.
 
 A rollback is one way: the version ``champion`` leaves is tagged ``rolled_back`` (with
 ``rollback.reason`` / ``rollback.at``) and ``previous_champion`` is cleared, so a second
@@ -14,6 +16,7 @@ only when it becomes champion again (an operator's ``promote_by_hand`` or the ga
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 import mlflow
@@ -26,11 +29,15 @@ from mlflow.protos.databricks_pb2 import (
 )
 
 from core import clock
+from core.locks import registry_lock
+from core.logs import stderr_to_log
 from core.settings import Settings
 from core.spec import ModelSpec
 from core.steps import RegisteredVersion, Rollback, TrainedModel
 from models.onnx_model import export_verified
 from models.tracking import configure_mlflow
+
+log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -75,13 +82,19 @@ def register_model(spec: ModelSpec, trained: TrainedModel, settings: Settings) -
     run = client.get_run(trained.run_id)
     lineage = {k: v for k, v in run.data.tags.items() if k.startswith("lineage.")}
     onnx_tags = export_verified(trained.run_id, trained.model_uri, client, spec.features, spec.task)
-    version = mlflow.register_model(
-        trained.model_uri,
-        spec.registered_model,
-        tags={**lineage, "run_id": trained.run_id, **onnx_tags},
-    )
-    client.set_registered_model_alias(spec.registered_model, CHALLENGER, version.version)
-    return RegisteredVersion(version=int(version.version), run_id=trained.run_id)
+    with stderr_to_log(log):  # MLflow prints "Created version ..." to stderr
+        version = mlflow.register_model(
+            trained.model_uri,
+            spec.registered_model,
+            tags={**lineage, "run_id": trained.run_id, **onnx_tags},
+        )
+    with registry_lock(settings, spec.registered_model):
+        client.set_registered_model_alias(spec.registered_model, CHALLENGER, version.version)
+        log.info(
+            "registered %s version %s (alias %s) from run %s; ONNX copy verified",
+            spec.registered_model, version.version, CHALLENGER, trained.run_id,
+        )  # fmt: skip
+        return RegisteredVersion(version=int(version.version), run_id=trained.run_id)
 
 
 # What MLflow answers when the model or the alias does not exist (any other error, such as
@@ -134,26 +147,27 @@ def rollback_champion(
     restored, and whatever that one replaced is not known to be better than the version
     rolled back from. Raises :class:`NoRollbackTarget` when there is nothing to go back to.
     """
-    client = configure_mlflow(settings)
-    current = alias_version(settings, model_name, CHAMPION, client)
-    previous = rollback_target(settings, model_name, client)
-    if previous is None:
-        where = f"champion is v{current}" if current is not None else "there is no champion"
-        raise NoRollbackTarget(
-            f"{model_name}: no previous champion to roll back to ({where}; a rollback clears "
-            "previous_champion, and a version rolled back from is never restored by one). "
-            "To serve another version, promote it by hand."
-        )
-    set_champion(client, model_name, previous, None)
-    client.delete_registered_model_alias(model_name, PREVIOUS_CHAMPION)
-    tags = {"rollback.reason": reason, "rollback.at": (at or clock.now(settings)).isoformat()}
-    if current is not None:
-        left = {**tags, "rollback.role": "rolled_back", ROLLED_BACK: "true"}
-        for key, value in left.items():
-            client.set_model_version_tag(model_name, str(current), key, value)
-    for key, value in {**tags, "rollback.role": "restored"}.items():
-        client.set_model_version_tag(model_name, str(previous), key, value)
-    return Rollback(champion=previous, rolled_back_from=current)
+    with registry_lock(settings, model_name):
+        client = configure_mlflow(settings)
+        current = alias_version(settings, model_name, CHAMPION, client)
+        previous = rollback_target(settings, model_name, client)
+        if previous is None:
+            where = f"champion is v{current}" if current is not None else "there is no champion"
+            raise NoRollbackTarget(
+                f"{model_name}: no previous champion to roll back to ({where}; a rollback clears "
+                "previous_champion, and a version rolled back from is never restored by one). "
+                "To serve another version, promote it by hand."
+            )
+        set_champion(client, model_name, previous, None)
+        client.delete_registered_model_alias(model_name, PREVIOUS_CHAMPION)
+        tags = {"rollback.reason": reason, "rollback.at": (at or clock.now(settings)).isoformat()}
+        if current is not None:
+            left = {**tags, "rollback.role": "rolled_back", ROLLED_BACK: "true"}
+            for key, value in left.items():
+                client.set_model_version_tag(model_name, str(current), key, value)
+        for key, value in {**tags, "rollback.role": "restored"}.items():
+            client.set_model_version_tag(model_name, str(previous), key, value)
+        return Rollback(champion=previous, rolled_back_from=current)
 
 
 def restore_previous_champion(settings: Settings, model_name: str, failed: int) -> int | None:
@@ -162,14 +176,15 @@ def restore_previous_champion(settings: Settings, model_name: str, failed: int) 
     fallback. Returns the restored version (None: there is none to go back to, or only a
     version that was rolled back).
     """
-    client = configure_mlflow(settings)
-    previous = alias_version(settings, model_name, PREVIOUS_CHAMPION, client)
-    if previous is None or previous == failed or _rolled_back(client, model_name, previous):
-        return None
-    if alias_version(settings, model_name, CHAMPION, client) == failed:
-        set_champion(client, model_name, previous, None)
-    client.delete_registered_model_alias(model_name, PREVIOUS_CHAMPION)
-    return previous
+    with registry_lock(settings, model_name):
+        client = configure_mlflow(settings)
+        previous = alias_version(settings, model_name, PREVIOUS_CHAMPION, client)
+        if previous is None or previous == failed or _rolled_back(client, model_name, previous):
+            return None
+        if alias_version(settings, model_name, CHAMPION, client) == failed:
+            set_champion(client, model_name, previous, None)
+        client.delete_registered_model_alias(model_name, PREVIOUS_CHAMPION)
+        return previous
 
 
 def promote_by_hand(settings: Settings, model_name: str, version: int, reason: str) -> int | None:
@@ -179,14 +194,15 @@ def promote_by_hand(settings: Settings, model_name: str, version: int, reason: s
     and ``rollback_champion`` can bring it back; the reason is written on the version.
     Returns the replaced champion's version (None: there was none).
     """
-    client = configure_mlflow(settings)
-    current = alias_version(settings, model_name, CHAMPION, client)
-    if current == version:
-        raise RuntimeError(f"{model_name} v{version} is already the champion")
-    set_champion(client, model_name, version, current)
-    client.set_model_version_tag(model_name, str(version), "gate.decision", "promoted_by_hand")
-    client.set_model_version_tag(model_name, str(version), "gate.reason", reason)
-    return current
+    with registry_lock(settings, model_name):
+        client = configure_mlflow(settings)
+        current = alias_version(settings, model_name, CHAMPION, client)
+        if current == version:
+            raise RuntimeError(f"{model_name} v{version} is already the champion")
+        set_champion(client, model_name, version, current)
+        client.set_model_version_tag(model_name, str(version), "gate.decision", "promoted_by_hand")
+        client.set_model_version_tag(model_name, str(version), "gate.reason", reason)
+        return current
 
 
 def challenge_by_hand(settings: Settings, model_name: str, version: int, reason: str) -> None:
@@ -196,9 +212,12 @@ def challenge_by_hand(settings: Settings, model_name: str, version: int, reason:
     ``awaiting_live_verdict``): with A/B routing on, its share of traffic is scored by it,
     and the monitoring run promotes or rejects it on matured labels.
     """
-    client = configure_mlflow(settings)
-    if alias_version(settings, model_name, CHAMPION, client) == version:
-        raise RuntimeError(f"{model_name} v{version} is the champion: nothing to compare with")
-    client.set_registered_model_alias(model_name, CHALLENGER, str(version))
-    client.set_model_version_tag(model_name, str(version), "gate.decision", "awaiting_live_verdict")
-    client.set_model_version_tag(model_name, str(version), "gate.reason", reason)
+    with registry_lock(settings, model_name):
+        client = configure_mlflow(settings)
+        if alias_version(settings, model_name, CHAMPION, client) == version:
+            raise RuntimeError(f"{model_name} v{version} is the champion: nothing to compare with")
+        client.set_registered_model_alias(model_name, CHALLENGER, str(version))
+        client.set_model_version_tag(
+            model_name, str(version), "gate.decision", "awaiting_live_verdict"
+        )
+        client.set_model_version_tag(model_name, str(version), "gate.reason", reason)

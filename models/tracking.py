@@ -10,10 +10,16 @@ from mlflow.tracking import MlflowClient
 from core.backends import ensure_postgres_database
 from core.settings import Settings
 
-# MLflow's UI opens an experiment on the page its kind names; without the tag MLflow 3
-# guesses, and an experiment of classic training runs can open on the GenAI traces page.
+# The experiment's kind, as MLflow names it: classic model training, not GenAI. MLflow's
+# experiment-type selector shows it, and UIs without the GenAI / Model training switch open
+# the experiment on the page it names.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 CUSTOM_MODEL_DEVELOPMENT = "custom_model_development"
+# MLflow 3.17's UI opens every experiment in the mode of its GenAI / Model training switch,
+# kept in the browser and GenAI in a new one (the Overview of traces, whatever the tag
+# says). A link that names the mode opens the experiment on its runs: the links the platform
+# prints carry it.
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
 
 
 _READY_SQLITE_STORES: set[str] = set()  # opened (and so migrated) by this process
@@ -45,21 +51,49 @@ def configure_mlflow(settings: Settings, experiment_name: str | None = None) -> 
     client = MlflowClient()
     if experiment_name is None:
         return client
-    experiment = client.get_experiment_by_name(experiment_name)
+    ensure_experiment(client, settings, experiment_name)
+    mlflow.set_experiment(experiment_name)
+    return client
+
+
+def ensure_experiment(client: MlflowClient, settings: Settings, name: str) -> str:
+    """The id of experiment ``name``, made (with our artifact root) if missing, and marked as
+    model training (:data:`EXPERIMENT_KIND_TAG`)."""
+    experiment = client.get_experiment_by_name(name)
     if experiment is None:
         artifact_location = (
             None
             if settings.storage.mlflow_server_uri
             else settings.storage.mlflow_artifact_location
         )
-        client.create_experiment(
-            experiment_name,
+        return client.create_experiment(
+            name,
             artifact_location=artifact_location,
             tags={EXPERIMENT_KIND_TAG: CUSTOM_MODEL_DEVELOPMENT},
         )
-    elif EXPERIMENT_KIND_TAG not in experiment.tags:  # made before the tag was set here
+    if EXPERIMENT_KIND_TAG not in experiment.tags:  # made before the tag was set here
         client.set_experiment_tag(
             experiment.experiment_id, EXPERIMENT_KIND_TAG, CUSTOM_MODEL_DEVELOPMENT
         )
-    mlflow.set_experiment(experiment_name)
-    return client
+    return experiment.experiment_id
+
+
+def experiment_links(settings: Settings, specs, ui_url: str) -> list[tuple[str, str]]:
+    """(what, link) for MLflow's UI at ``ui_url``: the experiments list, then each spec's
+    training and monitoring experiments (made if missing), each opening on its runs."""
+    client = configure_mlflow(settings)
+    base = ui_url.rstrip("/")
+    links = [("experiments", f"{base}/#/experiments?{MODEL_TRAINING_VIEW}")]
+    for spec in specs:
+        for name, what in (
+            (spec.experiment, "training"),
+            (spec.monitoring_experiment, "monitoring"),
+        ):
+            experiment_id = ensure_experiment(client, settings, name)
+            links.append(
+                (
+                    f"{name} ({what} runs)",
+                    f"{base}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING_VIEW}",
+                )
+            )
+    return links

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import subprocess
 from datetime import timedelta
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -31,6 +32,7 @@ from sklearn.metrics import (
 from sklearn.pipeline import Pipeline
 
 from core import clock
+from core.locks import training_lock
 from core.schema import EVENT_TIMESTAMP, model_input
 from core.settings import PROJECT_ROOT, Settings
 from core.spec import ModelSpec
@@ -71,72 +73,97 @@ def build_training_set(spec: ModelSpec, settings: Settings, run_name: str) -> Tr
     """Join the spec's labels to point-in-time features with Feast; split off a time holdout.
 
     The holdout is the last ``spec.holdout_days`` of label dates: the model is judged on
-    customers and weeks it has not seen, as it will be in production.
+    customers and weeks it has not seen, as it will be in production. The folder is named
+    after ``run_name``, suffixed when a run of that name has one already
+    (:func:`claim_folder`): a run never overwrites another's training set.
     """
-    check_gate_overrides(settings)  # a misnamed override fails now, not after training
-    # Each version is read before its table: a table written while this runs is then at a
-    # newer version than recorded, never an older one.
-    data_versions = dict(spec.label_versions(settings))
-    labels = spec.build_labels(settings)
-    if labels.empty:
-        raise TrainingDataNotReady(
-            f"no {spec.name} labels yet: run feature_pipeline on enough days first"
+    with training_lock(settings, spec.name):
+        check_gate_overrides(settings)  # a misnamed override fails now, not after training
+        # Each version is read before its table: a table written while this runs is then at a
+        # newer version than recorded, never an older one.
+        data_versions = dict(spec.label_versions(settings))
+        labels = spec.build_labels(settings)
+        if labels.empty:
+            raise TrainingDataNotReady(
+                f"no {spec.name} labels yet: run feature_pipeline on enough days first"
+            )
+        store = get_feature_store(settings)
+        try:
+            tables = tables_of(store, spec.feature_service)
+        except FeatureServiceNotFoundException as error:
+            raise TrainingDataNotReady(
+                f"feature service {spec.feature_service} is not registered: run feature_pipeline"
+            ) from error
+        data_versions = {
+            **{
+                t: delta_tables.table_version(settings.storage.delta_table_path(t)) or 0
+                for t in tables
+            },
+            **data_versions,
+        }
+        # The Delta read order of the labels varies from one write to the next; the model's CV
+        # folds and early-stopping split follow row order, so a fixed order keeps training
+        # reproducible: the same labels and seed give the same model.
+        labels = labels.sort_values([EVENT_TIMESTAMP, spec.entity_key], kind="stable")
+        frame = get_training_frame(store, labels[list(spec.label_columns)], spec.feature_service)
+        missing = sorted(set(spec.feature_names) - set(frame.columns))
+        if missing:
+            raise ValueError(
+                f"feature service {spec.feature_service} does not serve the {spec.name} spec's "
+                f"features {missing}: the spec and feature_repo/ disagree"
+            )
+        frame = frame.dropna(subset=list(spec.feature_names))
+        checked = validate_training_set(
+            frame, settings, name=f"{spec.training_suite}-{run_name}",
+            suite_name=spec.training_suite, features=spec.features,
+        )  # fmt: skip
+        last_label = frame[EVENT_TIMESTAMP].max().date()
+        holdout_start = last_label - timedelta(days=spec.holdout_days - 1)
+        is_holdout = frame[EVENT_TIMESTAMP].dt.date >= holdout_start
+        out = claim_folder(settings.storage.state_dir / "training_sets" / spec.name, run_name)
+        train_path, holdout_path = out / "train.parquet", out / "holdout.parquet"
+        frame[~is_holdout].to_parquet(train_path, index=False)
+        frame[is_holdout].to_parquet(holdout_path, index=False)
+        result = TrainingSet(
+            train_path=str(train_path),
+            holdout_path=str(holdout_path),
+            data_versions=data_versions,
+            train_rows=int((~is_holdout).sum()),
+            holdout_rows=int(is_holdout.sum()),
+            label_mean=float(frame[spec.label].mean()),
+            holdout_start=holdout_start.isoformat(),
+            validation_result_path=str(checked.result_path) if checked.result_path else None,
+            data_docs_path=str(checked.data_docs_path) if checked.data_docs_path else None,
+            validation_summary=(
+                f"suite `{checked.suite}` {'passed' if checked.success else 'failed'}: "
+                f"{checked.evaluated} expectations on {checked.row_count} rows"
+            ),
         )
-    store = get_feature_store(settings)
-    try:
-        tables = tables_of(store, spec.feature_service)
-    except FeatureServiceNotFoundException as error:
-        raise TrainingDataNotReady(
-            f"feature service {spec.feature_service} is not registered: run feature_pipeline"
-        ) from error
-    data_versions = {
-        **{
-            t: delta_tables.table_version(settings.storage.delta_table_path(t)) or 0 for t in tables
-        },
-        **data_versions,
-    }
-    # The Delta read order of the labels varies from one write to the next; the model's CV
-    # folds and early-stopping split follow row order, so a fixed order keeps training
-    # reproducible: the same labels and seed give the same model.
-    labels = labels.sort_values([EVENT_TIMESTAMP, spec.entity_key], kind="stable")
-    frame = get_training_frame(store, labels[list(spec.label_columns)], spec.feature_service)
-    missing = sorted(set(spec.feature_names) - set(frame.columns))
-    if missing:
-        raise ValueError(
-            f"feature service {spec.feature_service} does not serve the {spec.name} spec's "
-            f"features {missing}: the spec and feature_repo/ disagree"
-        )
-    frame = frame.dropna(subset=list(spec.feature_names))
-    checked = validate_training_set(
-        frame, settings, name=f"{spec.training_suite}-{run_name}",
-        suite_name=spec.training_suite, features=spec.features,
-    )  # fmt: skip
-    last_label = frame[EVENT_TIMESTAMP].max().date()
-    holdout_start = last_label - timedelta(days=spec.holdout_days - 1)
-    is_holdout = frame[EVENT_TIMESTAMP].dt.date >= holdout_start
-    out = settings.storage.state_dir / "training_sets" / spec.name / run_name
-    out.mkdir(parents=True, exist_ok=True)
-    train_path, holdout_path = out / "train.parquet", out / "holdout.parquet"
-    frame[~is_holdout].to_parquet(train_path, index=False)
-    frame[is_holdout].to_parquet(holdout_path, index=False)
-    result = TrainingSet(
-        train_path=str(train_path),
-        holdout_path=str(holdout_path),
-        data_versions=data_versions,
-        train_rows=int((~is_holdout).sum()),
-        holdout_rows=int(is_holdout.sum()),
-        label_mean=float(frame[spec.label].mean()),
-        holdout_start=holdout_start.isoformat(),
-        validation_result_path=str(checked.result_path) if checked.result_path else None,
-        data_docs_path=str(checked.data_docs_path) if checked.data_docs_path else None,
-        validation_summary=(
-            f"suite `{checked.suite}` {'passed' if checked.success else 'failed'}: "
-            f"{checked.evaluated} expectations on {checked.row_count} rows"
-        ),
-    )
-    if result.train_rows == 0 or result.holdout_rows == 0:
-        raise TrainingDataNotReady(f"training set too small to split: {result}")
-    return result
+        if result.train_rows == 0 or result.holdout_rows == 0:
+            raise TrainingDataNotReady(f"training set too small to split: {result}")
+        log.info(
+            "%s training set: %d train rows, %d holdout rows from %s, %s mean %.4f; %s; %s",
+            spec.name, result.train_rows, result.holdout_rows, result.holdout_start,
+            spec.label, result.label_mean, result.validation_summary, out,
+        )  # fmt: skip
+        return result
+
+
+def claim_folder(parent: Path, name: str) -> Path:
+    """A new folder ``parent/name``, or ``name-2``, ``name-3``, ... when taken.
+
+    mkdir creates or fails atomically, so two processes (two `churn train` started in the
+    same second: one run name) never get the same folder, lock or no lock.
+    """
+    parent.mkdir(parents=True, exist_ok=True)
+    attempt = 1
+    while True:
+        folder = parent / (name if attempt == 1 else f"{name}-{attempt}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            attempt += 1
 
 
 def evaluate(spec: ModelSpec, model, frame: pd.DataFrame) -> dict[str, float]:
@@ -299,6 +326,11 @@ def train_and_log(
         reference_path = reference_dir / "reference.parquet"
         reference_frame(spec, model, holdout).to_parquet(reference_path, index=False)
         mlflow.log_artifact(str(reference_path), artifact_path="monitoring")
+    log.info(
+        "trained %s: MLflow run %s in experiment %s; holdout %s",
+        spec.name, run.info.run_id, spec.experiment,
+        ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()),
+    )  # fmt: skip
     return TrainedModel(run_id=run.info.run_id, model_uri=info.model_uri, metrics=metrics)
 
 

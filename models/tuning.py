@@ -19,6 +19,7 @@ import mlflow
 import optuna
 import pandas as pd
 
+from core.locks import training_lock
 from core.schema import EVENT_TIMESTAMP, model_input
 from core.settings import Settings
 from core.spec import Choice, ModelSpec, Range
@@ -149,10 +150,12 @@ def train_model(
     trigger: dict[str, str] | None = None,
 ) -> TrainedModel:
     """The training step: the spec's estimator as declared, or, with
-    ``CHURN_TUNE_TRIALS`` > 0 and a search space, the best of a search first."""
-    if settings.tune_trials > 0 and spec.search_space:
-        return tune_and_train(
-            spec, training_set, settings, settings.tune_trials, settings.tune_timeout_seconds,
-            dag_run_id=dag_run_id, trigger=trigger,
-        ).trained  # fmt: skip
-    return train_and_log(spec, training_set, settings, dag_run_id=dag_run_id, trigger=trigger)
+    ``CHURN_TUNE_TRIALS`` > 0 and a search space, the best of a search first. Under the
+    model's training lock, like every step of its pipeline."""
+    with training_lock(settings, spec.name):
+        if settings.tune_trials > 0 and spec.search_space:
+            return tune_and_train(
+                spec, training_set, settings, settings.tune_trials, settings.tune_timeout_seconds,
+                dag_run_id=dag_run_id, trigger=trigger,
+            ).trained  # fmt: skip
+        return train_and_log(spec, training_set, settings, dag_run_id=dag_run_id, trigger=trigger)

@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from core.locks import registry_lock
 from core.settings import Settings
 from core.spec import ModelSpec
 
@@ -165,28 +166,31 @@ def promote_on_live_verdict(
     from models.registry import alias_version, set_champion
     from models.tracking import configure_mlflow
 
-    client = configure_mlflow(settings)
-    name = spec.registered_model
-    challenger = alias_version(settings, name, CHALLENGER_ALIAS, client)
-    champion = alias_version(settings, name, CHAMPION_ALIAS, client)
-    if challenger is None or champion is None or challenger == champion:
-        return None
-    tags = client.get_model_version(name, str(challenger)).tags
-    if tags.get("gate.decision") != "awaiting_live_verdict":
-        return None
-    served = labelled[labelled["model_version"].isin([challenger, champion])]
-    verdict = live_ab_verdict(spec, served, settings.live_verdict_min_samples)
-    record_verdict(verdict, spec, settings)
-    if verdict.decision == "challenger_better" and verdict.challenger_version == challenger:
-        set_champion(client, name, challenger, champion)
-        client.set_model_version_tag(name, str(challenger), "gate.decision", "promoted")
-        client.set_model_version_tag(
-            name, str(challenger), "gate.live_reason",
-            f"live A/B: {verdict.measure} lift {verdict.lift:+.4f} "
-            f"[{verdict.ci_low:+.4f}, {verdict.ci_high:+.4f}], p={verdict.p_value:.2g}",
-        )  # fmt: skip
-    elif verdict.decision == "champion_better":
-        client.set_model_version_tag(name, str(challenger), "gate.decision", "rejected_live")
-        # Serving drops a removed challenger: its share of traffic goes back to the champion.
-        client.delete_registered_model_alias(name, CHALLENGER_ALIAS)
-    return verdict
+    # The verdict is judged against the champion read here: no gate or rollback moves it
+    # meanwhile.
+    with registry_lock(settings, spec.registered_model):
+        client = configure_mlflow(settings)
+        name = spec.registered_model
+        challenger = alias_version(settings, name, CHALLENGER_ALIAS, client)
+        champion = alias_version(settings, name, CHAMPION_ALIAS, client)
+        if challenger is None or champion is None or challenger == champion:
+            return None
+        tags = client.get_model_version(name, str(challenger)).tags
+        if tags.get("gate.decision") != "awaiting_live_verdict":
+            return None
+        served = labelled[labelled["model_version"].isin([challenger, champion])]
+        verdict = live_ab_verdict(spec, served, settings.live_verdict_min_samples)
+        record_verdict(verdict, spec, settings)
+        if verdict.decision == "challenger_better" and verdict.challenger_version == challenger:
+            set_champion(client, name, challenger, champion)
+            client.set_model_version_tag(name, str(challenger), "gate.decision", "promoted")
+            client.set_model_version_tag(
+                name, str(challenger), "gate.live_reason",
+                f"live A/B: {verdict.measure} lift {verdict.lift:+.4f} "
+                f"[{verdict.ci_low:+.4f}, {verdict.ci_high:+.4f}], p={verdict.p_value:.2g}",
+            )  # fmt: skip
+        elif verdict.decision == "champion_better":
+            client.set_model_version_tag(name, str(challenger), "gate.decision", "rejected_live")
+            # Serving drops a removed challenger: its share of traffic goes back to the champion.
+            client.delete_registered_model_alias(name, CHALLENGER_ALIAS)
+        return verdict

@@ -112,18 +112,21 @@ def run_quality_check(
 def log_quality(
     spec: ModelSpec, check: LiveQualityCheck, settings: Settings, drift_html: str | None = None
 ) -> str:
-    """One MLflow run per check, in the model's experiment; each period's metrics are
+    """One MLflow run per check, in the model's monitoring experiment (apart from its
+    training runs: ``spec.monitoring_experiment``); each period's metrics are
     logged against the served version's MLflow 3 logged model (``model_id``), stepped by
     day, so the version's page shows its live quality over time. The run holds the
     quality JSON and, when given, the drift report's HTML (``monitoring/drift_report.html``,
     its path also tagged as ``monitoring.drift_report``)."""
     import mlflow
 
-    from models.tracking import configure_mlflow
+    from models.tracking import configure_mlflow, ensure_experiment
 
-    client = configure_mlflow(settings, spec.experiment)
+    client = configure_mlflow(settings)
+    # Named on the run: the process's active experiment (its training runs') stays as it is.
+    experiment_id = ensure_experiment(client, settings, spec.monitoring_experiment)
     model_ids: dict[int, str | None] = {}
-    with mlflow.start_run(run_name=f"monitor-{spec.name}") as run:
+    with mlflow.start_run(run_name=f"monitor-{spec.name}", experiment_id=experiment_id) as run:
         mlflow.set_tags(
             {
                 "monitoring.kind": "live_quality",

@@ -11,9 +11,20 @@ Then, on either target, through the serving Service: the running server must rep
 new champion (its ``churn_model_version`` gauge), ``/readyz`` must answer 200 and one
 ``/models/<name>/predict`` must answer with a valid prediction. On success the deployed
 version, time and "time to production" (from the promotion's ``champion.since`` tag)
-are written on the MLflow model version. On a failed rollout or smoke test the release is
-rolled back (cluster), and ``champion`` moves back to ``previous_champion``, the reason
-written on the failed version.
+are written on the MLflow model version.
+
+A deploy judges the new version only on a server that was there to try it
+(:class:`~core.steps.DeployOutcome`):
+
+- **failed**: a server answered and served the new version but failed the smoke test, or
+  answered all along without ever serving it (it could not load it), or the cluster's
+  rollout of it failed. The release is rolled back (cluster), ``champion`` moves back to
+  ``previous_champion``, the reason is written on the version; :class:`DeployFailed`.
+- **nothing serving**: nothing answered at the serving URL within
+  ``CHURN_DEPLOY_UNREACHABLE_SECONDS`` (connection refused: no ``make serve`` running), or
+  in the cluster the serving Deployment is missing or has no ready pod. Nothing was tried,
+  so nothing is rolled back: ``champion`` stays, the result says so (the DAG's task ends
+  skipped). Serving loads the champion when it starts.
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from core.clock import wall_now
 from core.settings import Settings
 from core.spec import ModelSpec
-from core.steps import DeployResult
+from core.steps import DeployOutcome, DeployResult
 from data import delta_tables
 from models.registry import (
     CHAMPION,
@@ -43,6 +54,7 @@ from models.tracking import configure_mlflow
 from serving.kubernetes_rollout import (
     ClusterRelease,
     open_release,
+    serving_absent,
     upgrade_values,
     wait_for_rollout,
 )
@@ -51,6 +63,7 @@ from serving.routing import model_routes
 log = logging.getLogger(__name__)
 
 SERVED_VERSION_METRIC = "churn_model_version"
+LOAD_FAILURES_METRIC = "churn_model_reload_failures_total"
 
 
 class DeployFailed(RuntimeError):
@@ -90,11 +103,26 @@ def smoke_customer(settings: Settings) -> int:
 
 @dataclass(frozen=True)
 class SmokeTest:
-    """What one smoke test of a running server found."""
+    """What one smoke test of a running server found.
+
+    ``nothing_serving``: no server answered (at the end of the wait, and it never served
+    the new version), so the version was not tried at all.
+    """
 
     passed: bool
     message: str
     served_version: int | None = None
+    nothing_serving: bool = False
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """What the server's ``/metrics`` said about one model (``answered``: any HTTP answer)."""
+
+    answered: bool
+    served_version: int | None = None  # the champion it serves (None: none loaded)
+    load_failures: float = 0.0  # its champion's failed registry reads or model loads
+    error: str | None = None  # why nothing answered
 
 
 class ServingProbe:
@@ -105,27 +133,33 @@ class ServingProbe:
         if settings.serving.api_key:
             headers["Authorization"] = f"Bearer {settings.serving.api_key.get_secret_value()}"
         self.spec = spec
+        self.url = url
         self.http = httpx.Client(base_url=url, headers=headers, timeout=10)
 
     def close(self) -> None:
         self.http.close()
 
-    def served_version(self) -> int | None:
-        """The champion version the server reports serving (None: unreachable or none)."""
+    def state(self) -> ServingState:
+        """The champion version the server reports serving, and its failed loads."""
         try:
             text = self.http.get("/metrics").text
-        except httpx.HTTPError:
-            return None
+        except httpx.TransportError as error:  # refused, unresolvable, no answer in time
+            return ServingState(False, error=f"{type(error).__name__}: {error}")
+        served, failures = None, 0.0
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 labels = sample.labels
-                if (
-                    sample.name == SERVED_VERSION_METRIC
-                    and labels.get("model") == self.spec.name
-                    and labels.get("alias") == CHAMPION
-                ):
-                    return int(sample.value)
-        return None
+                if labels.get("model") != self.spec.name or labels.get("alias") != CHAMPION:
+                    continue
+                if sample.name == SERVED_VERSION_METRIC:
+                    served = int(sample.value)
+                elif sample.name == LOAD_FAILURES_METRIC:
+                    failures += sample.value
+        return ServingState(True, served, failures)
+
+    def served_version(self) -> int | None:
+        """The champion version the server reports serving (None: unreachable or none)."""
+        return self.state().served_version
 
     def smoke(self, customer_id: int, expected_version: int) -> SmokeTest:
         """``/readyz`` answers 200 and one prediction comes from a served version."""
@@ -157,26 +191,51 @@ def wait_until_served(
     timeout_seconds: float,
     poll_seconds: float,
     clock: Callable[[], float] = time.monotonic,
+    unreachable_seconds: float | None = None,
 ) -> SmokeTest:
     """Wait for the server to report ``version`` as champion, then smoke-test it.
 
     A failing smoke test is retried until the deadline (a pod that has just turned ready
-    may still be warming its connections); the last failure is returned.
+    may still be warming its connections); the last failure is returned. When nothing
+    answers for ``unreachable_seconds`` from the start (default: the whole wait), or
+    nothing answers at the deadline and the new version was never served, the result is
+    ``nothing_serving``: no server tried the version.
     """
-    deadline = clock() + timeout_seconds
+    start = clock()
+    deadline = start + timeout_seconds
+    give_up = start + min(unreachable_seconds or timeout_seconds, timeout_seconds)
     last = SmokeTest(False, "never checked")
+    answered = served_new = False
     while True:
-        served = probe.served_version()
-        if served == version:
+        state = probe.state()
+        if not state.answered:
+            last = SmokeTest(
+                False, f"nothing answers at {probe.url} ({state.error})", nothing_serving=True
+            )
+            if not answered and clock() >= give_up:
+                waited = clock() - start
+                return SmokeTest(False, f"{last.message} for {waited:.0f} s", None, True)
+        elif state.served_version == version:
+            answered = served_new = True
             last = probe.smoke(customer_id, version)
             if last.passed:
                 return last
         else:
-            shown = "nothing" if served is None else f"v{served}"
-            last = SmokeTest(False, f"serving reports {shown} as champion, not v{version}")
+            answered = True
+            shown = "nothing" if state.served_version is None else f"v{state.served_version}"
+            failed = (
+                f" ({state.load_failures:.0f} failed champion loads or registry reads since "
+                "it started)"
+                if state.load_failures
+                else ""
+            )
+            last = SmokeTest(False, f"serving reports {shown} as champion, not v{version}{failed}")
         if clock() >= deadline:
             return SmokeTest(
-                False, f"{last.message} (after {timeout_seconds:.0f} s)", last.served_version
+                False,
+                f"{last.message} (after {timeout_seconds:.0f} s)",
+                last.served_version,
+                last.nothing_serving and not served_new,
             )
         time.sleep(poll_seconds)
 
@@ -188,8 +247,10 @@ def deploy_champion(
 ) -> DeployResult:
     """Roll the current ``champion`` of ``spec`` out and smoke-test it (module docstring).
 
-    Raises :class:`DeployFailed` (carrying the result) when the rollout or the smoke test
-    failed; the release and the alias have been moved back by then.
+    Returns the result when the version deployed, when nothing is serving (outcome
+    ``nothing_serving``: champion left as it is) and when there is no champion. Raises
+    :class:`DeployFailed` (carrying the result) when the rollout or the smoke test of the
+    new version failed; the release and the alias have been moved back by then.
     """
     client = configure_mlflow(settings)
     name = spec.registered_model
@@ -197,10 +258,12 @@ def deploy_champion(
     url = serving_url(settings)
     version = alias_version(settings, name, CHAMPION, client)
     if version is None:
-        return DeployResult(spec.name, None, target, False, "no champion to deploy", url)
+        return DeployResult(
+            spec.name, None, target, deployed=False, outcome=DeployOutcome.NO_CHAMPION,
+            reason="no champion to deploy", serving_url=url,
+        )  # fmt: skip
     promoted_at = client.get_model_version(name, str(version)).tags.get(CHAMPION_SINCE)
     customer = smoke_customer(settings)
-    deploy = settings.deploy
     probe = ServingProbe(settings, spec, url)
     try:
         if target == "kubernetes":
@@ -208,14 +271,22 @@ def deploy_champion(
                 return _deploy_to_cluster(
                     spec, settings, release, probe, version, customer, promoted_at
                 )
-        smoke = wait_until_served(
-            probe, version, customer, deploy.timeout_seconds, deploy.poll_seconds
-        )
+        smoke = _wait(probe, settings, version, customer)
+        if smoke.nothing_serving:
+            return _nothing_serving(spec, settings, version, target, url, smoke.message, customer)
         if not smoke.passed:
             return _fail(spec, settings, version, target, url, smoke.message, customer)
         return _succeed(spec, settings, version, target, url, promoted_at, customer, None)
     finally:
         probe.close()
+
+
+def _wait(probe: ServingProbe, settings: Settings, version: int, customer: int) -> SmokeTest:
+    deploy = settings.deploy
+    return wait_until_served(
+        probe, version, customer, deploy.timeout_seconds, deploy.poll_seconds,
+        unreachable_seconds=deploy.unreachable_seconds,
+    )  # fmt: skip
 
 
 def _deploy_to_cluster(
@@ -228,6 +299,9 @@ def _deploy_to_cluster(
     promoted_at: str | None,
 ) -> DeployResult:
     deploy, url = settings.deploy, serving_url(settings)
+    absent = serving_absent(release.serving_deployment)
+    if absent is not None:  # no server to try the version on: no upgrade, no judgement
+        return _nothing_serving(spec, settings, version, "kubernetes", url, absent, customer)
     values = upgrade_values(release.values(), spec.name, version)
     revision = release.upgrade(values, description=f"deploy {spec.registered_model} v{version}")
     log.info("helm upgrade: revision %s deploys %s v%s", revision, spec.name, version)
@@ -235,12 +309,17 @@ def _deploy_to_cluster(
         release.serving_deployment, deploy.timeout_seconds, deploy.poll_seconds
     )
     if rollout.state == "complete":
-        smoke = wait_until_served(
-            probe, version, customer, deploy.timeout_seconds, deploy.poll_seconds
-        )
+        smoke = _wait(probe, settings, version, customer)
         if smoke.passed:
             return _succeed(
                 spec, settings, version, "kubernetes", url, promoted_at, customer, revision
+            )
+        if smoke.nothing_serving:
+            # The pods rolled out and turned ready (they serve the new champion), but the
+            # Service did not answer: nothing to judge the version by, so no rollback.
+            reason = f"revision {revision} rolled out, but {smoke.message}"
+            return _nothing_serving(
+                spec, settings, version, "kubernetes", url, reason, customer, revision
             )
         reason = f"smoke test failed: {smoke.message}"
     else:
@@ -267,8 +346,8 @@ def _succeed(
     if promoted_at:
         seconds = round((served_at - datetime.fromisoformat(promoted_at)).total_seconds(), 3)
     result = DeployResult(
-        spec.name, version, target, True, f"v{version} serves at {url}", url, promoted_at,
-        served_at.isoformat(), seconds, None, revision, customer,
+        spec.name, version, target, True, DeployOutcome.DEPLOYED, f"v{version} serves at {url}",
+        url, promoted_at, served_at.isoformat(), seconds, None, revision, customer,
     )  # fmt: skip
     tags = {
         "deploy.status": "deployed",
@@ -281,8 +360,50 @@ def _succeed(
     if revision is not None:
         tags["deploy.helm_revision"] = str(revision)
     _tag(settings, spec, version, tags)
+    client = configure_mlflow(settings)
+    if "deploy.reason" in client.get_model_version(spec.registered_model, str(version)).tags:
+        # Left by an earlier attempt that found nothing serving: it no longer applies.
+        client.delete_model_version_tag(spec.registered_model, str(version), "deploy.reason")
     log.info("deployed %s v%s (time to production: %s s)", spec.name, version, seconds)
     return result
+
+
+def _nothing_serving(
+    spec: ModelSpec,
+    settings: Settings,
+    version: int,
+    target: str,
+    url: str,
+    why: str,
+    customer: int,
+    revision: int | None = None,
+) -> DeployResult:
+    """No server was there to try ``version`` on: it is not judged, champion stays."""
+    start = (
+        "start serving (`make serve`, beside `make airflow`) and run the deploy again"
+        if target == "local"
+        else "check the serving Deployment and Service, then run the deploy again"
+    )
+    reason = (
+        f"nothing serving: {why}. v{version} was not tried, so champion stays on it "
+        f"(nothing rolled back); serving loads it when it starts. To check it: {start}"
+    )
+    _tag(
+        settings,
+        spec,
+        version,
+        {
+            "deploy.status": DeployOutcome.NOTHING_SERVING.value,
+            "deploy.target": target,
+            "deploy.checked_at": wall_now().isoformat(),
+            "deploy.reason": reason,
+        },
+    )
+    log.warning("deploy of %s v%s: %s", spec.name, version, reason)
+    return DeployResult(
+        spec.name, version, target, False, DeployOutcome.NOTHING_SERVING, reason, url,
+        helm_revision=revision, smoke_customer=customer,
+    )  # fmt: skip
 
 
 def _fail(
@@ -311,8 +432,8 @@ def _fail(
     moved = f"champion moved back to v{restored}" if restored else "no previous champion"
     log.error("deploy of %s v%s failed: %s; %s", spec.name, version, reason, moved)
     result = DeployResult(
-        spec.name, version, target, False, f"{reason}; {moved}", url, None, None, None,
-        restored, revision, customer,
+        spec.name, version, target, False, DeployOutcome.FAILED, f"{reason}; {moved}", url,
+        None, None, None, restored, revision, customer,
     )  # fmt: skip
     raise DeployFailed(result)
 

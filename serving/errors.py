@@ -25,6 +25,7 @@ ErrorType = Literal[
     "method_not_allowed",
     "payload_too_large",
     "unsupported_media_type",
+    "headers_too_large",
     "too_many_requests",
     "internal_error",
     "unavailable",
@@ -42,6 +43,7 @@ TYPE_BY_STATUS: dict[int, ErrorType] = {
     415: "unsupported_media_type",
     422: "invalid_request",
     429: "too_many_requests",
+    431: "headers_too_large",
     500: "internal_error",
     503: "unavailable",
     504: "timeout",
@@ -54,8 +56,12 @@ DESCRIPTIONS: dict[int, str] = {
     404: "Unknown customer: the online store holds no features for it (nothing is logged)",
     413: "Request body larger than CHURN_SERVE_MAX_BODY_BYTES",
     415: "Content-Type is not application/json",
+    431: "Request headers larger than CHURN_SERVE_MAX_HEADER_BYTES (all lines together)",
     500: "Unexpected server error (a bug: see the server log)",
-    503: "No model loaded yet or the online store is unavailable; retry after Retry-After",
+    503: (
+        "No model loaded yet, or the online store or the prediction log store is unavailable "
+        "(nothing was logged); retry after Retry-After"
+    ),
 }
 
 ERROR_SCHEMA = "Error"

@@ -9,6 +9,11 @@ with two serving-only changes, both Feast/redis-py options rather than code of o
 - the Redis client fails fast when Redis is away (socket timeouts, a single immediate
   retry instead of redis-py's default three retries with up to 10 s back-off), so a
   request gets a clear 503 at once and the pool reconnects by itself when Redis is back.
+
+On top of those, a circuit breaker (serving/breaker.py, shared by every model of a
+worker) marks the store down after a connection error or a timeout: the requests that
+follow answer 503 at once instead of each waiting out the socket timeout in turn (a frozen
+Redis), and one probe per ``CHURN_SERVE_RETRY_AFTER_SECONDS`` finds it up again.
 """
 
 from __future__ import annotations
@@ -25,9 +30,14 @@ from feast.errors import FeatureServiceNotFoundException
 from core.settings import Settings
 from core.spec import ModelSpec
 from data.store import feature_store_config, get_feature_store
+from serving.breaker import CircuitBreaker, StoreDown
 
 log = logging.getLogger(__name__)
 FeatureRow = dict[str, object]
+# Errors that answer 503; of those, the ones that also mark the store down (the breaker).
+STORE_ERRORS = (redis.RedisError, sqlite3.OperationalError, OSError)
+STORE_DOWN_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+UNAVAILABLE = "online feature store unavailable"
 
 
 class OnlineStoreUnavailable(RuntimeError):
@@ -53,6 +63,11 @@ def serving_store_config(settings: Settings) -> dict:
     return config
 
 
+def online_store_breaker(settings: Settings) -> CircuitBreaker:
+    """The breaker of the online store: down for ``CHURN_SERVE_RETRY_AFTER_SECONDS``."""
+    return CircuitBreaker("online feature store", settings.serving.retry_after_seconds)
+
+
 def build_serving_store(settings: Settings) -> FeatureStore:
     """A FeatureStore over ``feature_repo/`` with the serving configuration."""
     return get_feature_store(settings, serving_store_config(settings))
@@ -61,15 +76,21 @@ def build_serving_store(settings: Settings) -> FeatureStore:
 class OnlineFeatures:
     """Reads one model's feature service online; built once per worker and model.
 
-    Models share one ``store`` (one registry cache) when it is passed in.
+    Models share one ``store`` (one registry cache) and one ``breaker`` (one online store)
+    when they are passed in.
     """
 
     def __init__(
-        self, settings: Settings, spec: ModelSpec, store: FeatureStore | None = None
+        self,
+        settings: Settings,
+        spec: ModelSpec,
+        store: FeatureStore | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.settings = settings
         self.spec = spec
         self.store = store or build_serving_store(settings)
+        self.breaker = breaker or online_store_breaker(settings)
         self._service: FeatureService | None = None
         self._redis = redis.Redis.from_url(
             settings.storage.redis_url,
@@ -102,12 +123,18 @@ class OnlineFeatures:
             self._service = service
         return self._service
 
+    def not_ready_reason(self) -> str | None:
+        """None when the feature service is registered and serves the spec's features,
+        else why not."""
+        try:
+            self.service  # noqa: B018 -- the property looks it up until it is registered
+        except FeatureServiceNotReady as error:
+            return str(error)
+        return None
+
     def is_ready(self) -> bool:
         """Whether the feature service is registered and serves the spec's features."""
-        try:
-            return self.service is not None
-        except FeatureServiceNotReady:
-            return False
+        return self.not_ready_reason() is None
 
     def read(self, entity_ids: Sequence[int | str]) -> list[FeatureRow | None]:
         """One feature dict per entity, ``None`` for an entity without online features.
@@ -117,11 +144,16 @@ class OnlineFeatures:
         key = self.spec.entity_key
         service = self.service
         try:
-            response = self.store.get_online_features(
-                features=service, entity_rows=[{key: c} for c in entity_ids]
+            response = self.breaker.call(
+                self.store.get_online_features,
+                STORE_DOWN_ERRORS,
+                features=service,
+                entity_rows=[{key: c} for c in entity_ids],
             )
-        except (redis.RedisError, sqlite3.OperationalError, OSError) as error:
-            raise OnlineStoreUnavailable(f"online feature store unavailable: {error}") from error
+        except StoreDown as down:
+            raise OnlineStoreUnavailable(f"{UNAVAILABLE}: {down}") from None
+        except STORE_ERRORS as error:
+            raise OnlineStoreUnavailable(f"{UNAVAILABLE}: {error}") from error
         columns = response.to_dict()
         rows: list[FeatureRow | None] = []
         for i in range(len(entity_ids)):
@@ -129,14 +161,23 @@ class OnlineFeatures:
             rows.append(None if all(v is None for v in row.values()) else row)
         return rows
 
-    def is_reachable(self) -> bool:
-        """Whether the online store answers now (Redis PING; the SQLite file exists)."""
+    def unavailable_reason(self) -> str | None:
+        """None when the online store answers now (Redis PING through the breaker; the
+        SQLite file exists), else why not."""
         if self._redis is None:
-            return Path(self.store.config.online_store.path).exists()
+            path = Path(self.store.config.online_store.path)
+            return None if path.exists() else f"{UNAVAILABLE}: {path} does not exist"
         try:
-            return bool(self._redis.ping())
-        except redis.RedisError:
-            return False
+            self.breaker.call(self._redis.ping, STORE_DOWN_ERRORS)
+        except StoreDown as down:
+            return f"{UNAVAILABLE}: {down}"
+        except redis.RedisError as error:
+            return f"{UNAVAILABLE}: {error}"
+        return None
+
+    def is_reachable(self) -> bool:
+        """Whether the online store answers now (see :meth:`unavailable_reason`)."""
+        return self.unavailable_reason() is None
 
     def close(self) -> None:
         """Stop the registry refresh thread and drop connections."""

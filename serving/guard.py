@@ -1,9 +1,15 @@
-"""ASGI middleware in front of the BentoML app: bearer-key auth, JSON-only bodies, a request
-body limit, and the one error contract (serving/errors.py) on every response.
+"""ASGI middleware in front of the BentoML app: bearer-key auth, JSON-only bodies, request
+header and body limits, no redirects, and the one error contract (serving/errors.py) on
+every response.
 
 The settings are read when the app is built (not at import). The key is compared in
 constant time and never logged; health, metrics and OpenAPI routes stay open so probes
 and scrapers need no secret.
+
+What the HTTP server refuses itself never reaches the guard: BentoML runs uvicorn with its
+httptools parser, which answers a malformed request (an invalid or repeated Content-Length,
+Transfer-Encoding together with Content-Length) with a plain-text 400 and closes the
+connection, and BentoML has no setting to change that. See docs/serving.md.
 
 BentoML 1.4 renders its own errors (validation, routing, its exceptions) in shapes of its
 own and offers no public hook to change them, so the guard rewrites error responses on
@@ -14,11 +20,12 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from core.settings import get_settings
-from serving.errors import convert_error, error_payload, patch_openapi
+from serving.errors import MAX_TEXT, convert_error, error_payload, patch_openapi
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -28,11 +35,15 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 PROTECTED_PREFIX = ("/predict", "/models/")  # the prediction routes of every model
 OPENAPI_PATH = "/docs.json"
 JSON_MEDIA_TYPE = b"application/json"
+AUTH_SCHEME = b"bearer"  # compared lower-cased: auth schemes are case-insensitive (RFC 9110)
+# Each header line on the wire is "name: value" plus CRLF, four bytes more than name + value.
+HEADER_LINE_OVERHEAD = 4
 
 
 class RequestGuard:
-    """401 without the configured bearer key, 415 for a body that is not JSON, 413 for a
-    body over the size limit; every error answer in the shape of serving/errors.py.
+    """431 for headers over their size limit, 401 without the configured bearer key, 415 for
+    a body that is not JSON, 400 for an invalid Content-Length, 413 for a body over the size
+    limit, 404 instead of a redirect; every error answer in the shape of serving/errors.py.
 
     ``error_statuses`` maps each API route to the error statuses it can answer, for the
     OpenAPI document (``/docs.json``).
@@ -42,8 +53,9 @@ class RequestGuard:
         settings = get_settings()
         self.app = app
         key = settings.serving.api_key
-        self.expected = f"Bearer {key.get_secret_value()}".encode() if key else None
+        self.key = key.get_secret_value().encode() if key else None
         self.max_body = settings.serving.max_body_bytes
+        self.max_headers = settings.serving.max_header_bytes
         self.error_statuses = dict(error_statuses or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -54,13 +66,18 @@ class RequestGuard:
         if path == OPENAPI_PATH and scope["method"] == "GET":
             send = _openapi_patcher(send, self.error_statuses)
         send = _error_rewriter(scope, send)
+        raw_headers: list[tuple[bytes, bytes]] = list(scope.get("headers") or [])
+        # The server (httptools) reads headers of any size; bounding them here at least keeps
+        # megabytes of them away from auth, routing and every middleware after this one.
+        if header_bytes(raw_headers) > self.max_headers:
+            await reply(send, 431, f"request headers larger than {self.max_headers} bytes")
+            return
+        send = _redirect_refuser(scope, send)
         if not path.startswith(PROTECTED_PREFIX):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        if self.expected is not None and not hmac.compare_digest(
-            headers.get(b"authorization", b""), self.expected
-        ):
+        headers = dict(raw_headers)
+        if self.key is not None and not bearer_matches(headers.get(b"authorization"), self.key):
             await reply(send, 401, "missing or wrong API key (Authorization: Bearer <key>)",
                         [(b"www-authenticate", b'Bearer realm="churn"')])  # fmt: skip
             return
@@ -72,8 +89,12 @@ class RequestGuard:
             await reply(send, 415, f"unsupported Content-Type '{shown}': send the body as "
                         "application/json")  # fmt: skip
             return
-        declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+        try:
+            declared = content_length(raw_headers)
+        except ValueError as invalid:
+            await reply(send, 400, str(invalid))
+            return
+        if declared is not None and declared > self.max_body:
             await reply(send, 413, f"request body larger than {self.max_body} bytes")
             return
         body = bytearray()
@@ -88,6 +109,35 @@ class RequestGuard:
                 await reply(send, 413, f"request body larger than {self.max_body} bytes")
                 return
         await self.app(scope, _replay(bytes(body), receive), send)
+
+
+def header_bytes(headers: Iterable[tuple[bytes, bytes]]) -> int:
+    """The size of the header lines as sent, ``name: value`` and CRLF each."""
+    return sum(len(name) + len(value) + HEADER_LINE_OVERHEAD for name, value in headers)
+
+
+def bearer_matches(authorization: bytes | None, key: bytes) -> bool:
+    """Whether ``Authorization`` carries ``key`` with the Bearer scheme in any letter case.
+
+    The key is compared in constant time whatever the scheme, so neither a wrong scheme nor
+    a wrong key answers faster than the other.
+    """
+    scheme, _, credentials = (authorization or b"").partition(b" ")
+    # httptools keeps a header value's trailing whitespace, which is not part of it (RFC 9110).
+    key_matches = hmac.compare_digest(credentials.strip(b" \t"), key)
+    return scheme.lower() == AUTH_SCHEME and key_matches
+
+
+def content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
+    """The declared body length (None without one); ``ValueError`` unless every
+    Content-Length is the same non-negative decimal integer."""
+    values = {value.strip(b" \t") for name, value in headers if name.lower() == b"content-length"}
+    if not values:
+        return None
+    shown = b", ".join(sorted(values)).decode("latin-1")[:MAX_TEXT]
+    if len(values) > 1 or not next(iter(values)).isdigit():
+        raise ValueError(f"invalid Content-Length '{shown}': send one non-negative integer")
+    return int(next(iter(values)))
 
 
 def _is_json(content_type: bytes) -> bool:
@@ -157,6 +207,34 @@ def _error_rewriter(scope: Scope, send: Send) -> Send:
         return convert_error(start["status"], body, method, path, allow)
 
     return _buffered(send, lambda start: start["status"] >= 400, rewrite)
+
+
+def _redirect_refuser(scope: Scope, send: Send) -> Send:
+    """A redirect leaves as a 404 naming the path it pointed at, with no ``Location``.
+
+    Starlette's router (BentoML leaves its ``redirect_slashes`` on and has no setting for
+    it) answers ``/predict/`` with a redirect to an absolute URL built from the Host header,
+    which the client chooses: behind a cache or in a crafted link it sends others to any
+    host. The service has no redirect of its own, so none is let out.
+    """
+    method, path = scope["method"], scope["path"][:MAX_TEXT]
+    refused = False
+
+    async def wrapped(message: Message) -> None:
+        nonlocal refused
+        if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
+            headers = message.get("headers", [])
+            location = next((v for k, v in headers if k.lower() == b"location"), None)
+            if location is not None:
+                refused = True
+                target = urlsplit(location.decode("latin-1")).path[:MAX_TEXT]
+                await reply(send, 404, f"no such endpoint: {method} {path}; did you mean "
+                            f"{target}?")  # fmt: skip
+                return
+        if not refused:  # else the redirect's own body, already answered
+            await send(message)
+
+    return wrapped
 
 
 def _openapi_patcher(send: Send, error_statuses: Mapping[str, Sequence[int]]) -> Send:

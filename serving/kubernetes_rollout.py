@@ -107,6 +107,29 @@ def wait_for_rollout(
         sleep(poll_seconds)
 
 
+def serving_absent(read_deployment: Callable[[], Any]) -> str | None:
+    """Why nothing serves in the cluster (None: the serving Deployment has a ready pod).
+
+    Read before an upgrade: with no Deployment (the release is not installed, or under
+    another name) or no ready pod (scaled to zero, every pod failing), there is no server
+    to try a new version on, and the deploy must not judge the version by it.
+    """
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        deployment = read_deployment()
+    except ApiException as error:
+        if error.status == 404:
+            return "the serving Deployment does not exist (is the release installed?)"
+        raise
+    status, name = deployment.status, deployment.metadata.name
+    ready = max((status.ready_replicas or 0), (status.available_replicas or 0)) if status else 0
+    if ready == 0:
+        wanted = deployment.spec.replicas if deployment.spec.replicas is not None else 1
+        return f"{name}: no ready pod ({wanted} replicas wanted)"
+    return None
+
+
 class ClusterRelease(Protocol):
     """What the deploy step does to a cluster: one Helm release and its serving Deployment."""
 

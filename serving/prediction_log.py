@@ -21,6 +21,10 @@ Two stores behind one interface (:func:`open_prediction_log` to write,
 The columns derive from the model's spec (:func:`log_columns`). Shadow scores (A/B shadow
 mode) go to their own table, so the monitoring window holds only the answers clients
 received.
+
+A store that cannot take the write (PostgreSQL stopped or unreachable, SQLite locked past
+its busy timeout) raises :class:`PredictionLogUnavailable` from :meth:`append` and
+:meth:`ping`: the service answers 503 (the prediction was not acknowledged) instead of 500.
 """
 
 from __future__ import annotations
@@ -44,6 +48,20 @@ if TYPE_CHECKING:
 PREDICTIONS = "predictions"
 SHADOW_PREDICTIONS = "shadow_predictions"
 KEY_COLUMNS = ("logged_at", "customer_id", "model_version", "variant")
+# libpq's connect_timeout (seconds): an unreachable host fails after this, not the TCP timeout
+POSTGRES_CONNECT_TIMEOUT = 3
+
+
+class PredictionLogUnavailable(RuntimeError):
+    """The log store did not take the write (or answer the ping): the write is not
+    acknowledged (with PostgreSQL, a commit whose answer was lost may still be stored)."""
+
+
+def _unavailable(error: BaseException) -> PredictionLogUnavailable:
+    """``error`` as a :class:`PredictionLogUnavailable` with the driver's first line."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    reason = text.splitlines()[0] if text else type(error).__name__
+    return PredictionLogUnavailable(f"prediction log unavailable: {reason}")
 
 
 def log_columns(spec: ModelSpec) -> tuple[str, ...]:
@@ -122,9 +140,20 @@ class PredictionLog:
         """Commit ``records`` (to the shadow table when ``shadow``); returns when durable."""
         rows = [r.row(self.spec) for r in records]
         with self._lock:
-            self._conn.executemany(
-                self._inserts[SHADOW_PREDICTIONS if shadow else PREDICTIONS], rows
-            )
+            try:
+                self._conn.executemany(
+                    self._inserts[SHADOW_PREDICTIONS if shadow else PREDICTIONS], rows
+                )
+            except sqlite3.OperationalError as error:  # locked past busy_timeout, disk full
+                raise _unavailable(error) from error
+
+    def ping(self) -> None:
+        """Raise :class:`PredictionLogUnavailable` unless the database answers."""
+        with self._lock:
+            try:
+                self._conn.execute("SELECT 1").fetchone()
+            except sqlite3.OperationalError as error:
+                raise _unavailable(error) from error
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database (PASSIVE: never blocks writers for long)."""
@@ -171,6 +200,7 @@ class PredictionWriter(Protocol):
     """What the service and the replay write through, whichever the store."""
 
     def append(self, records: Sequence[PredictionRecord], shadow: bool = False) -> None: ...
+    def ping(self) -> None: ...
     def checkpoint(self) -> None: ...
     def close(self) -> None: ...
 
@@ -211,7 +241,18 @@ def _postgres_engine(settings: Settings) -> Any:
     from core.backends import ensure_postgres_database
 
     ensure_postgres_database(settings, settings.storage.prediction_database)
-    return sa.create_engine(settings.storage.prediction_database_url, pool_pre_ping=True)
+    return sa.create_engine(
+        settings.storage.prediction_database_url,
+        pool_pre_ping=True,  # a connection the server dropped (restart) is replaced
+        connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT},
+    )
+
+
+def _postgres_down_errors() -> tuple[type[BaseException], ...]:
+    """SQLAlchemy's errors for a server that is away (not for a bad statement)."""
+    import sqlalchemy as sa
+
+    return (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 
 
 class PostgresPredictionLog:
@@ -229,6 +270,7 @@ class PostgresPredictionLog:
         for table in self._tables.values():
             create_tables(self._engine, table.metadata)
         self._columns = log_columns(spec)
+        self._down_errors = _postgres_down_errors()
 
     def append(self, records: Sequence[PredictionRecord], shadow: bool = False) -> None:
         """Commit ``records`` (to the shadow table when ``shadow``); returns when durable."""
@@ -237,8 +279,22 @@ class PostgresPredictionLog:
         rows = [dict(zip(self._columns, r.row(self.spec), strict=True)) for r in records]
         for row, record in zip(rows, records, strict=True):
             row["logged_at"] = record.logged_at  # a timestamptz, not its text
-        with self._engine.begin() as conn:
-            conn.execute(self._tables[SHADOW_PREDICTIONS if shadow else PREDICTIONS].insert(), rows)
+        table = self._tables[SHADOW_PREDICTIONS if shadow else PREDICTIONS]
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(table.insert(), rows)
+        except self._down_errors as error:  # server stopped, restarting or unreachable
+            raise _unavailable(error) from error
+
+    def ping(self) -> None:
+        """Raise :class:`PredictionLogUnavailable` unless the server answers ``SELECT 1``."""
+        import sqlalchemy as sa
+
+        try:
+            with self._engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except self._down_errors as error:
+            raise _unavailable(error) from error
 
     def checkpoint(self) -> None:
         """Nothing to do: PostgreSQL makes each commit durable itself."""

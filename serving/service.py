@@ -8,8 +8,12 @@ churn model), with the same contract as before models were declared. Each model 
 features (its Feast feature service, read online), its own registry aliases (``champion``,
 and in A/B ``split`` mode the ``challenger`` for a sticky share of customers), its own
 prediction log and its own metric series. Every prediction is committed to its model's log
-before it is returned; errors follow the one contract of serving/errors.py. See
-docs/serving.md for the design, the fault behaviour and the benchmark.
+before it is returned (a log store that cannot take it makes the answer a 503); errors
+follow the one contract of serving/errors.py. The online store and the log stores sit
+behind circuit breakers (serving/breaker.py): once one fails, requests answer 503 at once
+until a probe finds it back. ``GET /readyz`` says why the service is not ready, or that a
+model lags the registry (serving/readiness.py). See docs/serving.md for the design, the
+fault behaviour and the benchmark.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from core.settings import get_settings
 from core.spec import ModelSpec
 from models.catalog import load_specs
 from models.registry import CHALLENGER, CHAMPION
+from serving.breaker import CircuitBreaker, StoreDown
 from serving.errors import ErrorDetail, error_payload
 from serving.features import (
     FeatureRow,
@@ -42,11 +47,19 @@ from serving.features import (
     OnlineFeatures,
     OnlineStoreUnavailable,
     build_serving_store,
+    online_store_breaker,
 )
 from serving.guard import RequestGuard
-from serving.live_models import LiveModels
+from serving.lifeline import exit_with_parent
+from serving.live_models import AliasState, LiveModels
 from serving.model import LoadedModel
-from serving.prediction_log import PredictionRecord, PredictionWriter, open_prediction_log
+from serving.prediction_log import (
+    PredictionLogUnavailable,
+    PredictionRecord,
+    PredictionWriter,
+    open_prediction_log,
+)
+from serving.readiness import Readiness, ReadinessRoute
 from serving.routing import choose_variant, model_routes
 
 log = logging.getLogger(__name__)
@@ -74,7 +87,8 @@ SHADOW = prometheus_client.Counter(
 )
 UNAVAILABLE = prometheus_client.Counter(
     name="churn_unavailable_total",
-    documentation="Requests answered 503, by cause.",
+    documentation="Requests answered 503, by cause (model, feature_service, online_store, "
+    "prediction_log).",
     labelnames=["cause"],
 )
 RELOAD_FAILURES = prometheus_client.Counter(
@@ -85,6 +99,17 @@ RELOAD_FAILURES = prometheus_client.Counter(
 SERVED_VERSION = prometheus_client.Gauge(
     name="churn_model_version",
     documentation="Registered version served per model and alias.",
+    labelnames=["model", "alias"],
+)
+REGISTRY_VERSION = prometheus_client.Gauge(
+    name="churn_registry_model_version",
+    documentation="Version the registry alias names at the last read (0: alias not set).",
+    labelnames=["model", "alias"],
+)
+MODEL_BEHIND = prometheus_client.Gauge(
+    name="churn_model_behind",
+    documentation="1 while the registry's version of the alias failed to load and an older "
+    "one (or none) serves; it is retried with back-off.",
     labelnames=["model", "alias"],
 )
 
@@ -177,7 +202,7 @@ def batch_item_model(spec: ModelSpec, prediction: type[BaseModel]) -> type[RootM
 
 
 # Error statuses each route can answer (serving/errors.py), listed in the OpenAPI document.
-COMMON_ERRORS = (400, 401, 413, 415, 500, 503)
+COMMON_ERRORS = (400, 401, 413, 415, 431, 500, 503)
 
 
 class Unavailable(Exception):
@@ -190,12 +215,14 @@ class Unavailable(Exception):
 
 @dataclass
 class ServedModel:
-    """One model as served: its spec, online features, live versions and prediction log."""
+    """One model as served: its spec, online features, live versions and prediction log
+    (behind its own breaker)."""
 
     spec: ModelSpec
     features: OnlineFeatures
     models: LiveModels
     log: PredictionWriter
+    log_breaker: CircuitBreaker
     prediction: type[BaseModel]
     features_type: type[BaseModel]
 
@@ -227,6 +254,7 @@ class Predictor:
     """Predicts with every declared model (see the module docstring)."""
 
     def __init__(self) -> None:
+        exit_with_parent()  # a killed `bentoml serve` leaves no worker serving
         self.settings = get_settings()
         # BentoML 1.4.40 trips a pydantic deprecation warning on every request; writing it
         # to stderr each time cost more than the prediction. Only this process is affected.
@@ -235,22 +263,23 @@ class Predictor:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
         store = build_serving_store(self.settings)  # one registry cache for every model
+        online = online_store_breaker(self.settings)  # one online store for every model
+        retry = self.settings.serving.retry_after_seconds
         self.served: dict[str, ServedModel] = {}
         for spec in SPECS:
             self.served[spec.name] = ServedModel(
                 spec=spec,
-                features=OnlineFeatures(self.settings, spec, store),
+                features=OnlineFeatures(self.settings, spec, store, online),
                 models=LiveModels(
                     self.settings,
                     spec,
                     on_failure=lambda alias, _, m=spec.name: RELOAD_FAILURES.labels(
                         model=m, alias=alias
                     ).inc(),
-                    on_swap=lambda alias, version, m=spec.name: SERVED_VERSION.labels(
-                        model=m, alias=alias
-                    ).set(version),
+                    on_state=lambda alias, state, m=spec.name: _publish(m, alias, state),
                 ),
                 log=open_prediction_log(self.settings, spec, auto_checkpoint=False),
+                log_breaker=CircuitBreaker(f"{spec.name} prediction log", retry),
                 prediction=API_MODELS[spec.name].prediction,
                 features_type=API_MODELS[spec.name].prediction.model_fields["features"].annotation,  # type: ignore[arg-type]
             )
@@ -279,17 +308,54 @@ class Predictor:
             )
 
     def __is_ready__(self) -> bool:
-        """Ready when the default model's champion is loaded and the online store answers.
+        """BentoML's readiness hook: :meth:`readiness` without the reasons."""
+        return self.readiness().ready
+
+    def readiness(self) -> Readiness:
+        """Ready when the default model's champion is loaded, its feature service registered,
+        and the online store and its prediction log store answer (``GET /readyz``).
 
         Another model without a champion answers 503 on its own routes; it does not make
-        the whole service unready (one model never holds up another).
+        the whole service unready (one model never holds up another). A model serving an
+        older version than the registry names, because that version failed to load, leaves
+        the service ready but degraded (see serving/readiness.py for why).
         """
         served = self.served[DEFAULT.name] if DEFAULT else next(iter(self.served.values()))
-        return (
-            served.models.get(CHAMPION) is not None
-            and served.features.is_ready()
-            and served.features.is_reachable()
-        )
+        name = served.spec.name
+        problems = []
+        if served.models.get(CHAMPION) is None:
+            problems.append(f"no {name} model loaded yet: {served.models.last_error}")
+        if (reason := served.features.not_ready_reason()) is not None:
+            problems.append(f"{name}: {reason}")
+        for reason in (served.features.unavailable_reason(), self._log_problem(served)):
+            if reason is not None:
+                problems.append(reason)
+        degraded = []
+        models: dict[str, dict[str, dict[str, Any]]] = {}
+        for each in self.served.values():
+            models[each.spec.name] = {}
+            for alias in each.models.aliases:
+                state = each.models.state(alias)
+                detail: dict[str, Any] = {"served": state.served, "registry": state.registry}
+                if state.behind:
+                    detail |= {"error": state.error, "retry_in_seconds": state.retry_in}
+                    serving = f"v{state.served}" if state.served else "nothing"
+                    degraded.append(
+                        f"{each.spec.name} {alias}: serving {serving}, the registry names "
+                        f"v{state.registry}, which failed to load (next try in "
+                        f"{state.retry_in:g} s): {state.error}"
+                    )
+                models[each.spec.name][alias] = detail
+        retry = self.settings.serving.retry_after_seconds
+        return Readiness(problems, degraded, models, retry)
+
+    def _log_problem(self, served: ServedModel) -> str | None:
+        """None when the model's prediction log store answers, else why not."""
+        try:
+            served.log_breaker.call(served.log.ping, (PredictionLogUnavailable,))
+        except (StoreDown, PredictionLogUnavailable) as error:  # StoreDown: the last error
+            return str(error)
+        return None
 
     def _checkpoint_loop(self) -> None:
         while not self._stop.wait(CHECKPOINT_SECONDS):
@@ -388,7 +454,10 @@ class Predictor:
             )
             for i, c in enumerate(ids)
         ]  # fmt: skip
-        served.log.append(records)
+        try:  # committed before the answer: a write that fails is never acknowledged
+            served.log_breaker.call(served.log.append, (PredictionLogUnavailable,), records)
+        except (StoreDown, PredictionLogUnavailable) as error:  # StoreDown: the last error
+            raise Unavailable("prediction_log", str(error)) from error
         self._shadow(served, ids, known, now)
         for i, c in enumerate(ids):
             answer: dict[str, object] = (
@@ -456,6 +525,14 @@ class Predictor:
             log.exception("shadow scoring failed")
 
 
+def _publish(model: str, alias: str, state: AliasState) -> None:
+    """The alias's served and registry versions on /metrics (after each registry read)."""
+    if state.served is not None:
+        SERVED_VERSION.labels(model=model, alias=alias).set(state.served)
+    REGISTRY_VERSION.labels(model=model, alias=alias).set(state.registry or 0)
+    MODEL_BEHIND.labels(model=model, alias=alias).set(1 if state.behind else 0)
+
+
 def _add_routes(cls: type, spec: ModelSpec, one: str, many: str, suffix: str) -> None:
     """Add BentoML API methods for ``spec`` on ``one`` and ``many`` to ``cls``."""
     models = API_MODELS[spec.name]
@@ -494,3 +571,4 @@ ChurnPredictor = bentoml.service(
     logging={"access": {"enabled": False}},
 )(Predictor)
 ChurnPredictor.add_asgi_middleware(RequestGuard, error_statuses=ERROR_STATUSES)
+ChurnPredictor.add_asgi_middleware(ReadinessRoute)  # inside the guard: GET /readyz

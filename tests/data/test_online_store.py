@@ -66,6 +66,9 @@ def test_materialize_into_real_redis(state, redis_url, monkeypatch):
 
 
 def test_heap_is_frozen_only_while_materializing_and_a_callers_freeze_is_kept():
+    # Code an earlier test ran in this process (Airflow's task runner) may have left the
+    # heap frozen; this test starts from an unfrozen one.
+    gc.unfreeze()
     assert gc.get_freeze_count() == 0
     with heap_frozen_for_gc():
         frozen = gc.get_freeze_count()

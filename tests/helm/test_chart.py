@@ -27,6 +27,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from core.logs import python_warnings
 from core.settings import Settings, StorageSettings, environment_names, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,13 +49,33 @@ KUBE_VERSIONS = ["1.27.0", kubernetes_validate.latest_version()]
 PG_PASSWORD = "p%40ss%3Aw%2Frd"  # percent-encoded "p@ss:w/rd"
 REDIS_PASSWORD = "r3d1s-pw"
 JWT_SECRET = "jwt-secret-for-tests-0123456789"
-SECRET_STRINGS = [PG_PASSWORD, "p@ss:w/rd", REDIS_PASSWORD, JWT_SECRET]
+# The platform's own MLflow user, the in-chart server's admin (mlflow.basicAuth), and the
+# server's session key.
+MLFLOW_USERNAME = "mlflow-user-for-tests"
+MLFLOW_TRACKING_PASSWORD = "mlflow-tracking-password-for-tests"
+FLASK_SECRET_KEY = "mlflow-flask-secret-key-for-tests"
+# A password MLflow refuses for its admin (shorter than 12 characters).
+SHORT_PASSWORD = "pw-11-chars"
+SECRET_STRINGS = [
+    PG_PASSWORD,
+    "p@ss:w/rd",
+    REDIS_PASSWORD,
+    JWT_SECRET,
+    MLFLOW_USERNAME,
+    MLFLOW_TRACKING_PASSWORD,
+    FLASK_SECRET_KEY,
+]
 
 # "Default" values: the chart's defaults plus only what it requires.
 REQUIRED_VALUES: dict[str, Any] = {
     "postgresql": {"url": f"postgresql://churn:{PG_PASSWORD}@db.example.com:5432/postgres"},
     "externalRedis": {"url": f"redis://:{REDIS_PASSWORD}@redis.example.com:6379/0"},
     "airflow": {"jwtSecret": JWT_SECRET},
+    "secrets": {
+        "mlflowTrackingUsername": MLFLOW_USERNAME,
+        "mlflowTrackingPassword": MLFLOW_TRACKING_PASSWORD,
+        "mlflowFlaskSecretKey": FLASK_SECRET_KEY,
+    },
 }
 
 # Every other secret value the chart takes, each a literal searched for in the manifests.
@@ -63,8 +84,6 @@ WEBHOOK_TOKEN = "webhook-token-for-tests-0815"
 WEBHOOK_URL = f"https://hooks.example.com:8443/services/T0/B0/{WEBHOOK_TOKEN}"
 MLFLOW_PASSWORD = "mlflow-password-for-tests"
 MLFLOW_URL = f"https://churn:{MLFLOW_PASSWORD}@mlflow.example.com"
-MLFLOW_USERNAME = "mlflow-user-for-tests"
-MLFLOW_TRACKING_PASSWORD = "mlflow-tracking-password-for-tests"
 MLFLOW_TOKEN = "mlflow-token-for-tests"
 API_SECRET_KEY = "airflow-api-secret-key-for-tests"
 FERNET_KEY = "A" * 42 + "s="
@@ -82,6 +101,7 @@ ALL_SECRET_VALUES: dict[str, Any] = {
         "mlflowTrackingUsername": MLFLOW_USERNAME,
         "mlflowTrackingPassword": MLFLOW_TRACKING_PASSWORD,
         "mlflowTrackingToken": MLFLOW_TOKEN,
+        "mlflowFlaskSecretKey": FLASK_SECRET_KEY,
     },
     "extraSecretEnv": {"AWS_SECRET_ACCESS_KEY": EXTRA_SECRET},
 }
@@ -97,6 +117,7 @@ SECRET_HOMES = {
     MLFLOW_USERNAME: "MLFLOW_TRACKING_USERNAME",
     MLFLOW_TRACKING_PASSWORD: "MLFLOW_TRACKING_PASSWORD",
     MLFLOW_TOKEN: "MLFLOW_TRACKING_TOKEN",
+    FLASK_SECRET_KEY: "MLFLOW_FLASK_SERVER_SECRET_KEY",
     EXTRA_SECRET: "AWS_SECRET_ACCESS_KEY",
 }
 
@@ -120,7 +141,13 @@ SECRET_KEYS = {
     "MLFLOW_TRACKING_USERNAME",
     "MLFLOW_TRACKING_PASSWORD",
     "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_FLASK_SERVER_SECRET_KEY",
+    "MLFLOW_AUTH_ADMIN_USERNAME",
+    "MLFLOW_AUTH_ADMIN_PASSWORD",
+    "mlflow-basic-auth.ini",
 }
+# The Secret's key holding MLflow's auth config file, and where the MLflow pod reads it.
+MLFLOW_AUTH_KEY = "mlflow-basic-auth.ini"
 # The secret keys the chart writes with only the required values set.
 REQUIRED_SECRET_KEYS = {
     "CHURN_POSTGRES_URL",
@@ -129,6 +156,10 @@ REQUIRED_SECRET_KEYS = {
     "AIRFLOW__API_AUTH__JWT_SECRET",
     "AIRFLOW__API__SECRET_KEY",
     "MLFLOW_BACKEND_STORE_URI",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_FLASK_SERVER_SECRET_KEY",
+    MLFLOW_AUTH_KEY,
 }
 CREDENTIALS_IN_URL = re.compile(r"://[^/@\s]*:[^/@\s]*@")
 
@@ -299,6 +330,7 @@ def test_lint_without_values_names_what_is_required(capfd: pytest.CaptureFixture
     stderr = capfd.readouterr().err
     assert "postgresql.url is required" in stderr
     assert "airflow.jwtSecret is required" in stderr
+    assert "secrets.mlflowTrackingPassword is required" in stderr
 
 
 # --- Kubernetes schemas -------------------------------------------------------------------
@@ -558,7 +590,8 @@ def test_component_commands(rendered: dict[str, list[dict]]) -> None:
         "8080",
     ]
     mlflow = commands["mlflow"]
-    assert mlflow[:2] == ["mlflow", "server"]
+    # MLflow's own users and permissions, as `make mlflow-ui` runs it locally.
+    assert mlflow[:4] == ["mlflow", "server", "--app-name", "basic-auth"]
     options = dict(zip(mlflow[2::2], mlflow[3::2], strict=True))
     # The database URL comes from the Secret through Kubernetes' $(VAR) expansion.
     assert options["--backend-store-uri"] == "$(MLFLOW_BACKEND_STORE_URI)"
@@ -678,6 +711,10 @@ def test_configmap_env(rendered: dict[str, list[dict]]) -> None:
     assert data["AIRFLOW_HOME"] == "/state/airflow"
     # Task logs on the state volume: the same folder in every pod (one ConfigMap).
     assert data["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] == "/state/airflow/logs"
+    # Task logs keep each task's INFO lines, MLflow's at their own level (not stderr: ERROR).
+    assert data["AIRFLOW__LOGGING__LOGGING_LEVEL"] == "INFO"
+    assert data["MLFLOW_CONFIGURE_LOGGING"] == "false"
+    assert data["PYTHONWARNINGS"] == python_warnings()  # the repeated warnings, filtered
     local = find(rendered["default-local"], "ConfigMap", FULLNAME)["data"]
     assert local["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert local["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] == "/state/airflow/logs"
@@ -937,6 +974,130 @@ def test_mlflow_can_be_external(chart: helm.Chart) -> None:
     assert [c["name"] for c in job["spec"]["template"]["spec"]["containers"]] == [
         "airflow-db-migrate"
     ]
+
+
+# --- MLflow's login (mlflow.basicAuth) ----------------------------------------------------
+
+
+def mlflow_auth_env(container: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in container["env"] if e["name"].startswith("MLFLOW_AUTH_")}
+
+
+@pytest.mark.filterwarnings("ignore:starlette.middleware.wsgi is deprecated")
+def test_mlflow_reads_its_auth_config_from_the_secret(
+    rendered: dict[str, list[dict]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server runs MLflow's basic-auth app; the config file it reads
+    (MLFLOW_AUTH_CONFIG_PATH) is a file of the chart's Secret mounted into the MLflow pod,
+    and MLflow's own reader gets from it the MLflow database, READ for the users an admin
+    adds, and the platform's own user as the admin."""
+    from mlflow.server.auth.config import DEFAULT_AUTHORIZATION_FUNCTION, read_auth_config
+
+    docs = rendered["default"]
+    secret = find(docs, "Secret", FULLNAME)["stringData"]
+    pod = find(docs, "Deployment", f"{FULLNAME}-mlflow")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    path = Path(env["MLFLOW_AUTH_CONFIG_PATH"]["value"])
+    source = mount_source(pod, str(path))
+    assert source == {
+        "secret": {
+            "secretName": FULLNAME,
+            "defaultMode": 0o440,
+            "items": [{"key": MLFLOW_AUTH_KEY, "path": path.name}],
+        }
+    }
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == str(path.parent))
+    assert mount["readOnly"] is True
+    # The admin is the platform's own user: the Secret's client credentials, by reference.
+    refs = {
+        name: e["valueFrom"]["secretKeyRef"]
+        for name, e in env.items()
+        if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+    }
+    assert refs == {
+        "MLFLOW_AUTH_ADMIN_USERNAME": {"name": FULLNAME, "key": "MLFLOW_TRACKING_USERNAME"},
+        "MLFLOW_AUTH_ADMIN_PASSWORD": {"name": FULLNAME, "key": "MLFLOW_TRACKING_PASSWORD"},
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": {
+            "name": FULLNAME,
+            "key": "MLFLOW_FLASK_SERVER_SECRET_KEY",
+        },
+    }
+    assert secret["MLFLOW_FLASK_SERVER_SECRET_KEY"] == FLASK_SECRET_KEY
+
+    # MLflow's reader, on the file and environment the pod gets.
+    config_file = tmp_path / path.name
+    config_file.write_text(secret[MLFLOW_AUTH_KEY])
+    monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(config_file))
+    for name, ref in refs.items():
+        monkeypatch.setenv(name, secret[ref["key"]])
+    config = read_auth_config()
+    assert config.default_permission == "READ"
+    # The auth tables live in the MLflow database; the URL's percent-encoding (%40, ...)
+    # survives configparser's interpolation.
+    assert config.database_uri == secret["MLFLOW_BACKEND_STORE_URI"]
+    assert PG_PASSWORD in config.database_uri
+    assert config.authorization_function == DEFAULT_AUTHORIZATION_FUNCTION
+    assert (config.admin_username, config.admin_password) == (
+        MLFLOW_USERNAME,
+        MLFLOW_TRACKING_PASSWORD,
+    )
+    # Serving and the task pods log in as that same user.
+    for _, client in pods(docs):
+        if component(client) in {"serving", "airflow-worker"}:
+            client_env = pod_env(docs, REQUIRED_VALUES, client)
+            assert client_env["MLFLOW_TRACKING_USERNAME"] == MLFLOW_USERNAME
+            assert client_env["MLFLOW_TRACKING_PASSWORD"] == MLFLOW_TRACKING_PASSWORD
+    # Only the MLflow pod mounts the file, and no ConfigMap holds any of it.
+    for name, spec in pod_specs(docs):
+        if name != f"{FULLNAME}-mlflow":
+            assert all("secret" not in v for v in spec.get("volumes", [])), name
+    for configmap in of_kind(docs, "ConfigMap"):
+        text = json.dumps(configmap["data"])
+        assert "database_uri" not in text and "default_permission" not in text
+
+
+@pytest.mark.filterwarnings("ignore:starlette.middleware.wsgi is deprecated")
+def test_mlflow_probes_need_no_login(rendered: dict[str, list[dict]]) -> None:
+    """The basic-auth app leaves /health open, so the probes still get their 200."""
+    from mlflow.server.auth import is_unprotected_route
+
+    container = container_of(rendered["default"], "mlflow")
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert is_unprotected_route(container[probe]["httpGet"]["path"]), probe
+    assert not is_unprotected_route("/api/2.0/mlflow/registered-models/alias")
+
+
+def test_mlflow_without_basic_auth_runs_the_plain_server(chart: helm.Chart) -> None:
+    """mlflow.basicAuth.enabled=false: the server of before (no login), and no MLflow
+    credential is required; an external server (mlflow.enabled=false) needs none either."""
+    no_credentials = {
+        key: value for key, value in copy.deepcopy(REQUIRED_VALUES).items() if key != "secrets"
+    }
+    values = merged(no_credentials, {"mlflow": {"basicAuth": {"enabled": False}}})
+    docs = render(chart, values)
+    for doc in docs:
+        validate_k8s(doc, KUBE_VERSIONS[-1])
+    container = container_of(docs, "mlflow")
+    command = container["command"]
+    assert command[:4] == ["mlflow", "server", "--backend-store-uri", "$(MLFLOW_BACKEND_STORE_URI)"]
+    assert "--app-name" not in command
+    assert not mlflow_auth_env(container)
+    assert "MLFLOW_FLASK_SERVER_SECRET_KEY" not in {e["name"] for e in container["env"]}
+    pod = find(docs, "Deployment", f"{FULLNAME}-mlflow")["spec"]["template"]["spec"]
+    assert {v["name"] for v in pod["volumes"]} == {"state", "tmp", "home"}
+    secret = find(docs, "Secret", FULLNAME)["stringData"]
+    assert MLFLOW_AUTH_KEY not in secret
+    assert not {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} & set(secret)
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    external = merged(
+        no_credentials,
+        {"mlflow": {"enabled": False}, "settings": {"mlflow_server_uri": "http://mlflow.ml:80"}},
+    )
+    assert all(component(d) != "mlflow" for d in render(chart, external))
+    # An external server's password is its own business: no length rule then.
+    chart.validate_schema(merged(external, {"secrets": {"mlflowTrackingPassword": SHORT_PASSWORD}}))
+    chart.validate_schema(merged(values, {"secrets": {"mlflowTrackingPassword": SHORT_PASSWORD}}))
 
 
 # --- the KubernetesExecutor ---------------------------------------------------------------
@@ -1647,6 +1808,25 @@ def without(path: str) -> dict[str, Any]:
             merged(REQUIRED_VALUES, {"ingress": {"enabled": True}}),
             "ingress.enabled=true needs at least one",
         ),
+        # MLflow's login (mlflow.basicAuth, on by default) has no default credentials.
+        (
+            without("secrets.mlflowTrackingUsername"),
+            "secrets.mlflowTrackingUsername is required with mlflow.basicAuth.enabled (MLflow's "
+            "own login; or set existingSecret, or mlflow.basicAuth.enabled=false): the in-chart "
+            "MLflow server's admin user, the platform's own login (MLFLOW_TRACKING_USERNAME)",
+        ),
+        (
+            without("secrets.mlflowTrackingPassword"),
+            "secrets.mlflowTrackingPassword is required with mlflow.basicAuth.enabled",
+        ),
+        (
+            merged(REQUIRED_VALUES, {"secrets": {"mlflowTrackingPassword": ""}}),
+            "secrets.mlflowTrackingPassword is required with mlflow.basicAuth.enabled",
+        ),
+        (
+            without("secrets.mlflowFlaskSecretKey"),
+            "secrets.mlflowFlaskSecretKey is required with mlflow.basicAuth.enabled",
+        ),
         (
             merged(REQUIRED_VALUES, {"serving": {"podDisruptionBudget": {"minAvailable": 1}}}),
             "set exactly one of minAvailable and maxUnavailable",
@@ -1728,6 +1908,24 @@ def test_existing_secret_replaces_every_secret_value(chart: helm.Chart) -> None:
         if "valueFrom" in env
     }
     assert refs == {"my-env"}
+    # MLflow's login: its credentials and config file are keys of the existing Secret.
+    pod = find(docs, "Deployment", f"{FULLNAME}-mlflow")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"][2:4] == ["--app-name", "basic-auth"]
+    keys = {
+        e["valueFrom"]["secretKeyRef"]["key"]
+        for e in container["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+        and e["valueFrom"]["secretKeyRef"]["name"] == "my-env"
+    }
+    assert keys == {
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY",
+    }
+    config = mount_source(pod, mlflow_auth_env(container)["MLFLOW_AUTH_CONFIG_PATH"]["value"])
+    assert config["secret"]["secretName"] == "my-env"
+    assert [i["key"] for i in config["secret"]["items"]] == [MLFLOW_AUTH_KEY]
 
 
 @pytest.mark.parametrize(
@@ -1761,7 +1959,7 @@ def test_schema_rejects_bad_values(chart: helm.Chart, values: dict[str, Any], wh
 
 
 # Every secret literal of the tests: none may appear in an error message either.
-ALL_SECRET_STRINGS = [*SECRET_STRINGS, *SECRET_HOMES]
+ALL_SECRET_STRINGS = [*SECRET_STRINGS, *SECRET_HOMES, SHORT_PASSWORD]
 
 
 @pytest.mark.parametrize(
@@ -1857,6 +2055,11 @@ def test_schema_refuses_a_secret_in_settings(
             "a redis:// or rediss:// URL",
         ),
         ({"secrets": {"apiKey": SERVE_API_KEY}}, "/secrets", "'apiKey' not allowed"),
+        (
+            {"secrets": {"mlflowTrackingPassword": SHORT_PASSWORD}},
+            "/secrets/mlflowTrackingPassword",
+            "at least 12 characters: the in-chart MLflow admin password (mlflow.basicAuth.enabled)",
+        ),
     ],
 )
 def test_schema_refuses_misplaced_or_malformed_secrets_without_echoing_them(
@@ -1904,6 +2107,10 @@ def chart_without_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[h
         (
             {"airflow": {"config": {"AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": MLFLOW_URL}}},
             "airflow.config.AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER holds a URL with credentials",
+        ),
+        (
+            {"secrets": {"mlflowTrackingPassword": SHORT_PASSWORD}},
+            "secrets.mlflowTrackingPassword must be at least 12 characters",
         ),
     ],
 )

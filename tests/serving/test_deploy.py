@@ -5,12 +5,15 @@ the new champion up, pass the smoke test, and the deployed version and time to p
 are written on the MLflow version. A version the server cannot load fails the smoke test:
 the run fails and ``champion`` moves back. The cluster branch runs here too, against the
 same server, with a release whose Deployment statuses are the Kubernetes client's own
-models (tests/serving/test_kubernetes_rollout.py covers that branch's pieces).
+models (tests/serving/test_kubernetes_rollout.py covers that branch's pieces). With
+nothing serving (no server on the port, no serving Deployment, no ready pod) the version
+is not tried: the outcome says so, the task ends skipped and ``champion`` stays.
 """
 
 from __future__ import annotations
 
 import shutil
+import time
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -20,10 +23,12 @@ import mlflow
 import pytest
 import yaml
 from kubernetes.client import V1Deployment
+from kubernetes.client.exceptions import ApiException
 from serving_support import deployment, free_tcp_port, metric_values, wait_until
 
-from cli.airflow_runner import migrate_airflow_db, run_dag
+from cli.airflow_runner import drop_scheduler_leftovers, migrate_airflow_db, run_dag
 from core.settings import PROJECT_ROOT, get_settings
+from core.steps import DeployOutcome
 from models.churn.spec import SPEC as CHURN
 from models.registry import CHAMPION, PREVIOUS_CHAMPION, alias_version, set_champion
 from models.tracking import configure_mlflow
@@ -102,12 +107,13 @@ def test_deploy_dag_follows_a_promotion_and_a_failed_smoke_test_moves_the_alias_
         wait_until(lambda: served_champion(url) == [v1], 30)
 
         # A promotion (as the gate makes it), then the deploy DAG, as the asset runs it.
+        migrate_airflow_db(settings)  # before the promotion: not part of its timing
         set_champion(client, name, v2, v1)
-        migrate_airflow_db(settings)
         run = run_dag(CHURN.deploy_dag_id, settings)
         assert run.succeeded, run.task_states
         deployed = run.returns["deploy"]
         assert deployed["deployed"] and deployed["version"] == v2
+        assert deployed["outcome"] == DeployOutcome.DEPLOYED
         assert deployed["target"] == "local"
         seconds = deployed["time_to_production_seconds"]
         assert 0 < seconds < 12  # the server re-reads the aliases every second
@@ -131,6 +137,7 @@ def test_deploy_dag_follows_a_promotion_and_a_failed_smoke_test_moves_the_alias_
         assert tags["deploy.status"] == "failed"
         assert tags["deploy.restored_version"] == str(v2)
         assert f"serving reports v{v2} as champion, not v{v3}" in tags["deploy.reason"]
+        assert "failed champion loads" in tags["deploy.reason"]  # the server said it tried
         assert served_champion(url) == [v2]
 
         # The cluster branch, against the same server: the upgrade rolls out, then serves.
@@ -171,8 +178,117 @@ def test_deploy_dag_follows_a_promotion_and_a_failed_smoke_test_moves_the_alias_
         with pytest.raises(DeployFailed) as raised:
             deploy_champion(CHURN, settings, release_factory=release_of)
         assert raised.value.result.restored_version == v2
+        assert raised.value.result.outcome == DeployOutcome.FAILED
         assert "rollout failed" in raised.value.result.reason
         assert "ProgressDeadlineExceeded" in raised.value.result.reason
         assert release.rollbacks == [4]  # the revision before the failed upgrade
         assert alias_version(settings, name, CHAMPION) == v2
         assert client.get_model_version(name, str(v3)).tags["deploy.helm_rolled_back_from"] == "5"
+
+
+class MissingRelease(RecordingRelease):
+    """A cluster where the serving Deployment does not exist (404 from the API server)."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    def serving_deployment(self) -> V1Deployment:
+        raise ApiException(status=404, reason="Not Found")
+
+
+def test_nothing_serving_leaves_the_promotion_alone_and_says_so(two_versions, monkeypatch):
+    env, v1, v2 = two_versions["env"], two_versions["v1"], two_versions["v2"]
+    port = free_tcp_port()  # nothing listens there: "Connection refused"
+    deploy_env = {
+        **env,
+        "CHURN_DEPLOY_TARGET": "local",
+        "CHURN_DEPLOY_SERVING_URL": f"http://127.0.0.1:{port}",
+        "CHURN_DEPLOY_TIMEOUT_SECONDS": "60",
+        "CHURN_DEPLOY_UNREACHABLE_SECONDS": "2",
+        "CHURN_DEPLOY_POLL_SECONDS": "0.25",
+    }
+    for key, value in deploy_env.items():
+        monkeypatch.setenv(key, value)
+    settings = get_settings()
+    client = configure_mlflow(settings)
+    name = CHURN.registered_model
+    set_champion(client, name, v1, None)
+    set_champion(client, name, v2, v1)  # a promotion, as the gate makes it
+
+    def aliases() -> tuple[int | None, int | None]:
+        return alias_version(settings, name, CHAMPION), alias_version(
+            settings, name, PREVIOUS_CHAMPION
+        )
+
+    # Called directly: a typed outcome, after the short wait for anything to answer.
+    started = time.monotonic()
+    result = deploy_champion(CHURN, settings)
+    assert time.monotonic() - started < 30, "gave up on the unreachable server, not the timeout"
+    assert result.outcome == DeployOutcome.NOTHING_SERVING and not result.deployed
+    assert result.version == v2 and result.restored_version is None
+    assert "nothing serving" in result.reason and "Connection refused" in result.reason
+    assert "make serve" in result.reason
+    assert aliases() == (v2, v1), "nothing was tried: the promotion stands"
+    tags = client.get_model_version(name, str(v2)).tags
+    assert tags["deploy.status"] == "nothing_serving"
+    assert "deploy.restored_version" not in tags
+
+    # Through the DAG, as the asset runs it: the task is skipped, not failed.
+    migrate_airflow_db(settings)
+    run = run_dag(CHURN.deploy_dag_id, settings)
+    assert run.state == "success" and run.task_states["deploy"] == "skipped"
+    assert aliases() == (v2, v1)
+
+    # The cluster branch: no serving Deployment, or one with no ready pod. No upgrade.
+    @contextmanager
+    def release_of(_settings):
+        yield release
+
+    monkeypatch.setenv("CHURN_DEPLOY_TARGET", "kubernetes")
+    settings = get_settings()
+    for release, why in [
+        (MissingRelease(), "serving Deployment does not exist"),
+        (RecordingRelease([deployment(replicas=2, updated=2, available=0)]), "no ready pod"),
+        (RecordingRelease([deployment(replicas=0, updated=0, available=0)]), "no ready pod"),
+    ]:
+        result = deploy_champion(CHURN, settings, release_factory=release_of)
+        assert result.outcome == DeployOutcome.NOTHING_SERVING, result.reason
+        assert why in result.reason
+        assert release.upgrades == [] and release.rollbacks == []
+        assert aliases() == (v2, v1)
+
+
+def test_the_runs_the_demo_leaves_for_a_scheduler_are_removed(two_versions, monkeypatch):
+    """``dag.test`` runs record asset events; the consumers they queue would otherwise
+    become runs the moment a scheduler starts (a deploy of a long-deployed promotion)."""
+    from airflow.assets.manager import AssetManager
+    from airflow.models.asset import AssetModel
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    deploy_env = {
+        **two_versions["env"],
+        "CHURN_DEPLOY_TARGET": "local",
+        "CHURN_DEPLOY_SERVING_URL": f"http://127.0.0.1:{free_tcp_port()}",
+        "CHURN_DEPLOY_UNREACHABLE_SECONDS": "1",
+    }
+    for key, value in deploy_env.items():
+        monkeypatch.setenv(key, value)
+    settings = get_settings()
+    migrate_airflow_db(settings)
+    # In-process runs write every DAG of the folder to the database, as the demo's do.
+    run_dag(CHURN.deploy_dag_id, settings)
+    drop_scheduler_leftovers(settings)
+    uri = f"churn://registry/{CHURN.name}/champion"
+    with create_session() as session:
+        asset = session.scalar(select(AssetModel).where(AssetModel.uri == uri))
+        AssetManager.register_asset_change(asset=asset, session=session)  # a promotion
+    with create_session() as session:
+        _, due = DagModel.dags_needing_dagruns(session)
+        assert CHURN.deploy_dag_id in due  # what `make airflow` would start at once
+
+    assert drop_scheduler_leftovers(settings) == {"asset_triggers": 1, "queued_runs": 0}
+    with create_session() as session:
+        _, due = DagModel.dags_needing_dagruns(session)
+        assert due == {}

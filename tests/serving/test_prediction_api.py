@@ -303,8 +303,8 @@ def test_openapi_documents_the_error_responses(server):
     spec = server.get("/docs.json").json()
     error_ref = {"$ref": "#/components/schemas/Error"}
     expected = {
-        "/predict": {400, 401, 404, 413, 415, 500, 503},
-        "/predict/batch": {400, 401, 413, 415, 500, 503},
+        "/predict": {400, 401, 404, 413, 415, 431, 500, 503},
+        "/predict/batch": {400, 401, 413, 415, 431, 500, 503},
     }
     for model in load_specs():
         expected[f"/models/{model.name}/predict"] = expected["/predict"]

@@ -132,7 +132,33 @@ JSON (secret.yaml writes them, churn.validate refuses them beside existingSecret
   "mlflowServerUri" "CHURN_MLFLOW_SERVER_URI"
   "mlflowTrackingUsername" "MLFLOW_TRACKING_USERNAME"
   "mlflowTrackingPassword" "MLFLOW_TRACKING_PASSWORD"
-  "mlflowTrackingToken" "MLFLOW_TRACKING_TOKEN") }}
+  "mlflowTrackingToken" "MLFLOW_TRACKING_TOKEN"
+  "mlflowFlaskSecretKey" "MLFLOW_FLASK_SERVER_SECRET_KEY") }}
+{{- end }}
+
+{{/* "true" when the in-chart MLflow server runs MLflow's basic-auth app, "" otherwise. */}}
+{{- define "churn.mlflowBasicAuth" -}}
+{{- if and .Values.mlflow.enabled .Values.mlflow.basicAuth.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The Secret's key holding MLflow's auth config file (mounted into the MLflow pod). */}}
+{{- define "churn.mlflowAuthConfigKey" -}}
+mlflow-basic-auth.ini
+{{- end }}
+
+{{/*
+MLflow's auth config file (MLFLOW_AUTH_CONFIG_PATH, read by mlflow.server.auth.config): the
+auth tables in the MLflow database itself (they keep their own version table,
+alembic_version_auth). It holds the database password, so it is rendered into the Secret
+only. MLflow reads it with configparser, whose interpolation takes `%` as a reference:
+the URL's percent-encoding is written as `%%`. The admin's name and password come from
+the environment (MLFLOW_AUTH_ADMIN_USERNAME / _PASSWORD), which wins over the file.
+*/}}
+{{- define "churn.mlflowAuthConfig" -}}
+[mlflow]
+default_permission = {{ .Values.mlflow.basicAuth.defaultPermission }}
+database_uri = {{ include "churn.postgresDatabaseUrl" (list . .Values.postgresql.mlflowDatabase "postgresql") | replace "%" "%%" }}
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
 {{- end }}
 
 {{/* The external MLflow server's URL (mlflow.enabled=false): from settings, or from
@@ -160,6 +186,15 @@ Checks run by every rendering (included from configmap.yaml)
 {{- fail "externalRedis.url is required: Feast's online store, redis://[:password@]host:6379/0 (or set redis.enabled=true, or existingSecret)" }}
 {{- end }}
 {{- $_ := include "churn.jwtSecret" . }}
+{{- if include "churn.mlflowBasicAuth" . }}
+{{- $why := "with mlflow.basicAuth.enabled (MLflow's own login; or set existingSecret, or mlflow.basicAuth.enabled=false)" }}
+{{- $_ := required (printf "secrets.mlflowTrackingUsername is required %s: the in-chart MLflow server's admin user, the platform's own login (MLFLOW_TRACKING_USERNAME)" $why) .Values.secrets.mlflowTrackingUsername }}
+{{- $_ := required (printf "secrets.mlflowTrackingPassword is required %s: the admin's password (MLFLOW_TRACKING_PASSWORD), at least 12 characters" $why) .Values.secrets.mlflowTrackingPassword }}
+{{- if and .Values.secrets.mlflowTrackingPassword (lt (len (toString .Values.secrets.mlflowTrackingPassword)) 12) }}
+{{- fail "secrets.mlflowTrackingPassword must be at least 12 characters: it is the in-chart MLflow server's admin password, and MLflow refuses shorter ones" }}
+{{- end }}
+{{- $_ := required (printf "secrets.mlflowFlaskSecretKey is required %s: the server's session and CSRF key (MLFLOW_FLASK_SERVER_SECRET_KEY), a long random string" $why) .Values.secrets.mlflowFlaskSecretKey }}
+{{- end }}
 {{- end }}
 {{- $reserved := dict
   "state_dir" "state.mountPath"
@@ -167,6 +202,7 @@ Checks run by every rendering (included from configmap.yaml)
   "serve_port" "serving.port"
   "airflow_host" "the chart (0.0.0.0)"
   "airflow_port" "airflow.apiServer.port"
+  "airflow_log_level" "airflow.logLevel"
   "mlflow_database" "postgresql.mlflowDatabase"
   "airflow_database" "postgresql.airflowDatabase"
   "prediction_log_store" "serving.predictionLog"
