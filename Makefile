@@ -16,7 +16,7 @@ export DO_NOT_TRACK := 1
 export BENTOML_DO_NOT_TRACK := true
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: help venv lock demo test test-fast audit lint format parity bench-data bench-serving rollback deploy tune reproduce airflow airflow-stop serve mlflow-ui evidently-ui feast-config land features train monitor clean
+.PHONY: help venv lock demo test test-fast audit browser lint format parity bench-data bench-serving rollback deploy tune reproduce airflow airflow-stop serve mlflow-ui evidently-ui feast-config land features train monitor clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ test: $(STAMP) ## Run the whole test suite (slow end-to-end tests included)
 test-fast: $(STAMP) ## Run the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow"
 
+browser: ## Install Debian's Chromium for the browser test of MLflow's login (needs apt and root)
+	@command -v chromium >/dev/null || (command -v apt-get >/dev/null && apt-get install -y -q chromium >/dev/null) || echo "no Chromium: the browser test will be skipped"
+
 audit: ## Check every pin of requirements.txt against the package index's vulnerability data (.ci/audit-allowlist.toml)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m cli.audit
@@ -65,9 +68,11 @@ bench-data: $(STAMP) ## Data-path benchmarks (materialize, retrieval, validation
 bench-serving: $(STAMP) ## Serving benchmark vs naive baselines, same run (~10 min) -> bench/results/serving.json
 	$(BIN)/python -m bench.serving
 
-land: $(STAMP) ## Land your own batch: make land FILE=path/to/orders.csv [DAY=YYYY-MM-DD]
-	@test -n "$(FILE)" || (echo "usage: make land FILE=path/to/orders.csv [DAY=YYYY-MM-DD]" && exit 2)
-	$(BIN)/churn land "$(FILE)" $(if $(DAY),--day $(DAY))
+# FILE is left unquoted: the shell splits several paths and expands a pattern (churn land
+# expands one the shell left as it is, and refuses a pattern that matches nothing).
+land: $(STAMP) ## Land your own batches, each file whole or refused: make land FILE='exports/*.csv' [SOURCE=orders] [DAY=YYYY-MM-DD]
+	@test -n "$(FILE)" || (echo "usage: make land FILE='path/to/orders_YYYY-MM-DD.csv or a folder, a pattern, several paths' [SOURCE=name] [DAY=YYYY-MM-DD]" && exit 2)
+	$(BIN)/churn land $(FILE) $(if $(SOURCE),--source $(SOURCE)) $(if $(DAY),--day $(DAY))
 
 features: $(STAMP) ## Feature pipeline on what has landed (validate -> ingest -> features -> materialize), no Airflow
 	$(BIN)/churn features

@@ -11,7 +11,6 @@ import os
 import sys
 import warnings
 from datetime import date
-from pathlib import Path
 
 from core import clock
 from core.settings import get_settings
@@ -141,21 +140,25 @@ def _parity(args: argparse.Namespace) -> None:
 
 
 def _land(args: argparse.Namespace) -> None:
-    from data.landing import BadBatchName, BatchAlreadyWaiting, land_file
+    from data.landing import land_files
     from models.catalog import landing_sources
 
     sources = landing_sources()
-    source = next(s for s in sources if s.name == args.source)
-    try:
-        path = land_file(args.file, get_settings(), args.day, source, sources)
-    except (BadBatchName, BatchAlreadyWaiting, FileNotFoundError) as error:
-        sys.exit(f"not landed: {error}")
-    print(f"landed {path}; validate and ingest it with `churn features` (or `make features`)")
+    source = next((s for s in sources if s.name == args.source), None)
+    report = land_files(args.files, get_settings(), day=args.day, source=source, sources=sources)
+    for landed in report.landed:
+        print(landed.line())
+    if report.refused:
+        lines = [refused.line() for refused in report.refused]
+        sys.exit("\n".join([*lines, f"not all landed: {report.summary()}"]))
+    print(f"{report.summary()}; validate and ingest with `churn features` (or `make features`)")
 
 
 def _features(_: argparse.Namespace) -> None:
+    from core.sources import ORDERS
     from data.pipeline import BatchesRefused
     from data.store import FeastApplyFailed, MaterializationFailed
+    from models.catalog import landing_sources
     from models.feature_pipeline import run_feature_pipeline
 
     try:
@@ -169,9 +172,18 @@ def _features(_: argparse.Namespace) -> None:
         print("no batch in the landing area: nothing ingested, features unchanged")
         return
     days = ingested.days
-    print(f"ingested {ingested.rows:,} orders for {len(days)} day(s), {days[0]} .. {days[-1]}")
+    sources = {source.name: source for source in landing_sources()}
+    counts = " and ".join(
+        sources[name].counted(rows) for name, rows in ingested.rows_by_source.items()
+    )
+    print(f"ingested {counts} for {len(days)} day(s), {days[0]} .. {days[-1]}")
+    other_tables = "".join(
+        f", {sources[name].table} v{version}"
+        for name, version in ingested.source_versions.items()
+        if name != ORDERS.name  # its table is named above
+    )
     print(
-        f"Delta versions: raw_orders v{ingested.raw_orders_version}, "
+        f"Delta versions: raw_orders v{ingested.raw_orders_version}{other_tables}, "
         f"customer_features v{built.features_version} ({built.snapshot_rows:,} "
         f"snapshots), churn_labels v{built.labels_version}"
         + "".join(f", {name} v{version}" for name, version in built.table_versions.items())
@@ -316,20 +328,33 @@ def main(argv: list[str] | None = None) -> None:
     deploy.add_argument("--model", **one_model)
     deploy.set_defaults(func=_deploy)
     land = commands.add_parser(
-        "land", help="copy your own batch (Parquet or CSV) into the landing area"
+        "land",
+        help="copy your own batches (Parquet or CSV files, folders of them, glob patterns) into "
+        "the landing area; each file lands whole or is refused with its reason",
     )
-    land.add_argument("file", type=Path, help="a Parquet or CSV file of one UTC day's orders")
+    land.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="a file of one UTC day of one landing source, a folder (its files) or a quoted "
+        "glob pattern such as 'exports/*.csv'",
+    )
     land.add_argument(
         "--day",
         type=date.fromisoformat,
         default=None,
-        help="the UTC day it holds, YYYY-MM-DD (default: from a name like orders_YYYY-MM-DD.csv)",
+        help="the UTC day the files hold, YYYY-MM-DD (default: from names like "
+        "orders_YYYY-MM-DD.csv)",
     )
+    sources = landing_sources()
     land.add_argument(
         "--source",
-        choices=[source.name for source in landing_sources()],
-        default="orders",
-        help="the landing source the file is a batch of, with --day (default: orders)",
+        choices=[source.name for source in sources],
+        default=None,
+        help="the landing source the files are batches of (default: the source whose prefix a "
+        "file's name starts with, e.g. orders_...; or the only declared one"
+        + (f", {sources[0].name}" if len(sources) == 1 else "")
+        + "); a file named as another source's batch is refused, never renamed",
     )
     land.set_defaults(func=_land)
     commands.add_parser(

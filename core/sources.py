@@ -1,8 +1,9 @@
 """Landing sources: the kinds of raw file the landing area accepts, declared.
 
 A source is named by its file prefix: a batch of source ``orders`` is one UTC day in a
-file ``orders_YYYY-MM-DD.parquet`` (or ``.csv``). Great Expectations judges it with the
-source's ``suite`` (``expectations/suites/<suite>.json``) before it is written to the
+file ``orders_YYYY-MM-DD.parquet`` (or ``.csv``). Its ``noun`` says what its rows are, for
+the messages that count them ("ingested 4,930 orders"). Great Expectations judges it with
+the source's ``suite`` (``expectations/suites/<suite>.json``) before it is written to the
 source's Delta ``table``, partitioned by ``event_date``. The platform's own source is
 :data:`ORDERS`; a model spec brings more in ``ModelSpec.sources``, and a
 ``FeatureTable`` names the sources it is computed from.
@@ -27,10 +28,12 @@ FORMATS = (".parquet", ".csv")
 class LandingSource:
     """One kind of raw daily batch: its file prefix, suite, Delta table and event time.
 
-    ``text_columns`` and ``float_columns`` give a CSV batch the dtypes its Parquet form
-    has (an identifier ``007`` stays text, an amount ``12`` is a float). ``id_column``, one
-    of the ``text_columns``, names an event once in the whole table (an order is ingested
-    on one day only); None: the source has no such id.
+    ``noun`` is the plural word for its rows in messages ("4,930 orders", "12 tickets");
+    a source that declares none counts "rows". ``text_columns`` and ``float_columns`` give
+    a CSV batch the dtypes its Parquet form has (an identifier ``007`` stays text, an
+    amount ``12`` is a float). ``id_column``, one of the ``text_columns``, names an event
+    once in the whole table (an order is ingested on one day only); None: the source has
+    no such id.
     """
 
     name: str
@@ -40,10 +43,13 @@ class LandingSource:
     text_columns: tuple[str, ...] = ()
     float_columns: tuple[str, ...] = ()
     id_column: str | None = None
+    noun: str = "rows"
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
             raise ValueError(f"{self.name!r}: a source name is lower-case letters, digits, _")
+        if not self.noun.strip() or self.noun != self.noun.strip():
+            raise ValueError(f"{self.name}: noun {self.noun!r} must be a word, e.g. 'tickets'")
         if self.id_column is not None and self.id_column not in self.text_columns:
             raise ValueError(f"{self.name}: id_column {self.id_column!r} must be a text column")
 
@@ -54,6 +60,10 @@ class LandingSource:
     @property
     def expected_name(self) -> str:
         return f"{self.prefix}YYYY-MM-DD.parquet or .csv"
+
+    def counted(self, rows: int) -> str:
+        """``rows`` of this source in words: ``4,930 orders``."""
+        return f"{rows:,} {self.noun}"
 
     def file_name(self, day: str, suffix: str = ".parquet") -> str:
         """The landed file name of ``day`` (ISO date)."""
@@ -75,4 +85,5 @@ ORDERS = LandingSource(
     text_columns=("order_id", "customer_segment"),
     float_columns=("amount",),
     id_column="order_id",
+    noun="orders",
 )

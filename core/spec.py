@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 Task = Literal["classification", "regression"]
+# The types an entity key may have: Feast's INT64 and STRING join keys.
+EntityKeyDtype = Literal["int64", "string"]
 
 # Metrics each task's evaluation reports (scikit-learn's definitions), and their direction.
 METRICS: dict[Task, tuple[str, ...]] = {
@@ -122,6 +124,10 @@ class ModelSpec:
       :class:`Range` or :class:`Choice` an opt-in search (``churn tune``) explores.
     - ``segment_by``: a categorical feature whose values split the holdout evaluation
       (``segment.<value>.<metric>`` on the training run); None: no per-segment view.
+    - ``entity_key`` / ``entity_key_dtype``: the join key of the entity the model predicts
+      for (its Feast entity's) and its type, ``int64`` or ``string``. Where its entities
+      are listed is not declared again: they are the keys of the tables behind its feature
+      service's views (``data.entities``), checked against these two.
     - ``sources``: landing sources this model brings (:class:`core.sources.LandingSource`:
       a file prefix, a suite and a Delta table each), next to the platform's orders.
     """
@@ -145,6 +151,7 @@ class ModelSpec:
     psi_significant: float = 0.25
     holdout_days: int = 28
     entity_key: str = ENTITY_KEY
+    entity_key_dtype: EntityKeyDtype = "int64"
     feature_tables: tuple[FeatureTable, ...] = field(default=())
     sources: tuple[LandingSource, ...] = field(default=())
     outcomes: Callable[[pd.DataFrame, Settings, datetime], pd.DataFrame] | None = None
@@ -180,6 +187,10 @@ class ModelSpec:
             raise ValueError(f"{self.name}: need 0 < psi_moderate < psi_significant")
         if self.alert_periods < 1 or self.min_period_labels < 1:
             raise ValueError(f"{self.name}: alert_periods and min_period_labels must be >= 1")
+        if self.entity_key_dtype not in ("int64", "string"):
+            raise ValueError(
+                f"{self.name}: entity_key_dtype {self.entity_key_dtype!r} is not int64 or string"
+            )
         if not self.name.isidentifier():
             raise ValueError(f"{self.name!r}: a model name must be a Python identifier")
 

@@ -33,13 +33,15 @@ class IngestedBatches:
     """What ``ingest`` wrote: the days (ISO dates) of any source, their rows, the versions.
 
     ``raw_orders_version`` is the orders table's; ``source_versions`` has the table of
-    every landing source written in this run (orders included), by source name.
+    every landing source written in this run (orders included), by source name, and
+    ``rows_by_source`` the rows each received (``rows`` is their sum).
     """
 
     days: list[str]
     rows: int
     raw_orders_version: int | None
     source_versions: dict[str, int] = field(default_factory=dict)
+    rows_by_source: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -179,4 +181,5 @@ class DeployResult:
     time_to_production_seconds: float | None = None
     restored_version: int | None = None  # champion moved back to it after a failure
     helm_revision: int | None = None
-    smoke_customer: int | None = None
+    # The entity key the smoke test predicted for (an int or a string, as the spec's key).
+    smoke_entity: int | str | None = None

@@ -3,10 +3,11 @@
 
 Daily, and by hand from the UI (conf `{"date": "YYYY-MM-DD"}` scores another day).
 
-**score**: every customer with a feature snapshot on or before the date is scored by
-`<model>`'s champion, with Feast's point-in-time features as of the end of that day (the
-offline store's retrieval: the values the online store held then), by the same scoring
-code as the API. The rows (customer, prediction, features, model name and version,
+**score**: every entity of `<model>` with a feature row on or before the date (in the
+tables behind its feature service's views: its own entities, keyed as its spec) is scored
+by `<model>`'s champion, with Feast's point-in-time features as of the end of that day
+(the offline store's retrieval: the values the online store held then), by the same
+scoring code as the API. The rows (entity, prediction, features, model name and version,
 feature service) go to the Delta table `<model>_batch_scores` under `$CHURN_STATE_DIR/delta`,
 partitioned by `score_date` and `model_version`. A rerun of a date replaces its rows.
 """

@@ -10,7 +10,7 @@ service into the online store, view by view: one failing view does not stop the 
 
 Trigger it from the UI after dropping `orders_YYYY-MM-DD.parquet` or `.csv` files (or
 batches of another landing source a model spec declares, `<source>_YYYY-MM-DD.*`) into
-`$CHURN_STATE_DIR/landing/` (`churn land FILE --day YYYY-MM-DD` copies one there), or run
+`$CHURN_STATE_DIR/landing/` (`churn land FILE...` copies files there), or run
 `make demo`. Any other file there is refused by name and quarantined; each batch is
 judged by its source's suite and written to its source's Delta table.
 """

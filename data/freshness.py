@@ -23,7 +23,7 @@ from core.schema import (
     TOTAL_ORDERS_30D,
     TOTAL_SPEND_30D,
 )
-from data.store import get_online_features, unknown_customers
+from data.store import get_online_features, unknown_entities
 
 PUSH_SOURCE = "customer_snapshots_push"
 
@@ -59,7 +59,7 @@ def push_order(store: FeatureStore, order: Mapping[str, object], feature_service
     """Fold ``order`` into its customer's online features and push the result online."""
     customer_id = int(order["customer_id"])
     online = get_online_features(store, [customer_id], feature_service)
-    current = None if unknown_customers(online) else online.iloc[0].to_dict()
+    current = None if unknown_entities(online) else online.iloc[0].to_dict()
     vector = fold_order(current, order)
     at = pd.Timestamp(order["order_timestamp"]).tz_convert("UTC")
     row = pd.DataFrame(

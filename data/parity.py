@@ -1,9 +1,10 @@
-"""Train/serve parity: the online vector of a customer must equal the offline one.
+"""Train/serve parity: the online vector of an entity must equal the offline one.
 
-For a sample of customers of the latest snapshot, the feature vector served online is
-compared, feature by feature, with the point-in-time vector Feast builds offline for the
-same time. Customers whose online row is newer than the snapshot (pushed since) are
-reported apart: they are fresher, not wrong.
+For a sample of the entities of a feature service's newest rows (its own tables, keyed by
+its own join key: :mod:`data.entities`), the feature vector served online is compared,
+feature by feature, with the point-in-time vector Feast builds offline for the same time.
+Entities whose online row is newer than those rows (pushed since) are reported apart: they
+are fresher, not wrong.
 """
 
 from __future__ import annotations
@@ -15,18 +16,18 @@ import numpy as np
 import pandas as pd
 
 from core.settings import Settings
-from data import delta_tables
+from data.entities import EntityId, entity_listing, newest_entities
 from data.store import (
     get_feature_store,
     get_online_features,
     get_training_frame,
-    unknown_customers,
+    unknown_entities,
 )
 
 
 @dataclass(frozen=True)
 class Mismatch:
-    customer_id: int
+    entity: EntityId
     feature: str
     online: object
     offline: object
@@ -35,15 +36,16 @@ class Mismatch:
 @dataclass(frozen=True)
 class ParityReport:
     as_of: str
-    customers: tuple[int, ...]
+    entity_key: str
+    entities: tuple[EntityId, ...]
     mismatches: tuple[Mismatch, ...]
-    missing_online: tuple[int, ...]
-    pushed_since: tuple[int, ...] = field(default=())
+    missing_online: tuple[EntityId, ...]
+    pushed_since: tuple[EntityId, ...] = field(default=())
     features: tuple[str, ...] = field(default=())
 
     @property
     def checked(self) -> int:
-        return len(self.customers)
+        return len(self.entities)
 
     @property
     def ok(self) -> bool:
@@ -51,12 +53,12 @@ class ParityReport:
 
     def summary(self) -> str:
         lines = [
-            f"parity as of {self.as_of}: {self.checked} customers x {len(self.features)} "
+            f"parity as of {self.as_of}: {self.checked} {self.entity_key}s x {len(self.features)} "
             f"features, {len(self.mismatches)} mismatches, {len(self.missing_online)} missing "
             f"online, {len(self.pushed_since)} pushed since (skipped)"
         ]
         lines += [
-            f"  customer {m.customer_id} {m.feature}: online={m.online!r} offline={m.offline!r}"
+            f"  {self.entity_key} {m.entity} {m.feature}: online={m.online!r} offline={m.offline!r}"
             for m in self.mismatches[:50]
         ]
         if self.missing_online:
@@ -80,48 +82,46 @@ def _utc(value: object) -> pd.Timestamp:
 def check_parity(
     settings: Settings, feature_service: str, sample: int = 200, seed: int = 0
 ) -> ParityReport:
-    """Compare online and offline vectors of ``feature_service`` for ``sample`` customers.
+    """Compare online and offline vectors of ``feature_service`` for ``sample`` entities.
 
-    The customers are drawn from the latest customer snapshot; every feature the service
-    serves (whichever view holds it) is compared.
+    The entities are drawn from the newest rows of the tables behind the service's views;
+    every feature the service serves (whichever view holds it) is compared.
     """
-    days = delta_tables.partition_dates(settings.storage.customer_features_path, "snapshot_date")
-    if not days:
-        raise RuntimeError("no customer snapshots yet: run feature_pipeline first")
-    last = days[-1]
-    latest = delta_tables.read_table(
-        settings.storage.customer_features_path,
-        columns=["customer_id", "event_timestamp"],
-        filters=[("snapshot_date", "=", last.isoformat())],
-    )
-    customers = latest["customer_id"].to_numpy()
-    rng = np.random.default_rng(seed)
-    chosen = np.sort(rng.choice(customers, size=min(sample, len(customers)), replace=False))
-    as_of = latest["event_timestamp"].max()  # the snapshot's own stamp, whenever computed
     store = get_feature_store(settings)
-    entity_rows = pd.DataFrame({"customer_id": chosen, "event_timestamp": as_of})
+    listing = entity_listing(store, feature_service)
+    newest = newest_entities(listing)
+    if newest.as_of is None:
+        raise RuntimeError(f"no rows in {listing.table_names} yet: run feature_pipeline first")
+    key = listing.join_key
+    rng = np.random.default_rng(seed)
+    candidates = newest.keys.to_numpy()
+    chosen = np.sort(rng.choice(candidates, size=min(sample, len(candidates)), replace=False))
+    as_of = newest.as_of  # the newest rows' own stamp, whenever computed
+    entity_rows = pd.DataFrame({key: chosen, "event_timestamp": as_of})
     offline = get_training_frame(store, entity_rows, feature_service)
     online = get_online_features(
-        store, chosen.tolist(), feature_service, include_event_timestamps=True
+        store, chosen.tolist(), feature_service, include_event_timestamps=True, entity_key=key
     )
-    columns = [c for c in online.columns if c != "customer_id" and not c.endswith("__ts")]
-    unknown = set(unknown_customers(online))
+    columns = [c for c in online.columns if c != key and not c.endswith("__ts")]
+    unknown = set(unknown_entities(online, key))
     mismatches, missing, pushed = [], [], []
-    for (_, off), (_, on) in zip(offline.iterrows(), online.iterrows(), strict=True):
-        customer = int(off["customer_id"])
-        if customer in unknown:
-            missing.append(customer)
+    # Both frames keep the order of ``chosen``; its Python values name the entities.
+    rows = zip(chosen.tolist(), offline.iterrows(), online.iterrows(), strict=True)
+    for entity, (_, off), (_, on) in rows:
+        if entity in unknown:
+            missing.append(entity)
             continue
         online_at = max(_utc(on[f"{c}__ts"]) for c in columns)
         if online_at > as_of:
-            pushed.append(customer)
+            pushed.append(entity)
             continue
         mismatches += [
-            Mismatch(customer, c, on[c], off[c]) for c in columns if not _same(on[c], off[c])
+            Mismatch(entity, c, on[c], off[c]) for c in columns if not _same(on[c], off[c])
         ]
     return ParityReport(
         as_of.isoformat(),
-        tuple(int(c) for c in chosen),
+        key,
+        tuple(chosen.tolist()),
         tuple(mismatches),
         tuple(missing),
         tuple(pushed),

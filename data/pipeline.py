@@ -209,8 +209,8 @@ def ingest_batches(
             batch["event_date"] = day.isoformat()
             by_source.setdefault(source.name, []).append(batch)
         versions: dict[str, int] = {}
+        rows: dict[str, int] = {}
         days: set[str] = set()
-        rows = 0
         for source in sources:
             if source.name not in by_source:
                 continue
@@ -218,18 +218,21 @@ def ingest_batches(
             path = settings.storage.delta_table_path(source.table)
             versions[source.name] = delta_tables.replace_partitions(path, raw, "event_date")
             days.update(raw["event_date"].unique())
-            rows += len(raw)
+            rows[source.name] = len(raw)
         for file in files:
             landing.archive_batch(file, settings)
         orders_version = versions.get(
             ORDERS.name, delta_tables.table_version(settings.storage.raw_orders_path)
         )
+        counted = [source.counted(rows[source.name]) for source in sources if source.name in rows]
         log.info(
-            "ingested %d batch(es), %d rows, %d day(s)%s; Delta versions %s",
-            len(files), rows, len(days),
+            "ingested %d batch(es), %s, %d day(s)%s; Delta versions %s",
+            len(files), " and ".join(counted) or "nothing", len(days),
             f" ({min(days)}..{max(days)})" if days else "", versions or "unchanged",
         )  # fmt: skip
-        return IngestedBatches(sorted(days), rows, orders_version, versions)
+        return IngestedBatches(
+            sorted(days), sum(rows.values()), orders_version, versions, rows_by_source=rows
+        )
 
 
 def label_days(anchor: date, first: date, last: date) -> list[date]:

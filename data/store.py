@@ -404,8 +404,8 @@ def get_online_features(
     return pd.DataFrame(response.to_dict(include_event_timestamps=include_event_timestamps))
 
 
-def unknown_customers(online: pd.DataFrame) -> list[int]:
-    """Customers for which the online store holds no feature at all."""
-    features = [c for c in online.columns if c != "customer_id" and not c.endswith("__ts")]
+def unknown_entities(online: pd.DataFrame, entity_key: str = "customer_id") -> list[int | str]:
+    """Entities (keys of ``entity_key``) for which the online store holds no feature at all."""
+    features = [c for c in online.columns if c != entity_key and not c.endswith("__ts")]
     missing = online[features].isna().all(axis=1)
-    return [int(c) for c in online.loc[missing, "customer_id"]]
+    return online.loc[missing, entity_key].tolist()

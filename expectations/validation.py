@@ -444,6 +444,21 @@ def _exception_messages(info: Any) -> list[str]:
 
 
 def _expected(name: str, kwargs: dict[str, Any]) -> str:
+    """What the expectation asks, in words. With ``mostly`` below 1 it holds when that share
+    of rows meets it, and the words say so: a refusal never reads stricter than its rule."""
+    expected = _expected_of_every_row(name, kwargs)
+    mostly = kwargs.get("mostly")
+    if expected and isinstance(mostly, int | float) and mostly < 1:
+        expected += f" in at least {_percent(mostly)} of rows"
+    return expected
+
+
+def _percent(share: float) -> str:
+    # 0.99 * 100 is 98.99999999999999: rounded, it prints as the suite wrote it.
+    return f"{round(share * 100, 6):g}%"
+
+
+def _expected_of_every_row(name: str, kwargs: dict[str, Any]) -> str:
     if name == "expect_table_columns_to_match_set":
         exact = "exactly " if kwargs.get("exact_match", True) else "at least "
         return f"expected {exact}the columns {sorted(kwargs.get('column_set') or [])}"
@@ -471,7 +486,7 @@ def _expected(name: str, kwargs: dict[str, Any]) -> str:
         return "expected no nulls"
     if name == "expect_column_values_to_be_unique":
         return "expected unique values"
-    shown = {k: v for k, v in kwargs.items() if k not in {"column", "batch_id"}}
+    shown = {k: v for k, v in kwargs.items() if k not in {"column", "batch_id", "mostly"}}
     return f"expected {shown}" if shown else ""
 
 

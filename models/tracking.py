@@ -78,6 +78,12 @@ def ensure_experiment(client: MlflowClient, settings: Settings, name: str) -> st
     return experiment.experiment_id
 
 
+def runs_page(ui_url: str, experiment_id: str) -> str:
+    """The page of MLflow's UI at ``ui_url`` listing an experiment's runs (not its GenAI
+    overview, which a new browser would open otherwise)."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING_VIEW}"
+
+
 def experiment_links(settings: Settings, specs, ui_url: str) -> list[tuple[str, str]]:
     """(what, link) for MLflow's UI at ``ui_url``: the experiments list, then each spec's
     training and monitoring experiments (made if missing), each opening on its runs."""
@@ -90,10 +96,5 @@ def experiment_links(settings: Settings, specs, ui_url: str) -> list[tuple[str, 
             (spec.monitoring_experiment, "monitoring"),
         ):
             experiment_id = ensure_experiment(client, settings, name)
-            links.append(
-                (
-                    f"{name} ({what} runs)",
-                    f"{base}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING_VIEW}",
-                )
-            )
+            links.append((f"{name} ({what} runs)", runs_page(base, experiment_id)))
     return links

@@ -1,10 +1,14 @@
-"""Batch inference: every known customer scored as of a date by the champion.
+"""Batch inference: every known entity of a model scored as of a date by its champion.
 
-The features are Feast's point-in-time values at the end of that day, from the configured
-offline store (DuckDB on the Delta tables by default; ``CHURN_FEAST_OFFLINE_STORE=ray``
-runs the retrieval on Ray): what the online store held then.
+The entities are the model's own: every key with a row on or before that day in the
+tables behind its feature service's views (:mod:`data.entities`), with the spec's key name
+and type, so a model on its own table (its own landing source, string ids) is scored on
+its own entities. The features are Feast's point-in-time values at the end of that day,
+from the configured offline store (DuckDB on the Delta tables by default;
+``CHURN_FEAST_OFFLINE_STORE=ray`` runs the retrieval on Ray): what the online store held
+then.
 The champion scores them with the code the service uses (:class:`serving.model.LoadedModel`),
-so a row equals what ``/predict`` would have answered for that customer at that time. Rows
+so a row equals what ``/predict`` would have answered for that entity at that time. Rows
 go to the Delta table ``<model>_batch_scores``, partitioned by ``score_date`` and
 ``model_version``; each carries the model, its version and the feature service. A rerun
 of a date replaces that date's rows, whichever version scored them before, in one Delta
@@ -26,6 +30,7 @@ from core import clock
 from core.settings import Settings
 from core.spec import ModelSpec
 from data import delta_tables
+from data.entities import entities_as_of, listing_of
 from data.store import get_feature_store, get_training_frame
 from models.registry import CHAMPION, alias_version
 from serving.model import load_version
@@ -44,7 +49,7 @@ class BatchScores:
     model_version: int
     feature_service: str
     scored: int
-    unknown: int  # known customers with no feature value at that time (not scored)
+    unknown: int  # known entities with no feature value at that time (not scored)
     table_path: str
     table_version: int
     seconds: float
@@ -63,31 +68,25 @@ def end_of_day(day: date) -> datetime:
     )
 
 
-def known_customers(settings: Settings, day: date) -> np.ndarray:
-    """Every customer with a feature snapshot on or before ``day``."""
-    snapshots = delta_tables.read_table(
-        settings.storage.customer_features_path,
-        columns=["customer_id"],
-        filters=[("snapshot_date", "<=", day.isoformat())],
-    )
-    return np.sort(snapshots["customer_id"].unique())
-
-
 def score_frame(spec: ModelSpec, settings: Settings, day: date) -> tuple[pd.DataFrame, int, int]:
-    """The rows of ``day``'s scores, the champion version and the unknown customers."""
+    """The rows of ``day``'s scores, the champion version and the unknown entities."""
     version = alias_version(settings, spec.registered_model, CHAMPION)
     if version is None:
         raise RuntimeError(f"{spec.registered_model} has no champion to score with")
     model = load_version(settings, spec, version, CHAMPION)
-    customers = known_customers(settings, day)
-    if len(customers) == 0:
-        raise RuntimeError(f"no customer has features on or before {day}: nothing to score")
     as_of = end_of_day(day)
     store = get_feature_store(settings)
+    listing = listing_of(store, spec)
+    entities = entities_as_of(listing, as_of)
+    if entities.empty:
+        raise RuntimeError(
+            f"no {spec.name} entity has features on or before {day} in "
+            f"{listing.table_names}: nothing to score"
+        )
     features = list(spec.feature_names)
     parts, unknown = [], 0
-    for start in range(0, len(customers), CHUNK_ROWS):
-        chunk = customers[start : start + CHUNK_ROWS]
+    for start in range(0, len(entities), CHUNK_ROWS):
+        chunk = entities.iloc[start : start + CHUNK_ROWS].to_numpy()
         rows = pd.DataFrame({spec.entity_key: chunk, "event_timestamp": as_of})
         frame = get_training_frame(store, rows, spec.feature_service)
         missing = frame[features].isna().all(axis=1)
@@ -97,7 +96,7 @@ def score_frame(spec: ModelSpec, settings: Settings, day: date) -> tuple[pd.Data
         values = frame[features].astype(object).where(frame[features].notna(), None)
         records = values.to_dict("records")
         scores, decisions = model.score_rows(records)
-        out = pd.DataFrame({spec.entity_key: frame[spec.entity_key].astype("int64")})
+        out = pd.DataFrame({spec.entity_key: listing.keys(frame[spec.entity_key])})
         if spec.task == "classification":
             out[spec.output] = np.asarray(decisions, dtype=bool)
             out["probability"] = np.asarray(scores, dtype="float64")
@@ -117,7 +116,7 @@ def score_frame(spec: ModelSpec, settings: Settings, day: date) -> tuple[pd.Data
 
 
 def score_batch(spec: ModelSpec, settings: Settings, day: date) -> BatchScores:
-    """Score every known customer as of the end of ``day`` with the champion (module doc)."""
+    """Score every known entity as of the end of ``day`` with the champion (module doc)."""
     started = time.perf_counter()
     frame, version, unknown = score_frame(spec, settings, day)
     path = batch_scores_path(settings, spec)

@@ -9,9 +9,10 @@ Run by each model's ``<model>_deploy`` DAG after a promotion (and by ``churn dep
 
 Then, on either target, through the serving Service: the running server must report the
 new champion (its ``churn_model_version`` gauge), ``/readyz`` must answer 200 and one
-``/models/<name>/predict`` must answer with a valid prediction. On success the deployed
-version, time and "time to production" (from the promotion's ``champion.since`` tag)
-are written on the MLflow model version.
+``/models/<name>/predict`` must answer with a valid prediction for one of the model's own
+entities (:func:`smoke_entity`: from its own newest feature rows, online, with its spec's
+key). On success the deployed version, time and "time to production" (from the
+promotion's ``champion.since`` tag) are written on the MLflow model version.
 
 A deploy judges the new version only on a server that was there to try it
 (:class:`~core.steps.DeployOutcome`):
@@ -43,7 +44,8 @@ from core.clock import wall_now
 from core.settings import Settings
 from core.spec import ModelSpec
 from core.steps import DeployOutcome, DeployResult
-from data import delta_tables
+from data.entities import EntityId, listing_of, newest_entities
+from data.store import get_feature_store, get_online_features
 from models.registry import (
     CHAMPION,
     CHAMPION_SINCE,
@@ -90,15 +92,39 @@ def serving_url(settings: Settings) -> str:
     return settings.deploy.serving_url or f"http://{settings.serving.host}:{settings.serving.port}"
 
 
-def smoke_customer(settings: Settings) -> int:
-    """A customer of the newest feature snapshot: the online store holds its features."""
-    snapshots = delta_tables.read_table(
-        settings.storage.customer_features_path, columns=["customer_id", "snapshot_date"]
+# How many of the newest entities are looked up online, at most, for one that serves.
+SMOKE_CANDIDATES = 200
+
+
+def smoke_entity(spec: ModelSpec, settings: Settings) -> EntityId:
+    """An entity of ``spec``'s own newest feature rows whose every feature is online.
+
+    The entities come from the tables behind the spec's feature service
+    (:mod:`data.entities`), keyed and typed as the spec declares: a model on its own table
+    is smoke-tested on one of its own entities, never on another model's customer (which
+    it would answer with a 404). The smallest such key is taken, so reruns ask the same.
+    """
+    store = get_feature_store(settings)
+    listing = listing_of(store, spec)
+    newest = newest_entities(listing)
+    if newest.keys.empty:
+        raise RuntimeError(
+            f"no {spec.name} features yet in {listing.table_names}: nothing to smoke-test "
+            "serving with"
+        )
+    candidates = newest.keys.head(SMOKE_CANDIDATES).tolist()
+    online = get_online_features(
+        store, candidates, spec.feature_service, entity_key=listing.join_key
     )
-    if snapshots.empty:
-        raise RuntimeError("no customer features yet: nothing to smoke-test serving with")
-    newest = snapshots[snapshots["snapshot_date"] == snapshots["snapshot_date"].max()]
-    return int(newest["customer_id"].min())
+    complete = online[list(spec.feature_names)].notna().all(axis=1)
+    if not complete.any():
+        raise RuntimeError(
+            f"none of the {len(candidates)} newest {spec.name} entities of "
+            f"{listing.table_names} is online with all its features: run feature_pipeline "
+            "(materialize) first"
+        )
+    # Python's own int or str: the JSON body and the result carry it as the spec's type.
+    return online.loc[complete, listing.join_key].tolist()[0]
 
 
 @dataclass(frozen=True)
@@ -161,14 +187,15 @@ class ServingProbe:
         """The champion version the server reports serving (None: unreachable or none)."""
         return self.state().served_version
 
-    def smoke(self, customer_id: int, expected_version: int) -> SmokeTest:
-        """``/readyz`` answers 200 and one prediction comes from a served version."""
+    def smoke(self, entity: EntityId, expected_version: int) -> SmokeTest:
+        """``/readyz`` answers 200 and one prediction for ``entity`` (a key of the spec's
+        entity) comes from a served version."""
         try:
             ready = self.http.get("/readyz")
             if ready.status_code != 200:
                 return SmokeTest(False, f"/readyz answered {ready.status_code}")
             route, _ = model_routes(self.spec.name)
-            answer = self.http.post(route, json={"customer_id": customer_id})
+            answer = self.http.post(route, json={self.spec.entity_key: entity})
         except httpx.HTTPError as error:
             return SmokeTest(False, f"serving unreachable: {error}")
         if answer.status_code != 200:
@@ -187,7 +214,7 @@ class ServingProbe:
 def wait_until_served(
     probe: ServingProbe,
     version: int,
-    customer_id: int,
+    entity: EntityId,
     timeout_seconds: float,
     poll_seconds: float,
     clock: Callable[[], float] = time.monotonic,
@@ -217,7 +244,7 @@ def wait_until_served(
                 return SmokeTest(False, f"{last.message} for {waited:.0f} s", None, True)
         elif state.served_version == version:
             answered = served_new = True
-            last = probe.smoke(customer_id, version)
+            last = probe.smoke(entity, version)
             if last.passed:
                 return last
         else:
@@ -263,28 +290,28 @@ def deploy_champion(
             reason="no champion to deploy", serving_url=url,
         )  # fmt: skip
     promoted_at = client.get_model_version(name, str(version)).tags.get(CHAMPION_SINCE)
-    customer = smoke_customer(settings)
+    entity = smoke_entity(spec, settings)
     probe = ServingProbe(settings, spec, url)
     try:
         if target == "kubernetes":
             with release_factory(settings) as release:
                 return _deploy_to_cluster(
-                    spec, settings, release, probe, version, customer, promoted_at
+                    spec, settings, release, probe, version, entity, promoted_at
                 )
-        smoke = _wait(probe, settings, version, customer)
+        smoke = _wait(probe, settings, version, entity)
         if smoke.nothing_serving:
-            return _nothing_serving(spec, settings, version, target, url, smoke.message, customer)
+            return _nothing_serving(spec, settings, version, target, url, smoke.message, entity)
         if not smoke.passed:
-            return _fail(spec, settings, version, target, url, smoke.message, customer)
-        return _succeed(spec, settings, version, target, url, promoted_at, customer, None)
+            return _fail(spec, settings, version, target, url, smoke.message, entity)
+        return _succeed(spec, settings, version, target, url, promoted_at, entity, None)
     finally:
         probe.close()
 
 
-def _wait(probe: ServingProbe, settings: Settings, version: int, customer: int) -> SmokeTest:
+def _wait(probe: ServingProbe, settings: Settings, version: int, entity: EntityId) -> SmokeTest:
     deploy = settings.deploy
     return wait_until_served(
-        probe, version, customer, deploy.timeout_seconds, deploy.poll_seconds,
+        probe, version, entity, deploy.timeout_seconds, deploy.poll_seconds,
         unreachable_seconds=deploy.unreachable_seconds,
     )  # fmt: skip
 
@@ -295,13 +322,13 @@ def _deploy_to_cluster(
     release: ClusterRelease,
     probe: ServingProbe,
     version: int,
-    customer: int,
+    entity: EntityId,
     promoted_at: str | None,
 ) -> DeployResult:
     deploy, url = settings.deploy, serving_url(settings)
     absent = serving_absent(release.serving_deployment)
     if absent is not None:  # no server to try the version on: no upgrade, no judgement
-        return _nothing_serving(spec, settings, version, "kubernetes", url, absent, customer)
+        return _nothing_serving(spec, settings, version, "kubernetes", url, absent, entity)
     values = upgrade_values(release.values(), spec.name, version)
     revision = release.upgrade(values, description=f"deploy {spec.registered_model} v{version}")
     log.info("helm upgrade: revision %s deploys %s v%s", revision, spec.name, version)
@@ -309,17 +336,17 @@ def _deploy_to_cluster(
         release.serving_deployment, deploy.timeout_seconds, deploy.poll_seconds
     )
     if rollout.state == "complete":
-        smoke = _wait(probe, settings, version, customer)
+        smoke = _wait(probe, settings, version, entity)
         if smoke.passed:
             return _succeed(
-                spec, settings, version, "kubernetes", url, promoted_at, customer, revision
+                spec, settings, version, "kubernetes", url, promoted_at, entity, revision
             )
         if smoke.nothing_serving:
             # The pods rolled out and turned ready (they serve the new champion), but the
             # Service did not answer: nothing to judge the version by, so no rollback.
             reason = f"revision {revision} rolled out, but {smoke.message}"
             return _nothing_serving(
-                spec, settings, version, "kubernetes", url, reason, customer, revision
+                spec, settings, version, "kubernetes", url, reason, entity, revision
             )
         reason = f"smoke test failed: {smoke.message}"
     else:
@@ -327,7 +354,7 @@ def _deploy_to_cluster(
     # The previous revision: the one this upgrade replaced.
     release.rollback(revision - 1 if revision > 1 else None)
     return _fail(
-        spec, settings, version, "kubernetes", url, reason, customer, revision, rolled_back=True
+        spec, settings, version, "kubernetes", url, reason, entity, revision, rolled_back=True
     )
 
 
@@ -338,7 +365,7 @@ def _succeed(
     target: str,
     url: str,
     promoted_at: str | None,
-    customer: int,
+    entity: EntityId,
     revision: int | None,
 ) -> DeployResult:
     served_at = wall_now()  # timing: time to production
@@ -347,7 +374,7 @@ def _succeed(
         seconds = round((served_at - datetime.fromisoformat(promoted_at)).total_seconds(), 3)
     result = DeployResult(
         spec.name, version, target, True, DeployOutcome.DEPLOYED, f"v{version} serves at {url}",
-        url, promoted_at, served_at.isoformat(), seconds, None, revision, customer,
+        url, promoted_at, served_at.isoformat(), seconds, None, revision, entity,
     )  # fmt: skip
     tags = {
         "deploy.status": "deployed",
@@ -375,7 +402,7 @@ def _nothing_serving(
     target: str,
     url: str,
     why: str,
-    customer: int,
+    entity: EntityId,
     revision: int | None = None,
 ) -> DeployResult:
     """No server was there to try ``version`` on: it is not judged, champion stays."""
@@ -402,7 +429,7 @@ def _nothing_serving(
     log.warning("deploy of %s v%s: %s", spec.name, version, reason)
     return DeployResult(
         spec.name, version, target, False, DeployOutcome.NOTHING_SERVING, reason, url,
-        helm_revision=revision, smoke_customer=customer,
+        helm_revision=revision, smoke_entity=entity,
     )  # fmt: skip
 
 
@@ -413,7 +440,7 @@ def _fail(
     target: str,
     url: str,
     reason: str,
-    customer: int,
+    entity: EntityId,
     revision: int | None = None,
     rolled_back: bool = False,
 ) -> DeployResult:
@@ -433,7 +460,7 @@ def _fail(
     log.error("deploy of %s v%s failed: %s; %s", spec.name, version, reason, moved)
     result = DeployResult(
         spec.name, version, target, False, DeployOutcome.FAILED, f"{reason}; {moved}", url,
-        None, None, None, restored, revision, customer,
+        None, None, None, restored, revision, entity,
     )  # fmt: skip
     raise DeployFailed(result)
 

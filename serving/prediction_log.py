@@ -76,7 +76,7 @@ def _table_sql(spec: ModelSpec, table: str) -> str:
         if spec.task == "classification"
         else ["prediction REAL NOT NULL"]
     )
-    key = "INTEGER" if spec.entity_key == "customer_id" else "TEXT"
+    key = "INTEGER" if spec.entity_key_dtype == "int64" else "TEXT"
     return (
         f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY AUTOINCREMENT, "
         f"logged_at TEXT NOT NULL, customer_id {key} NOT NULL, model_version INTEGER NOT NULL, "
@@ -221,7 +221,7 @@ def _postgres_table(spec: ModelSpec, table: str) -> Any:
         if spec.task == "classification"
         else [sa.Column("prediction", sa.Float(53), nullable=False)]
     )
-    key = sa.BigInteger if spec.entity_key == "customer_id" else sa.Text
+    key = sa.BigInteger if spec.entity_key_dtype == "int64" else sa.Text
     return sa.Table(
         f"{spec.name}_{table}",
         sa.MetaData(),

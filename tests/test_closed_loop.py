@@ -256,7 +256,7 @@ UNSTABLE = {
     "timings_seconds", "total_seconds", "summary_path", "html_report", "mlflow_run_id",
     "latency_ms_p50", "latency_ms_p99", "serving_took_promotion_in_seconds",
     "serving_followed_in_seconds", "traffic_during_rollback", "time_to_production_seconds",
-    "served_at", "promoted_at", "serving_url", "smoke_customer", "how_to", "today",
+    "served_at", "promoted_at", "serving_url", "smoke_entity", "how_to", "today",
     "presents", "logged", "pending",
 }  # fmt: skip
 # A date, with its time of day if any: the time depends on how long the acts took.

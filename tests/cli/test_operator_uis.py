@@ -2,12 +2,14 @@
 
 The server is the one `make mlflow-ui` starts (same command, same environment), over a
 tracking store holding a run and a registered version; requests go over HTTP as a
-browser's or a script's would.
+script's would, and through a real headless browser (Debian's Chromium, which
+`make browser` installs, driven by Playwright) as a person's would.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -19,11 +21,17 @@ import pytest
 
 from cli.operator_uis import MLFLOW_ADMIN, mlflow_admin_password, mlflow_ui
 from core.settings import Settings, get_settings
-from models.tracking import configure_mlflow
+from models.tracking import configure_mlflow, runs_page
 from tests.conftest import _free_port
 
 pytestmark = pytest.mark.slow
 MODEL = "churn-model"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Headless, and no calls home: this machine's closed network refuses them, many at a time.
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +136,35 @@ def test_generated_credentials_are_readable_by_their_owner_only(mlflow_server):
     auth_config = state.storage.mlflow_dir / "basic_auth.ini"
     assert stat.S_IMODE(auth_config.stat().st_mode) == 0o600
     assert mlflow_admin_password(state) not in auth_config.read_text()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: `make browser` installs Debian's")
+def test_a_browser_logs_in_and_opens_on_the_runs_list(mlflow_server, tmp_path):
+    from playwright.sync_api import Error, sync_playwright
+
+    state, url, _, experiment = mlflow_server
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            # No login, or a wrong password: the browser's navigation fails at the
+            # basic-auth challenge, nothing of the UI loads.
+            login = {"username": MLFLOW_ADMIN, "password": mlflow_admin_password(state)}
+            for credentials in (None, {**login, "password": "not-the-password"}):
+                stranger = browser.new_context(http_credentials=credentials).new_page()
+                try:
+                    status = stranger.goto(runs_page(url, experiment)).status
+                except Error as error:  # Chromium gave up on the challenge
+                    assert "ERR_INVALID_AUTH_CREDENTIALS" in str(error)
+                    status = 401
+                assert status == 401, credentials
+                assert "train-churn-test" not in stranger.content()
+
+            page = browser.new_context(http_credentials=login).new_page()
+            opened = page.goto(runs_page(url, experiment))
+            assert opened is not None and opened.status == 200
+            # The React app renders the experiment's runs table with the run's name.
+            page.get_by_text("train-churn-test").first.wait_for(timeout=90_000)
+            page.screenshot(path=str(tmp_path / "mlflow_runs.png"))
+            assert "workflowType=machine_learning" in page.url
+        finally:
+            browser.close()

@@ -1,5 +1,7 @@
 """One run at a time: file locks by default, PostgreSQL advisory locks when configured.
 
+The PostgreSQL cases run on the test's own throwaway server, never the machine's.
+
 A second process holds the lock for real (a subprocess), as a second `make features` or
 `make train` would; the run under test must wait, then be refused with the holder's name.
 """
@@ -53,20 +55,20 @@ def with_timeout(monkeypatch: pytest.MonkeyPatch, seconds: float) -> Settings:
     return get_settings()
 
 
-@pytest.fixture
-def on_postgres(state: Settings, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("CHURN_POSTGRES_URL", postgres_url)
-    # A database of its own: another test's leftovers never hold these locks.
-    monkeypatch.setenv("CHURN_PLATFORM_DATABASE", f"locks_{os.getpid()}")
-    return get_settings()
+@pytest.fixture(params=["file", "postgresql"])
+def backend(request: pytest.FixtureRequest, state: Settings, monkeypatch) -> str:
+    """Each test on file locks, then on advisory locks of the test's own PostgreSQL."""
+    if request.param == "postgresql":
+        server = request.getfixturevalue("own_postgres")
+        monkeypatch.setenv("CHURN_POSTGRES_URL", server.url)
+        # A database of its own: another test's leftovers never hold these locks.
+        monkeypatch.setenv("CHURN_PLATFORM_DATABASE", f"locks_{os.getpid()}")
+    return request.param
 
 
-@pytest.mark.parametrize("backend", ["file", "postgresql"])
 def test_a_second_process_waits_then_is_refused_with_the_holders_name(
-    backend: str, state: Settings, request: pytest.FixtureRequest, monkeypatch
+    backend: str, monkeypatch
 ) -> None:
-    if backend == "postgresql":
-        request.getfixturevalue("on_postgres")
     settings = with_timeout(monkeypatch, 0.6)
     holder = start_holder("training.churn")
     try:
@@ -86,12 +88,7 @@ def test_a_second_process_waits_then_is_refused_with_the_holders_name(
         pass
 
 
-@pytest.mark.parametrize("backend", ["file", "postgresql"])
-def test_a_run_waits_for_the_holder_to_finish(
-    backend: str, state: Settings, request: pytest.FixtureRequest, monkeypatch
-) -> None:
-    if backend == "postgresql":
-        request.getfixturevalue("on_postgres")
+def test_a_run_waits_for_the_holder_to_finish(backend: str, monkeypatch) -> None:
     settings = with_timeout(monkeypatch, 30)
     holder = start_holder("registry.churn-model", seconds=1.0)
     started = time.monotonic()
@@ -102,12 +99,7 @@ def test_a_run_waits_for_the_holder_to_finish(
     assert 0.3 < waited < 30
 
 
-@pytest.mark.parametrize("backend", ["file", "postgresql"])
-def test_locks_are_reentrant_in_a_thread_and_independent_by_name(
-    backend: str, state: Settings, request: pytest.FixtureRequest, monkeypatch
-) -> None:
-    if backend == "postgresql":
-        request.getfixturevalue("on_postgres")
+def test_locks_are_reentrant_in_a_thread_and_independent_by_name(backend: str, monkeypatch) -> None:
     settings = with_timeout(monkeypatch, 0)
     with (
         feature_store_lock(settings),

@@ -4,6 +4,7 @@ A second upstream system (a partner shop) lands its orders as ``partner_orders_*
 into a table of its own, and a feature table is computed from that source alone.
 """
 
+import logging
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -105,3 +106,156 @@ def test_a_source_name_must_be_a_plain_prefix():
     # "orders_" is a prefix of neither reading: each source matches its own names only.
     assert ORDERS.day_text("partner_orders_2026-03-01.csv") is None
     assert PARTNER.day_text("orders_2026-03-01.csv") is None
+
+
+def _export(folder, name: str, day: date = CONFIG.start_date):
+    """A user's file: one simulated day of orders as CSV (or Parquet, by its name)."""
+    ((_, batch),) = simulate_days(CONFIG, [day])
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        batch.to_parquet(path)
+    else:
+        batch.to_csv(path, index=False)
+    return path
+
+
+def _landing_area(state) -> list[str]:
+    """Everything in the landing area, hidden and temporary files included."""
+    folder = state.storage.landing_dir
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_a_folder_lands_file_by_file_each_whole_or_refused_with_its_reason(state, tmp_path):
+    exports = tmp_path / "exports"
+    _export(exports, "orders_2026-03-01.csv")
+    _export(exports, "partner_orders_2026-03-01.parquet")
+    _export(exports, "partner_orders_export.csv")  # its source, but no day
+    _export(exports, "export.csv")  # no source prefix, and two sources are declared
+    _export(exports, "returns_2026-03-01.csv")  # a source nobody declared
+    (exports / "notes.txt").write_text("not a batch")
+    (exports / ".hidden.csv").write_text("left alone")
+
+    report = landing.land_files([exports], state, sources=SOURCES)
+
+    lines = {outcome.file.name: outcome.line() for outcome in report.files}
+    assert set(lines) == {
+        "export.csv",
+        "notes.txt",
+        "orders_2026-03-01.csv",
+        "partner_orders_2026-03-01.parquet",
+        "partner_orders_export.csv",
+        "returns_2026-03-01.csv",
+    }
+    assert lines["orders_2026-03-01.csv"] == (
+        f"landed {exports / 'orders_2026-03-01.csv'} as orders_2026-03-01.csv: orders of 2026-03-01"
+    )
+    assert lines["partner_orders_2026-03-01.parquet"].startswith("landed ")
+    assert "no day in its name: give it with churn land --day" in lines["partner_orders_export.csv"]
+    assert "expected partner_orders_YYYY-MM-DD" in lines["partner_orders_export.csv"]
+    assert lines["export.csv"].endswith(
+        "cannot tell which landing source it is a batch of: name it <source>_YYYY-MM-DD.csv "
+        "or give the source with churn land --source or make land SOURCE=; declared sources: "
+        "orders, partner_orders"
+    )
+    assert (
+        "source 'returns', which is not declared (declared: orders, partner_orders)"
+        in (lines["returns_2026-03-01.csv"])
+    )
+    assert "unsupported format '.txt'" in lines["notes.txt"]
+    assert report.summary() == "2 of 6 file(s) landed, 4 refused"
+    # The good files wait whole; nothing of a refused one (not even a temporary file).
+    assert _landing_area(state) == [
+        "orders_2026-03-01.csv",
+        "partner_orders_2026-03-01.parquet",
+    ]
+    assert (state.storage.landing_dir / "orders_2026-03-01.csv").read_bytes() == (
+        exports / "orders_2026-03-01.csv"
+    ).read_bytes()
+
+
+def test_a_file_is_never_landed_as_another_source(state, tmp_path):
+    partner = _export(tmp_path, "partner_orders_2026-03-02.csv", CONFIG.start_date)
+    export = _export(tmp_path, "partner_orders-march.csv")
+
+    as_orders = landing.land_files(
+        [partner], state, source=ORDERS, day=CONFIG.start_date, sources=SOURCES
+    )
+    assert "its name makes it a partner_orders batch, not orders" in as_orders.files[0].line()
+    # The day given must be the one the name says.
+    as_partner = landing.land_files(
+        [partner], state, source=PARTNER, day=CONFIG.start_date, sources=SOURCES
+    )
+    assert "its name says 2026-03-02, the day given is 2026-03-01" in as_partner.files[0].line()
+    assert _landing_area(state) == []
+
+    # A name that is no batch name lands as the source given, on the day given.
+    given = landing.land_files(
+        [export], state, source=PARTNER, day=CONFIG.start_date, sources=SOURCES
+    )
+    landed = state.storage.landing_dir / "partner_orders_2026-03-01.csv"
+    assert given.files[0].landed == landed
+    assert given.files[0].line() == (
+        f"landed {export} as partner_orders_2026-03-01.csv: orders of 2026-03-01"
+    )
+    assert _landing_area(state) == [landed.name]
+
+
+def test_the_only_declared_source_is_the_default(state, tmp_path):
+    export = _export(tmp_path, "export.csv")
+    returns = _export(tmp_path, "returns_2026-03-01.csv")
+
+    report = landing.land_files([export, returns], state, day=CONFIG.start_date)
+
+    assert report.files[0].line().endswith("as orders_2026-03-01.csv: orders of 2026-03-01")
+    # Even with a day given, a file named for another source is not made an orders batch.
+    assert "source 'returns', which is not declared (declared: orders)" in report.files[1].line()
+    assert _landing_area(state) == ["orders_2026-03-01.csv"]
+
+
+def test_patterns_and_paths_land_each_file_once_one_per_source_and_day(state, tmp_path):
+    first = _export(tmp_path / "a", "orders_2026-03-01.csv")
+    _export(tmp_path / "a", "orders_2026-03-02.csv", CONFIG.start_date + timedelta(days=1))
+    again = _export(tmp_path / "b", "orders_2026-03-01.parquet")
+
+    report = landing.land_files(
+        [tmp_path / "a" / "*.csv", first, again, tmp_path / "nothing" / "*.csv"], state
+    )
+
+    assert [outcome.file for outcome in report.files] == [
+        first,
+        tmp_path / "a" / "orders_2026-03-02.csv",
+        again,
+        tmp_path / "nothing" / "*.csv",
+    ]
+    assert [outcome.landed is not None for outcome in report.files] == [True, True, False, False]
+    assert report.files[2].refused == (
+        f"{first} landed as the orders batch of 2026-03-01 earlier in this request: one file "
+        "per source and day"
+    )
+    assert report.files[3].refused == "no file matches this pattern"
+    assert _landing_area(state) == ["orders_2026-03-01.csv", "orders_2026-03-02.csv"]
+    # A later request finds the batch waiting.
+    later = landing.land_files([again], state)
+    assert "orders_2026-03-01.csv is already waiting for 2026-03-01" in later.files[0].line()
+
+
+def test_messages_count_rows_in_the_sources_own_noun(state, caplog):
+    tickets = LandingSource(name="tickets", suite="raw_tickets", table="t", time_column="ts")
+    assert tickets.counted(4930) == "4,930 rows"  # a source that declares no noun
+    assert replace(tickets, noun="tickets").counted(12) == "12 tickets"
+    with pytest.raises(ValueError, match="must be a word"):
+        replace(tickets, noun=" ")
+
+    # The partner's rows are counted in its own word, the shop's in theirs.
+    partner = replace(PARTNER, noun="partner orders")
+    day = CONFIG.start_date
+    orders = land_simulated_days(CONFIG, state, [day])
+    landing.land_batch(partner_batch(day), day, state, partner)
+    accepted = pipeline.validate_landed_batches(state, (ORDERS, partner))
+    with caplog.at_level(logging.INFO, logger=pipeline.__name__):
+        ingested = pipeline.ingest_batches(accepted, state, (ORDERS, partner))
+    partner_rows = len(partner_batch(day))
+    assert ingested.rows_by_source == {"orders": orders, "partner_orders": partner_rows}
+    assert ingested.rows == orders + partner_rows
+    assert f"{orders:,} orders and {partner_rows:,} partner orders, 1 day(s)" in caplog.text

@@ -343,3 +343,45 @@ def test_any_frame_can_be_validated_against_a_named_suite(settings: Settings) ->
         validate_frame(valid_batch(), settings, suite_name=TRAINING_SET_SUITE, batch_name="raw")
     assert caught.value.report.suite == TRAINING_SET_SUITE
     assert any(f.expectation == COLUMN_SET for f in caught.value.report.failures)
+
+
+def test_a_refusal_keeps_the_share_of_rows_mostly_asks_for(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A suite of our own, in a folder of its own: the committed suites ask every row.
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    suite = {
+        "name": "mostly_rows",
+        "expectations": [
+            {
+                "type": NOT_NULL,
+                "kwargs": {"column": "customer_id", "mostly": 0.99},
+                "meta": {},
+            },
+            {
+                "type": IN_SET,
+                "kwargs": {"column": "customer_segment", "value_set": SEGMENTS, "mostly": 0.995},
+                "meta": {},
+            },
+            {"type": UNIQUE, "kwargs": {"column": "order_id"}, "meta": {}},
+        ],
+        "meta": {},
+    }
+    (suites / "mostly_rows.json").write_text(json.dumps(suite))
+    monkeypatch.setattr(validation, "SUITES_DIR", suites)
+    bad = _duplicate_order_ids(_unknown_segment(_null_customer_ids(valid_batch())))
+
+    with pytest.raises(BatchRejected) as caught:
+        validation.validate_frame(bad, settings, suite_name="mostly_rows", batch_name="mostly")
+
+    details = {f.expectation: f.details for f in caught.value.report.failures}
+    assert details[NOT_NULL].startswith(
+        "expected no nulls in at least 99% of rows; 2 of 50 rows unexpected (4%)"
+    )
+    assert details[IN_SET].startswith(
+        "expected values in ['budget', 'premium', 'regular'] in at least 99.5% of rows; "
+        "1 of 50 rows unexpected (2%)"
+    )
+    # Without mostly, every row: the text says no share.
+    assert details[UNIQUE].startswith("expected unique values; 2 of 50 rows unexpected")

@@ -1096,8 +1096,8 @@ def test_mlflow_without_basic_auth_runs_the_plain_server(chart: helm.Chart) -> N
     )
     assert all(component(d) != "mlflow" for d in render(chart, external))
     # An external server's password is its own business: no length rule then.
-    chart.validate_schema(merged(external, {"secrets": {"mlflowTrackingPassword": SHORT_PASSWORD}}))
-    chart.validate_schema(merged(values, {"secrets": {"mlflowTrackingPassword": SHORT_PASSWORD}}))
+    chart.validate_schema(merged(external, SHORT_MLFLOW_PASSWORD))
+    chart.validate_schema(merged(values, SHORT_MLFLOW_PASSWORD))
 
 
 # --- the KubernetesExecutor ---------------------------------------------------------------
@@ -1961,18 +1961,33 @@ def test_schema_rejects_bad_values(chart: helm.Chart, values: dict[str, Any], wh
 # Every secret literal of the tests: none may appear in an error message either.
 ALL_SECRET_STRINGS = [*SECRET_STRINGS, *SECRET_HOMES, SHORT_PASSWORD]
 
+# Values that put a secret where the chart must refuse it (each used by several tests).
+SERVE_KEY_IN_SETTINGS = {"settings": {"serve_api_key": SERVE_API_KEY}}
+WEBHOOK_IN_SETTINGS = {"settings": {"monitoring_alert_webhook_url": WEBHOOK_URL}}
+POSTGRES_URL_IN_SETTINGS = {
+    "settings": {"postgres_url": f"postgresql://u:{PG_PASSWORD}@db:5432/postgres"}
+}
+MLFLOW_URL_IN_SETTINGS = {
+    "mlflow": {"enabled": False},
+    "settings": {"mlflow_server_uri": MLFLOW_URL},
+}
+LOG_FOLDER_URL_IN_AIRFLOW_CONFIG = {
+    "airflow": {"config": {"AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": MLFLOW_URL}}
+}
+SHORT_MLFLOW_PASSWORD = {"secrets": {"mlflowTrackingPassword": SHORT_PASSWORD}}
+
 
 @pytest.mark.parametrize(
     ("values", "where", "instead"),
     [
-        ({"settings": {"serve_api_key": SERVE_API_KEY}}, "serve_api_key", "secrets.serveApiKey"),
+        (SERVE_KEY_IN_SETTINGS, "serve_api_key", "secrets.serveApiKey"),
         (
-            {"settings": {"monitoring_alert_webhook_url": WEBHOOK_URL}},
+            WEBHOOK_IN_SETTINGS,
             "monitoring_alert_webhook_url",
             "secrets.alertWebhookUrl",
         ),
         (
-            {"settings": {"postgres_url": f"postgresql://u:{PG_PASSWORD}@db:5432/postgres"}},
+            POSTGRES_URL_IN_SETTINGS,
             "postgres_url",
             "postgresql.url",
         ),
@@ -1982,7 +1997,7 @@ ALL_SECRET_STRINGS = [*SECRET_STRINGS, *SECRET_HOMES, SHORT_PASSWORD]
             "externalRedis.url",
         ),
         (
-            {"mlflow": {"enabled": False}, "settings": {"mlflow_server_uri": MLFLOW_URL}},
+            MLFLOW_URL_IN_SETTINGS,
             "mlflow_server_uri",
             "secrets.mlflowServerUri",
         ),
@@ -2030,7 +2045,7 @@ def test_schema_refuses_a_secret_in_settings(
     ("values", "where", "expected"),
     [
         (
-            {"airflow": {"config": {"AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": MLFLOW_URL}}},
+            LOG_FOLDER_URL_IN_AIRFLOW_CONFIG,
             "/airflow/config/AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER",
             "refused in airflow.config (a ConfigMap)",
         ),
@@ -2056,7 +2071,7 @@ def test_schema_refuses_a_secret_in_settings(
         ),
         ({"secrets": {"apiKey": SERVE_API_KEY}}, "/secrets", "'apiKey' not allowed"),
         (
-            {"secrets": {"mlflowTrackingPassword": SHORT_PASSWORD}},
+            SHORT_MLFLOW_PASSWORD,
             "/secrets/mlflowTrackingPassword",
             "at least 12 characters: the in-chart MLflow admin password (mlflow.basicAuth.enabled)",
         ),
@@ -2087,29 +2102,29 @@ def chart_without_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[h
     ("values", "message"),
     [
         (
-            {"settings": {"serve_api_key": SERVE_API_KEY}},
+            SERVE_KEY_IN_SETTINGS,
             "settings.serve_api_key is secret and settings go to a ConfigMap: use "
             "secrets.serveApiKey (the Secret) or existingSecret",
         ),
         (
-            {"settings": {"monitoring_alert_webhook_url": WEBHOOK_URL}},
+            WEBHOOK_IN_SETTINGS,
             "settings.monitoring_alert_webhook_url is secret and settings go to a ConfigMap: "
             "use secrets.alertWebhookUrl",
         ),
         (
-            {"settings": {"postgres_url": f"postgresql://u:{PG_PASSWORD}@db:5432/postgres"}},
+            POSTGRES_URL_IN_SETTINGS,
             "settings.postgres_url is secret and settings go to a ConfigMap: use postgresql.url",
         ),
         (
-            {"mlflow": {"enabled": False}, "settings": {"mlflow_server_uri": MLFLOW_URL}},
+            MLFLOW_URL_IN_SETTINGS,
             "settings.mlflow_server_uri holds a URL with credentials, a secret",
         ),
         (
-            {"airflow": {"config": {"AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": MLFLOW_URL}}},
+            LOG_FOLDER_URL_IN_AIRFLOW_CONFIG,
             "airflow.config.AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER holds a URL with credentials",
         ),
         (
-            {"secrets": {"mlflowTrackingPassword": SHORT_PASSWORD}},
+            SHORT_MLFLOW_PASSWORD,
             "secrets.mlflowTrackingPassword must be at least 12 characters",
         ),
     ],

@@ -7,19 +7,11 @@ and model artifacts are only read.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from serving_support import (
-    PostgresServer,
-    RedisServer,
-    copy_world,
-    postgres_bin_dir,
-    settings_for,
-)
+from serving_support import copy_world, settings_for
 
 from data import delta_tables
 from serving.server import BentoServer
@@ -63,27 +55,3 @@ def two_versions(world, tmp_path_factory) -> dict:
     trained = training.train_and_log(CHURN, training_set, settings, dag_run_id="challenger")
     v2 = registry.register_model(CHURN, trained, settings).version
     return {"env": env, "settings": settings, "v1": 1, "v2": v2, "model_uri": trained.model_uri}
-
-
-@pytest.fixture(scope="module")
-def own_redis(tmp_path_factory) -> Iterator[RedisServer]:
-    if not (shutil.which("redis-server") or Path("/usr/bin/redis-server").exists()):
-        pytest.skip("no redis-server binary")
-    server = RedisServer(tmp_path_factory.mktemp("own_redis"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def own_postgres() -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL a test may stop and start (never the machine's own server)."""
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        pytest.skip("no PostgreSQL server binaries (pg_ctl)")
-    server = PostgresServer(bin_dir)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.cleanup()

@@ -84,24 +84,34 @@ def test_one_probe_at_a_time_and_other_errors_leave_the_state_alone():
     assert breaker.call(lambda: "ok", (ConnectionError,)) == "ok"
 
 
-def test_a_failed_load_is_retried_with_back_off_while_the_alias_names_it(monkeypatch):
-    clock = Clock()
-    registry = {CHAMPION: 1}
-    broken = {2}
-    loads = []
+@pytest.fixture
+def stand_ins(monkeypatch) -> SimpleNamespace:
+    """A fake clock, a registry of alias -> version, and a loader that fails for the
+    versions in ``broken``; ``loads`` lists every version it was asked for."""
+    world = SimpleNamespace(clock=Clock(), registry={CHAMPION: 1}, broken=set(), loads=[])
 
     def load_version(settings, spec, version, alias):
-        loads.append(version)
-        if version in broken:
+        world.loads.append(version)
+        if version in world.broken:
             raise ModelLoadError(f"cannot load v{version}: artifact store unavailable")
         return LoadedModel(spec.registered_model, alias, version, scorer=None, runtime="onnx")  # type: ignore[arg-type]
 
-    monkeypatch.setattr(live_models, "time", SimpleNamespace(monotonic=clock))
+    monkeypatch.setattr(live_models, "time", SimpleNamespace(monotonic=world.clock))
     monkeypatch.setattr(live_models, "configure_mlflow", lambda settings: object())
     monkeypatch.setattr(
-        live_models, "alias_version", lambda settings, name, alias, client: registry.get(alias)
+        live_models,
+        "alias_version",
+        lambda settings, name, alias, client: world.registry.get(alias),
     )
     monkeypatch.setattr(live_models, "load_version", load_version)
+    return world
+
+
+def test_a_failed_load_is_retried_with_back_off_while_the_alias_names_it(stand_ins):
+    clock, registry, broken, loads = (
+        stand_ins.clock, stand_ins.registry, stand_ins.broken, stand_ins.loads
+    )  # fmt: skip
+    broken.add(2)
     states = []
     settings = Settings(serving={"model_refresh_seconds": 10})
     models = LiveModels(settings, CHURN, on_state=lambda alias, state: states.append(state))
@@ -134,23 +144,9 @@ def test_a_failed_load_is_retried_with_back_off_while_the_alias_names_it(monkeyp
     assert (state.served, state.registry, state.behind) == (2, 2, False)
 
 
-def test_a_moved_alias_is_tried_at_once(monkeypatch):
-    clock = Clock()
-    registry = {CHAMPION: 1}
-    loads = []
-
-    def load_version(settings, spec, version, alias):
-        loads.append(version)
-        if version == 2:
-            raise ModelLoadError("cannot load v2")
-        return LoadedModel(spec.registered_model, alias, version, scorer=None, runtime="onnx")  # type: ignore[arg-type]
-
-    monkeypatch.setattr(live_models, "time", SimpleNamespace(monotonic=clock))
-    monkeypatch.setattr(live_models, "configure_mlflow", lambda settings: object())
-    monkeypatch.setattr(
-        live_models, "alias_version", lambda settings, name, alias, client: registry.get(alias)
-    )
-    monkeypatch.setattr(live_models, "load_version", load_version)
+def test_a_moved_alias_is_tried_at_once(stand_ins):
+    registry, loads = stand_ins.registry, stand_ins.loads
+    stand_ins.broken.add(2)
     models = LiveModels(Settings(serving={"model_refresh_seconds": 10}), CHURN)
     models.refresh()
     registry[CHAMPION] = 2

@@ -27,7 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from serving_support import deployment, free_tcp_port, metric_values, wait_until
 
 from cli.airflow_runner import drop_scheduler_leftovers, migrate_airflow_db, run_dag
-from core.settings import PROJECT_ROOT, get_settings
+from core.settings import PROJECT_ROOT, Settings, get_settings
 from core.steps import DeployOutcome
 from models.churn.spec import SPEC as CHURN
 from models.registry import CHAMPION, PREVIOUS_CHAMPION, alias_version, set_champion
@@ -84,21 +84,27 @@ class RecordingRelease:
         return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
 
 
+def local_deploy_settings(monkeypatch, env: dict[str, str], port: int, **deploy: str) -> Settings:
+    """Settings over ``env`` deploying to the local server at ``port``, with ``deploy``'s
+    ``CHURN_DEPLOY_*`` settings (``timeout_seconds="12"`` sets CHURN_DEPLOY_TIMEOUT_SECONDS)."""
+    for key, value in {
+        **env,
+        "CHURN_DEPLOY_TARGET": "local",
+        "CHURN_DEPLOY_SERVING_URL": f"http://127.0.0.1:{port}",
+        **{f"CHURN_DEPLOY_{k.upper()}": v for k, v in deploy.items()},
+    }.items():
+        monkeypatch.setenv(key, value)
+    return get_settings()
+
+
 def test_deploy_dag_follows_a_promotion_and_a_failed_smoke_test_moves_the_alias_back(
     two_versions, monkeypatch, tmp_path
 ):
     env, v1, v2 = two_versions["env"], two_versions["v1"], two_versions["v2"]
     port = free_tcp_port()
-    deploy_env = {
-        **env,
-        "CHURN_DEPLOY_TARGET": "local",
-        "CHURN_DEPLOY_SERVING_URL": f"http://127.0.0.1:{port}",
-        "CHURN_DEPLOY_TIMEOUT_SECONDS": "12",
-        "CHURN_DEPLOY_POLL_SECONDS": "0.25",
-    }
-    for key, value in deploy_env.items():
-        monkeypatch.setenv(key, value)
-    settings = get_settings()
+    settings = local_deploy_settings(
+        monkeypatch, env, port, timeout_seconds="12", poll_seconds="0.25"
+    )
     client = configure_mlflow(settings)
     name = CHURN.registered_model
     set_champion(client, name, v1, None)
@@ -108,22 +114,26 @@ def test_deploy_dag_follows_a_promotion_and_a_failed_smoke_test_moves_the_alias_
 
         # A promotion (as the gate makes it), then the deploy DAG, as the asset runs it.
         migrate_airflow_db(settings)  # before the promotion: not part of its timing
+        promoting = time.monotonic()
         set_champion(client, name, v2, v1)
         run = run_dag(CHURN.deploy_dag_id, settings)
+        took = time.monotonic() - promoting
         assert run.succeeded, run.task_states
         deployed = run.returns["deploy"]
         assert deployed["deployed"] and deployed["version"] == v2
         assert deployed["outcome"] == DeployOutcome.DEPLOYED
         assert deployed["target"] == "local"
         seconds = deployed["time_to_production_seconds"]
-        assert 0 < seconds < 12  # the server re-reads the aliases every second
+        # From the promotion to the new version answering: within this test's own span
+        # (no wall-clock threshold; the server re-reads the aliases every second).
+        assert 0 < seconds <= took
         tags = client.get_model_version(name, str(v2)).tags
         assert tags["deploy.status"] == "deployed"
         assert float(tags["deploy.time_to_production_seconds"]) == pytest.approx(seconds)
         served_at = datetime.fromisoformat(tags["deploy.deployed_at"])
         promoted_at = datetime.fromisoformat(tags["champion.since"])
         assert (served_at - promoted_at).total_seconds() == pytest.approx(seconds, abs=0.01)
-        answer = httpx.post(f"{url}/predict", json={"customer_id": deployed["smoke_customer"]})
+        answer = httpx.post(f"{url}/predict", json={"customer_id": deployed["smoke_entity"]})
         assert answer.status_code == 200 and answer.json()["model_version"] == v2
 
         # A version the server cannot load: the smoke test fails, champion goes back to v2.
@@ -199,17 +209,9 @@ class MissingRelease(RecordingRelease):
 def test_nothing_serving_leaves_the_promotion_alone_and_says_so(two_versions, monkeypatch):
     env, v1, v2 = two_versions["env"], two_versions["v1"], two_versions["v2"]
     port = free_tcp_port()  # nothing listens there: "Connection refused"
-    deploy_env = {
-        **env,
-        "CHURN_DEPLOY_TARGET": "local",
-        "CHURN_DEPLOY_SERVING_URL": f"http://127.0.0.1:{port}",
-        "CHURN_DEPLOY_TIMEOUT_SECONDS": "60",
-        "CHURN_DEPLOY_UNREACHABLE_SECONDS": "2",
-        "CHURN_DEPLOY_POLL_SECONDS": "0.25",
-    }
-    for key, value in deploy_env.items():
-        monkeypatch.setenv(key, value)
-    settings = get_settings()
+    settings = local_deploy_settings(
+        monkeypatch, env, port, timeout_seconds="60", unreachable_seconds="2", poll_seconds="0.25"
+    )
     client = configure_mlflow(settings)
     name = CHURN.registered_model
     set_champion(client, name, v1, None)
@@ -267,15 +269,9 @@ def test_the_runs_the_demo_leaves_for_a_scheduler_are_removed(two_versions, monk
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    deploy_env = {
-        **two_versions["env"],
-        "CHURN_DEPLOY_TARGET": "local",
-        "CHURN_DEPLOY_SERVING_URL": f"http://127.0.0.1:{free_tcp_port()}",
-        "CHURN_DEPLOY_UNREACHABLE_SECONDS": "1",
-    }
-    for key, value in deploy_env.items():
-        monkeypatch.setenv(key, value)
-    settings = get_settings()
+    settings = local_deploy_settings(
+        monkeypatch, two_versions["env"], free_tcp_port(), unreachable_seconds="1"
+    )
     migrate_airflow_db(settings)
     # In-process runs write every DAG of the folder to the database, as the demo's do.
     run_dag(CHURN.deploy_dag_id, settings)

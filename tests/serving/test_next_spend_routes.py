@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import time
+from datetime import date
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from core.schema import model_input
+from data import delta_tables
 from models.churn.spec import SPEC as CHURN
 from models.next_spend.spec import SPEC as NEXT_SPEND
 from models.registry import CHAMPION, alias_version, load_version
 from models.tracking import configure_mlflow
+from serving.batch_scoring import batch_scores_path, score_batch
+from serving.deploy import smoke_entity
 from serving.prediction_log import read_prediction_log
 
 
@@ -80,3 +84,26 @@ def test_an_unknown_model_is_a_404(server) -> None:
     response = server.post("/models/nope/predict", json={"customer_id": 1})
     assert response.status_code == 404
     assert response.json()["status"] == 404
+
+
+def test_its_batch_scores_and_smoke_entity_are_its_customers(
+    world, server, next_spend_champion
+) -> None:
+    settings = world.settings
+    snapshots = delta_tables.read_table(
+        settings.storage.customer_features_path, columns=["customer_id", "snapshot_date"]
+    )
+    day = max(date.fromisoformat(d) for d in snapshots["snapshot_date"].unique())
+    done = score_batch(NEXT_SPEND, settings, day)
+    # Every customer its tables list by that day: scored, or unknown (no feature then).
+    assert done.model_version == next_spend_champion
+    assert done.scored + done.unknown == snapshots["customer_id"].nunique() and done.scored > 100
+    scores = delta_tables.read_table(batch_scores_path(settings, NEXT_SPEND))
+    row = scores.sort_values("customer_id").iloc[0]
+    body = answered(server, "/models/next_spend/predict", {"customer_id": int(row.customer_id)})
+    assert body.status_code == 200, body.text
+    assert body.json()["spend_next_30d"] == pytest.approx(row.spend_next_30d, rel=1e-9)
+    # The deploy step's smoke customer is one its route answers for.
+    customer = smoke_entity(NEXT_SPEND, settings)
+    answer = answered(server, "/models/next_spend/predict", {"customer_id": customer})
+    assert answer.status_code == 200 and answer.json()["model_version"] == next_spend_champion
