@@ -188,6 +188,8 @@ def _features(_: argparse.Namespace) -> None:
         f"snapshots), churn_labels v{built.labels_version}"
         + "".join(f", {name} v{version}" for name, version in built.table_versions.items())
     )
+    for table, reason in built.skipped_tables.items():
+        print(f"feature table {table} skipped: {reason}")
     if built.window is not None:
         print(f"materialized to the online store up to {built.window.end.isoformat()}")
 

@@ -63,6 +63,8 @@ class BuiltFeatures:
     window: TimeWindow | None
     # The models' own feature tables (core.spec.FeatureTable): name -> Delta version.
     table_versions: dict[str, int | None] = field(default_factory=dict)
+    # Tables not computed because a source they read has no data yet: name -> reason.
+    skipped_tables: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

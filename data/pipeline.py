@@ -28,7 +28,7 @@ from core.steps import (
     TimeWindow,
 )
 from data import delta_tables, landing
-from data.store import apply_feature_definitions, get_feature_store, materialize
+from data.store import apply_feature_definitions, get_feature_store, materialize, tables_of
 from data.transforms import compute_churn_labels, compute_customer_snapshots
 from expectations.validation import (
     BatchRejected,
@@ -246,6 +246,17 @@ def label_days(anchor: date, first: date, last: date) -> list[date]:
     ]
 
 
+def _has_data(name: str, sources: Sequence[LandingSource], settings: Settings) -> bool:
+    """Whether landing source ``name`` has a Delta table yet (the platform's orders always
+    count: the snapshots are built from them)."""
+    if name == ORDERS.name:
+        return True
+    table = next((source.table for source in sources if source.name == name), None)
+    if table is None:
+        raise ValueError(f"a feature table reads source {name!r}, which is not declared")
+    return delta_tables.table_version(settings.storage.delta_table_path(table)) is not None
+
+
 def _raw_frame(
     name: str,
     sources: Sequence[LandingSource],
@@ -320,10 +331,18 @@ def build_features(
             labels_version = delta_tables.replace_from(
                 settings.storage.churn_labels_path, labels, "label_date", label_start.isoformat()
             )
-        table_versions = {}
+        table_versions, skipped_tables = {}, {}
         raw_frames = {ORDERS.name: orders}
         for table in tables:
             path = settings.storage.delta_table_path(table.name)
+            missing = [name for name in table.sources if not _has_data(name, sources, settings)]
+            if missing:
+                # A model whose own source has not landed yet waits; the others go on.
+                skipped_tables[table.name] = (
+                    f"source {missing[0]!r} has no data yet: land a {missing[0]}_* batch first"
+                )
+                log.info("feature table %s skipped: %s", table.name, skipped_tables[table.name])
+                continue
             # A table a model brought since the last run is computed over the whole history.
             start = first if delta_tables.table_version(path) is not None else min(raw_days)
             days = [start + timedelta(days=i) for i in range((data_end - start).days + 1)]
@@ -349,6 +368,7 @@ def build_features(
                 snapshots["event_timestamp"].max().to_pydatetime(),
             ),
             table_versions=table_versions,
+            skipped_tables=skipped_tables,
         )
 
 
@@ -379,7 +399,8 @@ def materialize_features(
     """Apply the feature definitions, then materialize the window ``build_features`` wrote.
 
     Only the views of ``feature_services`` are loaded: a view another model declared but
-    whose table is not written yet does not stop these.
+    whose table is not written yet does not stop these, and a service reading a table
+    ``build_features`` skipped (its source has no data yet) waits for a later run.
     """
     with feature_store_lock(settings):
         if built.window is None:
@@ -391,7 +412,15 @@ def materialize_features(
         )
         applied = apply_feature_definitions(settings)
         store = get_feature_store(settings)
-        views = materialize(store, window.start, window.end, feature_services)
+        waiting = [
+            service
+            for service in feature_services
+            if set(tables_of(store, service)) & set(built.skipped_tables)
+        ]
+        for service in waiting:
+            log.info("feature service %s not materialized: a table it reads was skipped", service)
+        ready = [service for service in feature_services if service not in waiting]
+        views = materialize(store, window.start, window.end, ready)
         log.info(
             "applied %d Feast object(s); materialized %s from %s to %s into the online store",
             len(applied), ", ".join(views) or "no view", window.start, window.end,

@@ -14,6 +14,7 @@ from core.sources import ORDERS, LandingSource
 from core.spec import FeatureTable
 from data import delta_tables, landing, pipeline
 from data.simulate import SimulationConfig, land_simulated_days, simulate_days
+from data.store import feature_views_of, get_feature_store
 from models.next_spend.features import RHYTHM_FEATURES
 from models.next_spend.transforms import compute_rhythm_features
 
@@ -90,13 +91,11 @@ def test_a_bad_batch_of_a_second_source_is_refused_by_its_suite(state):
     assert delta_tables.table_version(state.storage.delta_table_path("raw_partner_orders")) is None
 
 
-def test_a_feature_table_needs_its_sources_declared_and_landed(state):
+def test_a_feature_table_needs_its_sources_declared(state):
     land_simulated_days(CONFIG, state, [CONFIG.start_date])
     ingested = pipeline.ingest_batches(pipeline.validate_landed_batches(state), state)
     with pytest.raises(ValueError, match="'partner_orders', which is not declared"):
         pipeline.build_features(ingested.days, state, [PARTNER_TABLE], as_of=AS_OF)
-    with pytest.raises(ValueError, match="no data yet: land a partner_orders_\\* batch"):
-        pipeline.build_features(ingested.days, state, [PARTNER_TABLE], SOURCES, as_of=AS_OF)
 
 
 def test_a_source_name_must_be_a_plain_prefix():
@@ -259,3 +258,55 @@ def test_messages_count_rows_in_the_sources_own_noun(state, caplog):
     assert ingested.rows_by_source == {"orders": orders, "partner_orders": partner_rows}
     assert ingested.rows == orders + partner_rows
     assert f"{orders:,} orders and {partner_rows:,} partner orders, 1 day(s)" in caplog.text
+
+
+def test_a_source_with_no_data_yet_skips_only_the_tables_that_read_it(state, caplog):
+    land_simulated_days(CONFIG, state)
+    accepted = pipeline.validate_landed_batches(state, SOURCES)
+    ingested = pipeline.ingest_batches(accepted, state, SOURCES)
+    shop_table = replace(PARTNER_TABLE, name="shop_rhythm", sources=("orders",))
+
+    with caplog.at_level(logging.INFO, logger=pipeline.__name__):
+        built = pipeline.build_features(
+            ingested.days, state, [PARTNER_TABLE, shop_table], SOURCES, as_of=AS_OF
+        )
+
+    reason = "source 'partner_orders' has no data yet: land a partner_orders_* batch first"
+    assert built.skipped_tables == {"partner_rhythm": reason}
+    assert f"feature table partner_rhythm skipped: {reason}" in caplog.text
+    assert "partner_rhythm" not in built.table_versions
+    assert delta_tables.table_version(state.storage.delta_table_path("partner_rhythm")) is None
+    assert built.table_versions["shop_rhythm"] is not None  # the other model's table is built
+    assert built.features_version is not None
+
+
+def test_a_feature_service_waits_for_its_skipped_table_and_the_others_go_online(state):
+    from models.catalog import load_specs
+
+    specs = load_specs()
+    waiting = next(spec for spec in specs if spec.feature_tables)
+    # That model's table now reads a source nothing has landed for.
+    tables = [
+        replace(table, sources=("partner_orders",)) if spec is waiting else table
+        for spec in specs
+        for table in spec.feature_tables
+    ]
+    land_simulated_days(CONFIG, state)
+
+    run = pipeline.run_feature_pipeline(
+        state, [spec.feature_service for spec in specs], tables, SOURCES, as_of=AS_OF
+    )
+
+    skipped = {table.name for table in waiting.feature_tables}
+    assert set(run.built.skipped_tables) == skipped
+    online = set(run.materialized.views)
+    assert online, "the other models' views are materialized"
+    assert not online & skipped
+    store = get_feature_store(state)
+    others = {
+        v for s in specs if s is not waiting for v in feature_views_of(store, s.feature_service)
+    }
+    assert others <= online  # every view another model reads, shared ones included
+    own = set(feature_views_of(store, waiting.feature_service)) - others
+    assert own, "the waiting model has a view of its own"
+    assert not own & online
