@@ -156,5 +156,8 @@ def test_make_land_passes_patterns_source_and_day_to_churn_land(state, tmp_path)
         done.stdout
     )
     assert [p.name for p in landing.pending_batches(state)] == [f"orders_{day}.csv"]
+    # What a command writes is its owner's only, whatever the user's umask.
+    (landed,) = landing.pending_batches(state)
+    assert landed.stat().st_mode & 0o777 == 0o600
     usage = subprocess.run([*make], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
     assert usage.returncode == 2 and "usage: make land FILE=" in usage.stdout
