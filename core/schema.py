@@ -26,6 +26,10 @@ ENTITY_KEY = "customer_id"
 # id above it would come back from such a client as another customer.
 ENTITY_ID_MIN = 1
 ENTITY_ID_MAX = 2**53 - 1
+# The longest string id the API takes (a spec whose entity_key_dtype is "string"): far above
+# any real id format (a UUID is 36), low enough that a request cannot ask the online store
+# for megabyte-long keys.
+ENTITY_STRING_MAX_LENGTH = 128
 EVENT_TIMESTAMP = "event_timestamp"
 CREATED_TIMESTAMP = "created_timestamp"
 CUSTOMER_SEGMENTS = ("budget", "regular", "premium")

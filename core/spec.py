@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 Task = Literal["classification", "regression"]
 # The types an entity key may have: Feast's INT64 and STRING join keys.
 EntityKeyDtype = Literal["int64", "string"]
+# One entity's key: an int or a string, as its spec's ``entity_key_dtype`` says.
+EntityId = int | str
 
 # Metrics each task's evaluation reports (scikit-learn's definitions), and their direction.
 METRICS: dict[Task, tuple[str, ...]] = {
@@ -127,7 +129,11 @@ class ModelSpec:
     - ``entity_key`` / ``entity_key_dtype``: the join key of the entity the model predicts
       for (its Feast entity's) and its type, ``int64`` or ``string``. Where its entities
       are listed is not declared again: they are the keys of the tables behind its feature
-      service's views (``data.entities``), checked against these two.
+      service's views (``data.entities``), checked against these two. The API's request
+      and answer name the key ``entity_key`` (its batch request ``<entity_key>s``) and type
+      it by ``entity_key_dtype``: an integer within ``core.schema``'s ENTITY_ID bounds, or a
+      non-empty string of at most ENTITY_STRING_MAX_LENGTH characters that, when
+      ``entity_key_pattern`` is set, matches that regular expression.
     - ``sources``: landing sources this model brings (:class:`core.sources.LandingSource`:
       a file prefix, a suite and a Delta table each), next to the platform's orders.
     """
@@ -152,6 +158,7 @@ class ModelSpec:
     holdout_days: int = 28
     entity_key: str = ENTITY_KEY
     entity_key_dtype: EntityKeyDtype = "int64"
+    entity_key_pattern: str | None = None  # string keys only, e.g. r"^\d{4}-[A-Z]{5}$"
     feature_tables: tuple[FeatureTable, ...] = field(default=())
     sources: tuple[LandingSource, ...] = field(default=())
     outcomes: Callable[[pd.DataFrame, Settings, datetime], pd.DataFrame] | None = None
@@ -191,6 +198,8 @@ class ModelSpec:
             raise ValueError(
                 f"{self.name}: entity_key_dtype {self.entity_key_dtype!r} is not int64 or string"
             )
+        if self.entity_key_pattern is not None and self.entity_key_dtype != "string":
+            raise ValueError(f"{self.name}: entity_key_pattern needs entity_key_dtype 'string'")
         if not self.name.isidentifier():
             raise ValueError(f"{self.name!r}: a model name must be a Python identifier")
 

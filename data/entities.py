@@ -22,8 +22,6 @@ from feast.value_type import ValueType
 from core.spec import EntityKeyDtype, ModelSpec
 from data import delta_tables
 
-# One entity's key: an int or a string, as its spec's ``entity_key_dtype`` says.
-EntityId = int | str
 # Feast's value types of a join key, as the spec's ``entity_key_dtype`` names them.
 KEY_DTYPES: dict[ValueType, EntityKeyDtype] = {
     ValueType.INT64: "int64",

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from core.settings import Settings
-from data.entities import EntityId, entity_listing, newest_entities
+from core.spec import EntityId
+from data.entities import entity_listing, newest_entities
 from data.store import (
     get_feature_store,
     get_online_features,

@@ -42,9 +42,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.clock import wall_now
 from core.settings import Settings
-from core.spec import ModelSpec
+from core.spec import EntityId, ModelSpec
 from core.steps import DeployOutcome, DeployResult
-from data.entities import EntityId, listing_of, newest_entities
+from data.entities import listing_of, newest_entities
 from data.store import get_feature_store, get_online_features
 from models.registry import (
     CHAMPION,

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
-from core.spec import ModelSpec
+from core.spec import EntityId, ModelSpec
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -89,7 +89,7 @@ class PredictionRecord:
     """One answered prediction. ``probability`` is None for a regression."""
 
     logged_at: datetime
-    customer_id: int
+    customer_id: EntityId  # the spec's entity key, in the log's customer_id column
     model_version: int
     variant: str
     features: dict[str, object]

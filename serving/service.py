@@ -18,6 +18,7 @@ fault behaviour and the benchmark.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -34,9 +35,9 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 from starlette.responses import Response
 
 from core import clock
-from core.schema import ENTITY_ID_MAX, ENTITY_ID_MIN
+from core.schema import ENTITY_ID_MAX, ENTITY_ID_MIN, ENTITY_KEY, ENTITY_STRING_MAX_LENGTH
 from core.settings import get_settings
-from core.spec import ModelSpec
+from core.spec import EntityId, EntityKeyDtype, ModelSpec
 from models.catalog import load_specs
 from models.registry import CHALLENGER, CHAMPION
 from serving.breaker import CircuitBreaker, StoreDown
@@ -66,6 +67,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT_SECONDS = 5.0
 
 CustomerId = Annotated[int, Field(ge=ENTITY_ID_MIN, le=ENTITY_ID_MAX, strict=True)]
+# The Python type of an entity key in an answer, by the spec's entity_key_dtype.
+KEY_TYPES: dict[EntityKeyDtype, type] = {"int64": int, "string": str}
 
 # Per-variant traffic on /metrics. BentoML imports this module in each worker after it has
 # set PROMETHEUS_MULTIPROC_DIR, so these series reach the workers' shared /metrics.
@@ -114,22 +117,79 @@ MODEL_BEHIND = prometheus_client.Gauge(
 )
 
 
-class PredictRequest(BaseModel):
-    """Body of a predict route. Unknown fields are refused (400) rather than ignored."""
+def entity_id_type(dtype: EntityKeyDtype, pattern: str | None = None) -> Any:
+    """The type of one entity key in a request, by the spec's ``entity_key_dtype`` and
+    ``entity_key_pattern``.
 
-    model_config = ConfigDict(extra="forbid")
-    customer_id: CustomerId
-
-
-class BatchRequest(BaseModel):
-    """Body of a predict/batch route: 1 to ``CHURN_SERVE_BATCH_LIMIT`` customer ids.
-
-    The upper bound is the settings' and is checked when the call is served (the settings
-    are read when the service starts, never at import).
+    An integer key takes the platform's id bounds; a string key is non-empty, bounded in
+    length and, with a pattern, matches it. Both are strict: ``7`` is no string key and
+    ``"7"`` no integer key.
     """
+    if dtype == "int64":
+        return CustomerId
+    return Annotated[
+        str, Field(min_length=1, max_length=ENTITY_STRING_MAX_LENGTH, pattern=pattern, strict=True)
+    ]
 
-    model_config = ConfigDict(extra="forbid")
-    customer_ids: Annotated[list[CustomerId], Field(min_length=1)]
+
+def batch_key(entity_key: str) -> str:
+    """The field of a predict/batch request: the spec's entity key, plural."""
+    return f"{entity_key}s"
+
+
+@dataclass(frozen=True)
+class EntityModels:
+    """The pydantic types that carry a model's entity key: its two request bodies and the
+    batch item of an entity without online features."""
+
+    request: type[BaseModel]
+    batch_request: type[BaseModel]
+    unknown: type[BaseModel]
+
+
+def entity_models(spec: ModelSpec) -> EntityModels:
+    """``spec``'s request bodies and unknown-entity item, their key named and typed by it.
+
+    The models keyed by the platform's customers (churn, next_spend) share one set, named
+    as before specs declared their keys (``PredictRequest``, ``BatchRequest``,
+    ``UnknownCustomer``), so their OpenAPI document did not change; any other model's
+    names start with its title.
+    """
+    declared = (spec.entity_key, spec.entity_key_dtype, spec.entity_key_pattern)
+    prefix = "" if declared == (ENTITY_KEY, "int64", None) else _title(spec)
+    return _entity_models(*declared, prefix=prefix)
+
+
+@functools.cache
+def _entity_models(
+    key: str, dtype: EntityKeyDtype, pattern: str | None, prefix: str
+) -> EntityModels:
+    forbid = ConfigDict(extra="forbid")  # unknown fields are refused (400), not ignored
+    key_type = entity_id_type(dtype, pattern)
+    request = create_model(
+        f"{prefix}PredictRequest",
+        __config__=forbid,
+        __doc__="Body of a predict route. Unknown fields are refused (400) rather than ignored.",
+        **{key: (key_type, ...)},
+    )
+    # The batch's upper bound is the settings' and is checked when the call is served (the
+    # settings are read when the service starts, never at import).
+    batch_request = create_model(
+        f"{prefix}BatchRequest",
+        __config__=forbid,
+        __doc__=f"Body of a predict/batch route: 1 to ``CHURN_SERVE_BATCH_LIMIT`` {key}s.",
+        **{batch_key(key): (Annotated[list[key_type], Field(min_length=1)], ...)},  # type: ignore[valid-type]
+    )
+    unknown = create_model(
+        f"{prefix}UnknownCustomer",
+        __doc__="A /predict/batch item for a customer the online store holds no features for."
+        "\n\nSame ``error`` (message) and ``type`` (code) keys as an error body; nothing is "
+        "logged.",
+        **{key: (KEY_TYPES[dtype], ...)},
+        error=(str, ...),
+        type=(Literal["unknown_customer"], ...),
+    )
+    return EntityModels(request, batch_request, unknown)
 
 
 def features_model(spec: ModelSpec) -> type[BaseModel]:
@@ -158,7 +218,7 @@ def prediction_model(spec: ModelSpec) -> type[BaseModel]:
     return create_model(
         f"{_title(spec)}Prediction",
         __doc__=f"A prediction of {spec.registered_model}.",
-        customer_id=(int, ...),
+        **{spec.entity_key: (KEY_TYPES[spec.entity_key_dtype], ...)},
         **answer,
         model_name=(str, ...),
         model_version=(int, ...),
@@ -171,23 +231,9 @@ def _title(spec: ModelSpec) -> str:
     return "".join(part.capitalize() for part in spec.name.split("_"))
 
 
-UNKNOWN_CUSTOMER = "unknown customer_id (no online features)"
-
-
-class UnknownCustomer(BaseModel):
-    """A /predict/batch item for a customer the online store holds no features for.
-
-    Same ``error`` (message) and ``type`` (code) keys as an error body; nothing is logged.
-    """
-
-    customer_id: int
-    error: str
-    type: Literal["unknown_customer"]
-
-    @classmethod
-    def of(cls, customer_id: int) -> UnknownCustomer:
-        """The item for ``customer_id``."""
-        return cls(customer_id=customer_id, error=UNKNOWN_CUSTOMER, type="unknown_customer")
+def unknown_message(spec: ModelSpec) -> str:
+    """The message of an entity without online features."""
+    return f"unknown {spec.entity_key} (no online features)"
 
 
 def batch_item_model(spec: ModelSpec, prediction: type[BaseModel]) -> type[RootModel]:
@@ -197,7 +243,7 @@ def batch_item_model(spec: ModelSpec, prediction: type[BaseModel]) -> type[RootM
     union in a response schema, but lists a named model's schema whole.
     """
     name = f"{_title(spec)}BatchItem"
-    item = RootModel[prediction | UnknownCustomer]  # type: ignore[valid-type]
+    item = RootModel[prediction | entity_models(spec).unknown]  # type: ignore[valid-type]
     return type(name, (item,), {"__doc__": batch_item_model.__doc__.splitlines()[0]})
 
 
@@ -233,14 +279,17 @@ class ApiModels:
 
     prediction: type[BaseModel]
     batch_item: type[RootModel]
+    entities: EntityModels
+
+
+def api_models(spec: ModelSpec) -> ApiModels:
+    """The pydantic types of ``spec``'s routes, from its declaration."""
+    prediction = prediction_model(spec)
+    return ApiModels(prediction, batch_item_model(spec, prediction), entity_models(spec))
 
 
 SPECS = load_specs()  # declarations only: no settings, environment or connection
-API_MODELS = {
-    spec.name: ApiModels(p, batch_item_model(spec, p))
-    for spec in SPECS
-    for p in [prediction_model(spec)]
-}
+API_MODELS = {spec.name: api_models(spec) for spec in SPECS}
 DEFAULT = next((s for s in SPECS if s.serves_default_routes), None)
 ERROR_STATUSES: dict[str, tuple[int, ...]] = {}
 for _spec in SPECS:
@@ -376,33 +425,42 @@ class Predictor:
             served.features.close()  # Redis clients; the shared store's refresh thread
 
     # --- the handlers behind every model's routes -------------------------------------------
-    def predict_one(self, name: str, customer_id: int) -> BaseModel | Response:
-        """Model ``name``'s prediction for one customer (404 without online features)."""
+    def predict_one(self, name: str, entity_id: EntityId) -> BaseModel | Response:
+        """Model ``name``'s prediction for one entity (404 without online features)."""
+        served = self.served[name]
         try:
-            prediction = self._predict(self.served[name], [customer_id])[0]
+            prediction = self._predict(served, [entity_id])[0]
         except Unavailable as error:
             return self._unavailable(error)
         if prediction is None:
-            payload = error_payload(404, f"{UNKNOWN_CUSTOMER}: {customer_id}", "unknown_customer")
+            message = f"{unknown_message(served.spec)}: {entity_id}"
+            payload = error_payload(404, message, "unknown_customer")
             return Response(payload, 404, media_type="application/json")
         return prediction
 
-    def predict_many(self, name: str, customer_ids: list[int]) -> list[RootModel] | Response:
+    def predict_many(self, name: str, entity_ids: list[EntityId]) -> list[RootModel] | Response:
         """Model ``name``'s predictions, one item per requested id, in request order."""
+        served = self.served[name]
         limit = self.settings.serving.batch_limit
-        if len(customer_ids) > limit:
-            message = f"List should have at most {limit} items, not {len(customer_ids)}"
-            detail = ErrorDetail(field="customer_ids", message=message, code="too_long")
-            payload = error_payload(400, f"customer_ids: {message}", details=[detail])
+        if len(entity_ids) > limit:
+            field = batch_key(served.spec.entity_key)
+            message = f"List should have at most {limit} items, not {len(entity_ids)}"
+            detail = ErrorDetail(field=field, message=message, code="too_long")
+            payload = error_payload(400, f"{field}: {message}", details=[detail])
             return Response(payload, 400, media_type="application/json")
         try:
-            predictions = self._predict(self.served[name], list(customer_ids))
+            predictions = self._predict(served, list(entity_ids))
         except Unavailable as error:
             return self._unavailable(error)
-        item = API_MODELS[name].batch_item
+        models = API_MODELS[name]
+        key, unknown = served.spec.entity_key, unknown_message(served.spec)
         return [
-            item(p if p is not None else UnknownCustomer.of(c))
-            for c, p in zip(customer_ids, predictions, strict=True)
+            models.batch_item(
+                p
+                if p is not None
+                else models.entities.unknown(**{key: c}, error=unknown, type="unknown_customer")
+            )
+            for c, p in zip(entity_ids, predictions, strict=True)
         ]
 
     def _unavailable(self, error: Unavailable) -> Response:
@@ -411,8 +469,8 @@ class Predictor:
         payload = error_payload(503, str(error), retry_after_seconds=retry)
         return Response(payload, 503, {"Retry-After": str(retry)}, media_type="application/json")
 
-    def _predict(self, served: ServedModel, customer_ids: list[int]) -> list[BaseModel | None]:
-        """Predictions in request order; ``None`` for a customer without online features.
+    def _predict(self, served: ServedModel, entity_ids: list[EntityId]) -> list[BaseModel | None]:
+        """Predictions in request order; ``None`` for an entity without online features.
 
         Only known customers are scored, logged and counted.
         """
@@ -424,16 +482,16 @@ class Predictor:
                 "model", f"no {spec.name} model loaded yet: {served.models.last_error}"
             )
         try:
-            all_rows = served.features.read(customer_ids)
+            all_rows = served.features.read(entity_ids)
         except OnlineStoreUnavailable as error:
             raise Unavailable("online_store", str(error)) from error
         except FeatureServiceNotReady as error:
             raise Unavailable("feature_service", f"{spec.name}: {error}") from error
         positions = [i for i, row in enumerate(all_rows) if row is not None]
-        answers: list[BaseModel | None] = [None] * len(customer_ids)
+        answers: list[BaseModel | None] = [None] * len(entity_ids)
         if not positions:
             return answers
-        ids = [customer_ids[i] for i in positions]
+        ids = [entity_ids[i] for i in positions]
         known = cast(list[FeatureRow], [all_rows[i] for i in positions])
         groups = self._route(served, ids, champion)
         scores: list[float] = [0.0] * len(ids)
@@ -466,7 +524,7 @@ class Predictor:
                 else {spec.output: scores[i]}
             )
             answers[positions[i]] = served.prediction(
-                customer_id=c,
+                **{spec.entity_key: c},
                 **answer,
                 model_name=by_index[i].name,
                 model_version=by_index[i].version,
@@ -482,15 +540,15 @@ class Predictor:
         return answers
 
     def _route(
-        self, served: ServedModel, customer_ids: list[int], champion: LoadedModel
+        self, served: ServedModel, entity_ids: list[EntityId], champion: LoadedModel
     ) -> list[tuple[LoadedModel, list[int]]]:
         """Group request positions by the model version that answers them."""
         settings = self.settings
         challenger = served.models.get(CHALLENGER) if settings.serving.ab_mode == "split" else None
         if challenger is None:
-            return [(champion, list(range(len(customer_ids))))]
+            return [(champion, list(range(len(entity_ids))))]
         chosen: dict[str, list[int]] = {CHAMPION: [], CHALLENGER: []}
-        for i, c in enumerate(customer_ids):
+        for i, c in enumerate(entity_ids):
             variant = choose_variant(
                 c, "split", settings.serving.ab_challenger_weight, settings.serving.ab_salt
             )
@@ -499,7 +557,11 @@ class Predictor:
         return [(models[v], idx) for v, idx in chosen.items() if idx]
 
     def _shadow(
-        self, served: ServedModel, customer_ids: list[int], rows: list[FeatureRow], now: datetime
+        self,
+        served: ServedModel,
+        entity_ids: list[EntityId],
+        rows: list[FeatureRow],
+        now: datetime,
     ) -> None:
         """Shadow mode: the challenger scores the same rows; logged apart, never returned."""
         shadowing = self.settings.serving.ab_mode == "shadow"
@@ -515,11 +577,11 @@ class Predictor:
                     values[i] if classifier else None,
                     decisions[i] if classifier and decisions is not None else values[i],
                 )
-                for i, c in enumerate(customer_ids)
+                for i, c in enumerate(entity_ids)
             ]  # fmt: skip
             served.log.append(records, shadow=True)
             SHADOW.labels(model=served.spec.name, version=str(challenger.version)).inc(
-                len(customer_ids)
+                len(entity_ids)
             )
         except Exception:  # the shadow must never change or fail the champion's answer
             log.exception("shadow scoring failed")
@@ -533,16 +595,20 @@ def _publish(model: str, alias: str, state: AliasState) -> None:
     MODEL_BEHIND.labels(model=model, alias=alias).set(1 if state.behind else 0)
 
 
-def _add_routes(cls: type, spec: ModelSpec, one: str, many: str, suffix: str) -> None:
-    """Add BentoML API methods for ``spec`` on ``one`` and ``many`` to ``cls``."""
-    models = API_MODELS[spec.name]
-    name = spec.name
+def add_routes(
+    cls: type, spec: ModelSpec, models: ApiModels, one: str, many: str, suffix: str
+) -> None:
+    """Add BentoML API methods for ``spec`` on ``one`` and ``many`` to ``cls``: a body of
+    ``models``' request types is answered by ``cls.predict_one`` / ``cls.predict_many``."""
+    name, key, keys = spec.name, spec.entity_key, batch_key(spec.entity_key)
 
-    def predict(self, customer_id: CustomerId):  # type: ignore[no-untyped-def]
-        return self.predict_one(name, customer_id)
+    # BentoML validates the body with the input_spec and passes its fields as keyword
+    # arguments: the one field is named after the spec's entity key, whatever that is.
+    def predict(self, **body: EntityId):  # type: ignore[no-untyped-def]
+        return self.predict_one(name, body[key])
 
-    def predict_batch(self, customer_ids: list[int]):  # type: ignore[no-untyped-def]
-        return self.predict_many(name, customer_ids)
+    def predict_batch(self, **body: list[EntityId]):  # type: ignore[no-untyped-def]
+        return self.predict_many(name, body[keys])
 
     predict.__doc__ = f"{spec.description} One customer (404 without online features)."
     predict_batch.__doc__ = (
@@ -551,18 +617,23 @@ def _add_routes(cls: type, spec: ModelSpec, one: str, many: str, suffix: str) ->
     )
     predict.__annotations__["return"] = models.prediction
     predict_batch.__annotations__["return"] = list[models.batch_item]  # type: ignore[name-defined]
-    setattr(cls, f"predict{suffix}", bentoml.api(route=one, input_spec=PredictRequest)(predict))
+    requests = models.entities
+    setattr(cls, f"predict{suffix}", bentoml.api(route=one, input_spec=requests.request)(predict))
     setattr(
         cls,
         f"predict_batch{suffix}",
-        bentoml.api(route=many, input_spec=BatchRequest)(predict_batch),
+        bentoml.api(route=many, input_spec=requests.batch_request)(predict_batch),
     )
 
 
 for _spec in SPECS:
-    _add_routes(Predictor, _spec, *model_routes(_spec.name), suffix=f"_{_spec.name}")
+    add_routes(
+        Predictor, _spec, API_MODELS[_spec.name], *model_routes(_spec.name), suffix=f"_{_spec.name}"
+    )
 if DEFAULT is not None:
-    _add_routes(Predictor, DEFAULT, "/predict", "/predict/batch", suffix="")
+    add_routes(
+        Predictor, DEFAULT, API_MODELS[DEFAULT.name], "/predict", "/predict/batch", suffix=""
+    )
 
 ChurnPredictor = bentoml.service(
     name="churn_predictor",
