@@ -185,7 +185,7 @@ def _features(_: argparse.Namespace) -> None:
     print(
         f"Delta versions: raw_orders v{ingested.raw_orders_version}{other_tables}, "
         f"customer_features v{built.features_version} ({built.snapshot_rows:,} "
-        f"snapshots), churn_labels v{built.labels_version}"
+        "snapshots)"
         + "".join(f", {name} v{version}" for name, version in built.table_versions.items())
     )
     for table, reason in built.skipped_tables.items():

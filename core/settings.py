@@ -169,10 +169,6 @@ class StorageSettings(BaseSettings):
         return self.delta_table_path("customer_features")
 
     @property
-    def churn_labels_path(self) -> Path:
-        return self.delta_table_path("churn_labels")
-
-    @property
     def landing_dir(self) -> Path:
         """Where raw daily batches land before validation (one file per source and day)."""
         return self.state_dir / "landing"
@@ -446,7 +442,6 @@ class Settings(BaseSettings):
             "metric a first version must reach to become champion."
         ),
     )
-    churn_horizon_days: int = Field(30, description="No order within this many days = churned.")
     promotion_requires_live_verdict: bool = Field(
         False,
         description=(

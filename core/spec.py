@@ -7,9 +7,10 @@ a model adds files and edits none. A spec is pure declaration: the callables it 
 import their heavy libraries (scikit-learn, the Delta readers) when called, so reading a
 spec (Airflow parsing a DAG file, serving building its routes) stays cheap.
 
-:class:`FeatureTable` declares a Delta table of features a model brings with it: the
-feature pipeline computes it from the raw orders next to the shared customer snapshots,
-and the model's Feast definition file reads it.
+:class:`FeatureTable` declares a Delta table a model brings with it, of features or of
+labels: the feature pipeline computes it from the raw landed data next to the shared
+customer snapshots; the model's Feast definition file reads a feature table, its
+``build_labels`` a label table.
 """
 
 from __future__ import annotations
@@ -44,15 +45,19 @@ LOWER_IS_BETTER = frozenset({"mae", "rmse"})
 
 @dataclass(frozen=True)
 class FeatureTable:
-    """A Delta table of features computed from raw landed data, one row per entity and day.
+    """A Delta table computed from raw landed data, one row per entity and day: a model's
+    features, or its labels (``features`` empty).
 
     ``compute(*raw, days, created_at)`` gets one frame per name in ``sources`` (landing
     sources, :mod:`core.sources`; by default the raw orders alone, so
     ``compute(orders, days, created_at)``) and returns the rows of ``days`` (entity key,
-    event and created timestamps, ``partition`` and the ``features``), stamping a day not
-    over yet with ``created_at`` (``data.transforms.snapshot_timestamp``); it is pure (no
-    I/O). The table lives at ``<state>/delta/<name>``; the feature pipeline rewrites it
-    from the first changed day on (a new table: from the first ingested day).
+    event timestamp, ``partition`` and its values: for features, the created timestamp
+    too), stamping a day not over yet with ``created_at``
+    (``data.transforms.snapshot_timestamp``); it is pure (no I/O). ``days`` runs to the
+    last day of orders. The table lives at ``<state>/delta/<name>``; the feature pipeline
+    rewrites it from ``lookback_days`` before the first changed day on (a new table: from
+    the first ingested day). A row of day ``d`` that reads days after ``d`` (a label's
+    future) changes when any of them does: ``lookback_days`` is how far that future runs.
     """
 
     name: str
@@ -60,6 +65,11 @@ class FeatureTable:
     compute: Callable[..., pd.DataFrame]
     partition: str = "snapshot_date"
     sources: tuple[str, ...] = ("orders",)
+    lookback_days: int = 0
+
+    def __post_init__(self) -> None:
+        if self.lookback_days < 0:
+            raise ValueError(f"{self.name}: lookback_days must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -99,8 +109,9 @@ class ModelSpec:
     - ``training_suite``: the Great Expectations suite the training set must pass; its
       feature expectations are derived from ``features``.
     - ``psi_moderate`` / ``psi_significant``: the drift grades of its features.
-    - ``feature_tables``: Delta feature tables this model brings (computed by the feature
-      pipeline for every spec).
+    - ``feature_tables`` / ``label_tables``: Delta tables of features and of labels this
+      model brings (computed by the feature pipeline for every spec); ``build_labels``
+      reads a label table.
     - ``outcomes(keys, settings, as_of)``: the live labels of logged predictions. ``keys``
       holds ``customer_id`` and ``predicted_at``; the result adds ``label`` for the
       predictions whose outcome is known at ``as_of`` (the monitoring run's time: the
@@ -160,6 +171,7 @@ class ModelSpec:
     entity_key_dtype: EntityKeyDtype = "int64"
     entity_key_pattern: str | None = None  # string keys only, e.g. r"^\d{4}-[A-Z]{5}$"
     feature_tables: tuple[FeatureTable, ...] = field(default=())
+    label_tables: tuple[FeatureTable, ...] = field(default=())
     sources: tuple[LandingSource, ...] = field(default=())
     outcomes: Callable[[pd.DataFrame, Settings, datetime], pd.DataFrame] | None = None
     live_threshold: float | None = None

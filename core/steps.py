@@ -57,11 +57,10 @@ class BuiltFeatures:
     """What ``build_features`` wrote; ``window`` is None when no day changed."""
 
     features_version: int | None
-    labels_version: int | None
     snapshot_rows: int
-    label_rows: int
     window: TimeWindow | None
-    # The models' own feature tables (core.spec.FeatureTable): name -> Delta version.
+    # The models' own tables, features and labels (core.spec.FeatureTable): name -> Delta
+    # version (None: not written yet).
     table_versions: dict[str, int | None] = field(default_factory=dict)
     # Tables not computed because a source they read has no data yet: name -> reason.
     skipped_tables: dict[str, str] = field(default_factory=dict)

@@ -65,11 +65,11 @@ def feature_pipeline():
         from core.settings import get_settings
         from core.steps import IngestedBatches, from_xcom, to_xcom
         from data.pipeline import build_features
-        from models.catalog import feature_tables, landing_sources
+        from models.catalog import computed_tables, landing_sources
 
         days = from_xcom(IngestedBatches, ingested).days
         built = build_features(
-            days, get_settings(), feature_tables(), landing_sources(), as_of=run_time(dag_run)
+            days, get_settings(), computed_tables(), landing_sources(), as_of=run_time(dag_run)
         )
         return to_xcom(built)
 

@@ -29,7 +29,7 @@ from core.steps import (
 )
 from data import delta_tables, landing
 from data.store import apply_feature_definitions, get_feature_store, materialize, tables_of
-from data.transforms import compute_churn_labels, compute_customer_snapshots
+from data.transforms import compute_customer_snapshots
 from expectations.validation import (
     BatchRejected,
     reject_file,
@@ -38,7 +38,6 @@ from expectations.validation import (
 )
 
 log = logging.getLogger(__name__)
-LABEL_EVERY_DAYS = 7
 # The row-count check compares a batch with the median size of this many recent days.
 RECENT_BATCHES = 14
 
@@ -235,17 +234,6 @@ def ingest_batches(
         )
 
 
-def label_days(anchor: date, first: date, last: date) -> list[date]:
-    """The label dates in ``[first, last]`` on a weekly grid that starts at ``anchor`` (the
-    first day of data), so every run samples the same days and the grid moves with the
-    data, never with the calendar."""
-    return [
-        first + timedelta(days=i)
-        for i in range((last - first).days + 1)
-        if (first + timedelta(days=i) - anchor).days % LABEL_EVERY_DAYS == 0
-    ]
-
-
 def _has_data(name: str, sources: Sequence[LandingSource], settings: Settings) -> bool:
     """Whether landing source ``name`` has a Delta table yet (the platform's orders always
     count: the snapshots are built from them)."""
@@ -283,26 +271,24 @@ def build_features(
     *,
     as_of: datetime,
 ) -> BuiltFeatures:
-    """Recompute the snapshots, labels and model feature tables the changed raw days affect.
+    """Recompute the snapshots and the models' tables the changed raw days affect.
 
     Snapshots from the first changed day on change (windows and lifetime sums include
-    it); labels from ``horizon`` days earlier on change (their future includes it). A day not
-    over at ``as_of`` (the run's time, ``core.clock``) is stamped with it. Each of
-    ``tables`` (the models' own feature tables, from their specs) is recomputed from the
-    first changed day on, like the snapshots; a table that does not exist yet (a model just
-    added) from the first ingested day, so its history is there for training. A table
-    gets the frames of the landing ``sources`` it names, read from their Delta tables.
+    it). A day not over at ``as_of`` (the run's time, ``core.clock``) is stamped with it.
+    Each of ``tables`` (the models' own feature and label tables, from their specs) is
+    recomputed from its ``lookback_days`` before the first changed day on (a label's
+    future includes that day); a table that does not exist yet (a model just added) from
+    the first ingested day, so its history is there for training. A table gets the frames
+    of the landing ``sources`` it names, read from their Delta tables.
     """
     with feature_store_lock(settings):
         if not changed_days:
-            log.info("no day changed: features, labels and feature tables left as they are")
+            log.info("no day changed: features and the models' tables left as they are")
             return BuiltFeatures(
                 features_version=delta_tables.table_version(
                     settings.storage.customer_features_path
                 ),
-                labels_version=delta_tables.table_version(settings.storage.churn_labels_path),
                 snapshot_rows=0,
-                label_rows=0,
                 window=None,
                 table_versions={
                     t.name: delta_tables.table_version(settings.storage.delta_table_path(t.name))
@@ -322,16 +308,8 @@ def build_features(
         features_version = delta_tables.replace_from(
             settings.storage.customer_features_path, snapshots, "snapshot_date", first.isoformat()
         )
-        horizon = settings.churn_horizon_days
-        label_start = max(first - timedelta(days=horizon), min(raw_days))
-        grid = label_days(min(raw_days), label_start, data_end)
-        labels = compute_churn_labels(orders, grid, data_end, horizon)
-        labels_version = delta_tables.table_version(settings.storage.churn_labels_path)
-        if not labels.empty or labels_version is not None:
-            labels_version = delta_tables.replace_from(
-                settings.storage.churn_labels_path, labels, "label_date", label_start.isoformat()
-            )
-        table_versions, skipped_tables = {}, {}
+        table_versions: dict[str, int | None] = {}
+        skipped_tables: dict[str, str] = {}
         raw_frames = {ORDERS.name: orders}
         for table in tables:
             path = settings.storage.delta_table_path(table.name)
@@ -344,24 +322,26 @@ def build_features(
                 log.info("feature table %s skipped: %s", table.name, skipped_tables[table.name])
                 continue
             # A table a model brought since the last run is computed over the whole history.
-            start = first if delta_tables.table_version(path) is not None else min(raw_days)
+            exists = delta_tables.table_version(path) is not None
+            reach = timedelta(days=table.lookback_days)
+            start = max(first - reach, min(raw_days)) if exists else min(raw_days)
             days = [start + timedelta(days=i) for i in range((data_end - start).days + 1)]
             inputs = [_raw_frame(name, sources, raw_frames, settings) for name in table.sources]
             rows = table.compute(*inputs, days, created_at)
+            if rows.empty and not exists:
+                # Nothing to write yet (no label's future has landed in full): a later run.
+                table_versions[table.name] = None
+                continue
             table_versions[table.name] = delta_tables.replace_from(
                 path, rows, table.partition, start.isoformat()
             )
         log.info(
-            "built %d customer snapshots from %s to %s (Delta v%s), %d churn labels (v%s); "
-            "feature tables %s",
-            len(snapshots), first, data_end, features_version, len(labels), labels_version,
-            table_versions or "none",
+            "built %d customer snapshots from %s to %s (Delta v%s); the models' tables %s",
+            len(snapshots), first, data_end, features_version, table_versions or "none",
         )  # fmt: skip
         return BuiltFeatures(
             features_version=features_version,
-            labels_version=labels_version,
             snapshot_rows=len(snapshots),
-            label_rows=len(labels),
             # The event times the new snapshots carry (none in the future, see snapshot_timestamp).
             window=TimeWindow(
                 snapshots["event_timestamp"].min().to_pydatetime(),

@@ -1,9 +1,9 @@
-"""Pure transforms from raw order events to customer feature snapshots and churn labels.
+"""Pure transforms from raw order events to customer feature snapshots, and the helpers the
+models' own tables share (the daily order grid, the day stamps, the label grid).
 
 A snapshot for day ``d`` describes a customer at the end of that day (orders on ``d``
-included) and is stamped ``d 23:59:59 UTC``. Labels use the same stamp: a customer active
-at ``d`` (an order in the trailing horizon) is labelled churned when they place no order
-in the ``horizon`` days after ``d``.
+included) and is stamped ``d 23:59:59 UTC``; a model's label of day ``d`` carries the same
+stamp.
 """
 
 from __future__ import annotations
@@ -147,48 +147,15 @@ def _empty_snapshots() -> pd.DataFrame:
     )
 
 
-def compute_churn_labels(
-    orders: pd.DataFrame, label_days: Sequence[date], data_end: date, horizon_days: int
-) -> pd.DataFrame:
-    """Churn labels for customers active at each day (an order within the trailing horizon).
-
-    Only days whose whole horizon lies inside the observed data (``d + horizon <= data_end``)
-    get labels: a shorter future cannot say that a customer stopped.
-    """
-    columns = {
-        "customer_id": pd.Series(dtype="int64"),
-        "event_timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
-        "label_date": pd.Series(dtype="object"),
-        "churned": pd.Series(dtype="int64"),
-    }
-    days = sorted(d for d in set(label_days) if d + timedelta(days=horizon_days) <= data_end)
-    if orders.empty or not days:
-        return pd.DataFrame(columns)
-    first_day = orders["order_timestamp"].min().date()
-    customers, counts, _ = daily_order_grid(orders, first_day, data_end)
-    orders_cum = np.cumsum(counts, axis=1)
-    frames = []
-    for day in days:
-        d = (day - first_day).days
-        if d < 0:
-            continue
-        past_start = d - horizon_days
-        recent = orders_cum[:, d] - (orders_cum[:, past_start] if past_start >= 0 else 0)
-        future = orders_cum[:, d + horizon_days] - orders_cum[:, d]
-        active = recent > 0
-        frames.append(
-            pd.DataFrame(
-                {
-                    "customer_id": customers[active],
-                    "event_timestamp": end_of_day(day),
-                    "label_date": day.isoformat(),
-                    "churned": (future[active] == 0).astype("int64"),
-                }
-            )
-        )
-    if not frames:
-        return pd.DataFrame(columns)
-    return pd.concat(frames, ignore_index=True)
+def label_days(anchor: date, first: date, last: date, every_days: int) -> list[date]:
+    """The label dates in ``[first, last]`` on a grid of one day in ``every_days`` that
+    starts at ``anchor`` (the first day of data), so every run samples the same days and
+    the grid moves with the data, never with the calendar."""
+    return [
+        first + timedelta(days=i)
+        for i in range((last - first).days + 1)
+        if (first + timedelta(days=i) - anchor).days % every_days == 0
+    ]
 
 
 def orders_after(

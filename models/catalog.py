@@ -69,7 +69,7 @@ def default_model() -> str:
 def landing_sources() -> tuple[LandingSource, ...]:
     """The platform's orders and every source a spec brings: what the landing area accepts.
 
-    Names and tables must be unique, and every feature table's sources declared.
+    Names and tables must be unique, and every computed table's sources declared.
     """
     sources = [ORDERS, *(source for spec in load_specs() for source in spec.sources)]
     for attribute in ("name", "table"):
@@ -77,18 +77,25 @@ def landing_sources() -> tuple[LandingSource, ...]:
         if len(set(values)) != len(values):
             raise ValueError(f"two landing sources share a {attribute}: {sorted(values)}")
     names = {source.name for source in sources}
-    for table in feature_tables():
+    for table in computed_tables():
         unknown = set(table.sources) - names
         if unknown:
-            raise ValueError(
-                f"feature table {table.name!r} reads undeclared sources {sorted(unknown)}"
-            )
+            raise ValueError(f"table {table.name!r} reads undeclared sources {sorted(unknown)}")
     return tuple(sources)
 
 
-def feature_tables() -> tuple[FeatureTable, ...]:
-    """Every feature table a spec brings (the feature pipeline computes them all)."""
-    return tuple(table for spec in load_specs() for table in spec.feature_tables)
+def computed_tables() -> tuple[FeatureTable, ...]:
+    """Every feature and label table a spec brings (the feature pipeline computes them all).
+
+    Table names must be unique: each is a Delta table of its own.
+    """
+    tables = tuple(
+        table for spec in load_specs() for table in (*spec.feature_tables, *spec.label_tables)
+    )
+    names = [table.name for table in tables]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two computed tables share a name: {sorted(names)}")
+    return tables
 
 
 def feature_services() -> list[str]:

@@ -160,3 +160,48 @@ def test_no_module_reads_settings_or_the_environment_at_import(tmp_path: Path) -
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(modules) > 50
     assert not (tmp_path / "state").exists()
+
+
+# What only churn may name: its label table, its horizon, its label transform. A module
+# outside models/<name>/ that names them is the core knowing a model.
+CHURN_ONLY = re.compile(r"churn_labels|churn_horizon|compute_churn_labels", re.IGNORECASE)
+
+
+def outside_the_models(root: Path) -> list[Path]:
+    """Every Python file of the project but the models' own packages and the tests."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).parts
+        if parts[0].startswith(".") or parts[0] == "tests":
+            continue  # the virtualenv, git's and tools' folders; the tests may name anything
+        if parts[0] == "models" and len(parts) > 2:
+            continue  # models/<name>/...: a model's own package
+        found.append(path)
+    return found
+
+
+def names_of_churn(root: Path) -> list[str]:
+    return [
+        f"{path.relative_to(root)}:{number}: {line.strip()}"
+        for path in outside_the_models(root)
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if CHURN_ONLY.search(line)
+    ]
+
+
+def test_no_module_outside_the_models_names_churns_labels_horizon_or_tables() -> None:
+    assert names_of_churn(ROOT) == []
+    # The scan is not empty-handed: churn's own package does name them.
+    assert any(CHURN_ONLY.search(p.read_text()) for p in (ROOT / "models" / "churn").glob("*.py"))
+
+
+def test_the_churn_scan_catches_a_core_module_and_spares_the_models(tmp_path: Path) -> None:
+    (tmp_path / "core").mkdir()
+    (tmp_path / "core" / "settings.py").write_text("x = 1\nchurn_horizon_days = 30\n")
+    (tmp_path / "models" / "churn").mkdir(parents=True)
+    (tmp_path / "models" / "churn" / "labels.py").write_text('NAME = "churn_labels"\n')
+    (tmp_path / "models" / "catalog.py").write_text('TABLE = "churn_labels"\n')
+    assert names_of_churn(tmp_path) == [
+        "core/settings.py:2: churn_horizon_days = 30",
+        'models/catalog.py:1: TABLE = "churn_labels"',
+    ]

@@ -1,8 +1,9 @@
 """The churn model: will a customer place no order in the next 30 days?
 
-Labels come from the feature pipeline's ``churn_labels`` Delta table (a customer active at
-a weekly label date is churned when no order follows within the horizon); features are the
-six shared customer features of ``customer_features_v1``.
+Labels come from churn's own ``churn_labels`` Delta table, which the feature pipeline
+computes from its declaration (``models.churn.labels``: a customer active at a weekly label
+date is churned when no order follows within the horizon); features are the six shared
+customer features of ``customer_features_v1``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.schema import CUSTOMER_FEATURES
 from core.spec import ModelSpec, Range
+from models.churn.labels import HORIZON_DAYS, LABEL, LABEL_TABLE
 from models.recipes import tree_pipeline
 
 if TYPE_CHECKING:
@@ -20,14 +22,12 @@ if TYPE_CHECKING:
 
     from core.settings import Settings
 
-LABEL = "churned"
-
 
 def read_labels(settings: Settings) -> pd.DataFrame:
-    """The churn labels written by the feature pipeline."""
+    """Churn's label table, as the feature pipeline wrote it."""
     from data import delta_tables
 
-    labels = delta_tables.read_table(settings.storage.churn_labels_path)
+    labels = delta_tables.read_table(settings.storage.delta_table_path(LABEL_TABLE.name))
     return labels[["customer_id", "event_timestamp", LABEL]] if not labels.empty else labels
 
 
@@ -35,7 +35,8 @@ def label_versions(settings: Settings) -> dict[str, int]:
     """The Delta version of the labels table (lineage)."""
     from data import delta_tables
 
-    return {"churn_labels": delta_tables.table_version(settings.storage.churn_labels_path) or 0}
+    path = settings.storage.delta_table_path(LABEL_TABLE.name)
+    return {LABEL_TABLE.name: delta_tables.table_version(path) or 0}
 
 
 def live_outcomes(keys: pd.DataFrame, settings: Settings, as_of: datetime) -> pd.DataFrame:
@@ -43,7 +44,7 @@ def live_outcomes(keys: pd.DataFrame, settings: Settings, as_of: datetime) -> pd
     in it."""
     from data.outcomes import read_orders_after
 
-    after = read_orders_after(keys, settings.churn_horizon_days, settings, as_of)
+    after = read_orders_after(keys, HORIZON_DAYS, settings, as_of)
     return after.assign(**{LABEL: (after["orders_after"] == 0).astype("int64")})[
         ["customer_id", "predicted_at", LABEL]
     ]
@@ -77,6 +78,7 @@ SPEC = ModelSpec(
     task="classification",
     label=LABEL,
     build_labels=read_labels,
+    label_tables=(LABEL_TABLE,),
     label_versions=label_versions,
     make_estimator=make_estimator,
     outcomes=live_outcomes,

@@ -15,12 +15,12 @@ if TYPE_CHECKING:
 
 
 def read_spend_labels(settings: Settings) -> pd.DataFrame:
-    """Labels on the platform's weekly grid, computed from the raw orders Delta table."""
+    """Labels on this model's weekly grid, computed from the raw orders Delta table."""
     import pandas as pd
 
     from data import delta_tables
-    from data.pipeline import label_days
-    from models.next_spend.transforms import compute_spend_labels
+    from data.transforms import label_days
+    from models.next_spend.transforms import LABEL_EVERY_DAYS, compute_spend_labels
 
     days = delta_tables.partition_dates(settings.storage.raw_orders_path, "event_date")
     if not days:
@@ -28,7 +28,8 @@ def read_spend_labels(settings: Settings) -> pd.DataFrame:
     orders = delta_tables.read_table(
         settings.storage.raw_orders_path, columns=["customer_id", "order_timestamp", "amount"]
     )
-    return compute_spend_labels(orders, label_days(min(days), min(days), max(days)), max(days))
+    grid = label_days(min(days), min(days), max(days), LABEL_EVERY_DAYS)
+    return compute_spend_labels(orders, grid, max(days))
 
 
 def spend_label_versions(settings: Settings) -> dict[str, int]:

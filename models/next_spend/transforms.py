@@ -24,6 +24,7 @@ from models.next_spend.features import (
 
 LABEL = "spend_next_30d"
 HORIZON_DAYS = 30
+LABEL_EVERY_DAYS = 7  # one label day a week, anchored at the first landed day of orders
 
 
 def _trailing(cumulative: np.ndarray, d: int, days: int) -> np.ndarray:

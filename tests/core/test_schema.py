@@ -54,7 +54,7 @@ from data.simulate import SimulationConfig, land_simulated_days
 from data import delta_tables
 from data.store import get_feature_store, get_online_features
 from models import promotion
-from models.catalog import load_specs
+from models.catalog import computed_tables, load_specs
 from models.churn.spec import SPEC as CHURN
 import mlflow
 
@@ -62,7 +62,7 @@ settings = get_settings()
 land_simulated_days(SimulationConfig(customers=300, start_date=date(2026, 3, 1), days=75), settings)
 specs = load_specs()
 pipeline.run_feature_pipeline(
-    settings, [s.feature_service for s in specs], [t for s in specs for t in s.feature_tables],
+    settings, [s.feature_service for s in specs], computed_tables(),
     as_of=datetime(2026, 6, 1, tzinfo=UTC),
 )
 done = promotion.run_training_pipeline(CHURN, settings, run_name="renamed")

@@ -10,11 +10,9 @@ from core.steps import BuiltFeatures, Materialized, TimeWindow, from_xcom, to_xc
 def test_a_result_survives_xcom_json():
     built = BuiltFeatures(
         features_version=3,
-        labels_version=None,
         snapshot_rows=10,
-        label_rows=0,
         window=TimeWindow(datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC), datetime.now(UTC)),
-        table_versions={"customer_spend": 2, "not_written_yet": None},
+        table_versions={"customer_spend": 2, "churn_labels": 4, "not_written_yet": None},
     )
     data = json.loads(json.dumps(to_xcom(built)))  # what Airflow stores and hands back
     assert from_xcom(BuiltFeatures, data) == built

@@ -9,7 +9,7 @@ from platform_support import run_features
 from data import delta_tables, landing, pipeline
 from data.simulate import SimulationConfig, land_simulated_days, simulate_days
 from data.store import get_feature_store, get_online_features
-from models.catalog import load_specs
+from models.catalog import computed_tables
 
 CONFIG = SimulationConfig(customers=300, start_date=date(2026, 3, 1), days=45, seed=5)
 
@@ -30,7 +30,7 @@ def test_bad_batch_is_refused_and_nothing_downstream_changes(state):
         for p in (
             state.storage.raw_orders_path,
             state.storage.customer_features_path,
-            state.storage.churn_labels_path,
+            state.storage.delta_table_path("churn_labels"),
         )
     }
     store = get_feature_store(state)
@@ -111,7 +111,7 @@ def test_todays_snapshot_is_not_in_the_future_and_incremental_materialization_re
     pipeline.build_features(
         ingested.days,
         state,
-        [t for s in load_specs() for t in s.feature_tables],
+        computed_tables(),
         as_of=datetime.now(UTC),  # this test is about Feast's wall-clock incremental runs
     )
     store = get_feature_store(state)

@@ -45,7 +45,7 @@ def downstream(settings) -> dict:
             for p in (
                 settings.storage.raw_orders_path,
                 settings.storage.customer_features_path,
-                settings.storage.churn_labels_path,
+                settings.storage.delta_table_path("churn_labels"),
             )
         ],
         "registry": hashlib.sha256(

@@ -44,13 +44,12 @@ def test_training_set_does_not_depend_on_how_the_labels_are_stored(world, tmp_pa
     settings = world.settings.model_copy(
         update={"state_dir": state, "feature_store_yaml": state / "feature_store.yaml"}
     )
-    table = DeltaTable(str(settings.storage.churn_labels_path))
+    labels_path = str(settings.storage.delta_table_path("churn_labels"))
+    table = DeltaTable(labels_path)
     labels, partitions = table.to_pandas(), table.metadata().partition_columns
     shuffled = labels.sample(frac=1.0, random_state=11).reset_index(drop=True)
     assert not shuffled.equals(labels)
-    write_deltalake(
-        str(settings.storage.churn_labels_path), shuffled, mode="overwrite", partition_by=partitions
-    )
+    write_deltalake(labels_path, shuffled, mode="overwrite", partition_by=partitions)
 
     rebuilt = build_training_set(CHURN, settings, run_name="shuffled-labels")
 
