@@ -66,5 +66,9 @@ def test_swap_rollback_and_failed_load_drop_no_request(
         assert {version for _, version in load.answers[served:]} == {v1}
         assert f"cannot load {name} v{v3}" in server.log_path.read_text()
         client.set_registered_model_alias(name, CHAMPION, str(v1))
-    assert len(load.answers) > 200
+    # Requests flowed through every move (v1, then v2, then v1 again), however many the
+    # machine's load let through.
+    versions = [version for _, version in load.answers]
+    first_v2 = versions.index(v2)
+    assert v1 in versions[:first_v2] and v1 in versions[first_v2:]
     assert load.failures() == [], "no request may fail during swaps"
