@@ -138,6 +138,26 @@ def test_generated_credentials_are_readable_by_their_owner_only(mlflow_server):
     assert mlflow_admin_password(state) not in auth_config.read_text()
 
 
+# The answer's status is all a navigation needs; the UI's scripts may load slowly on a
+# busy machine, and the runs table is awaited on its own.
+PATIENT = {"wait_until": "commit", "timeout": 90_000}
+
+
+def settled_content(page) -> str:
+    """The page's HTML once it stopped navigating (after a refused login Chromium moves on
+    to its own error page, and reading the page meanwhile fails)."""
+    from playwright.sync_api import Error
+
+    for _ in range(20):
+        page.wait_for_load_state("load", timeout=90_000)
+        try:
+            return page.content()
+        except Error as error:
+            if "navigating" not in str(error):
+                raise
+    raise AssertionError("the page never stopped navigating")
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: `make browser` installs Debian's")
 def test_a_browser_logs_in_and_opens_on_the_runs_list(mlflow_server, tmp_path):
     from playwright.sync_api import Error, sync_playwright
@@ -152,15 +172,15 @@ def test_a_browser_logs_in_and_opens_on_the_runs_list(mlflow_server, tmp_path):
             for credentials in (None, {**login, "password": "not-the-password"}):
                 stranger = browser.new_context(http_credentials=credentials).new_page()
                 try:
-                    status = stranger.goto(runs_page(url, experiment)).status
+                    status = stranger.goto(runs_page(url, experiment), **PATIENT).status
                 except Error as error:  # Chromium gave up on the challenge
                     assert "ERR_INVALID_AUTH_CREDENTIALS" in str(error)
                     status = 401
                 assert status == 401, credentials
-                assert "train-churn-test" not in stranger.content()
+                assert "train-churn-test" not in settled_content(stranger)
 
             page = browser.new_context(http_credentials=login).new_page()
-            opened = page.goto(runs_page(url, experiment))
+            opened = page.goto(runs_page(url, experiment), **PATIENT)
             assert opened is not None and opened.status == 200
             # The React app renders the experiment's runs table with the run's name.
             page.get_by_text("train-churn-test").first.wait_for(timeout=90_000)
