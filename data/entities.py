@@ -21,6 +21,7 @@ from feast.value_type import ValueType
 
 from core.spec import EntityKeyDtype, ModelSpec
 from data import delta_tables
+from data.store import feature_views_of
 
 # Feast's value types of a join key, as the spec's ``entity_key_dtype`` names them.
 KEY_DTYPES: dict[ValueType, EntityKeyDtype] = {
@@ -75,9 +76,8 @@ def entity_listing(store: FeatureStore, feature_service: str) -> EntityListing:
 
     Every view must be keyed by the same single join key (one entity per model).
     """
-    service = store.get_feature_service(feature_service)
     tables, keys = [], set()
-    for name in sorted({projection.name for projection in service.feature_view_projections}):
+    for name in feature_views_of(store, feature_service):
         view = store.get_feature_view(name)
         for column in view.entity_columns:
             keys.add((column.name, column.dtype.to_value_type()))

@@ -206,8 +206,12 @@ def land_file(
     file = Path(file)
     if not file.is_file():
         raise FileNotFoundError(f"no such file: {file}")
-    batch = batch_name(file, sources, source=source, day=day)
     # Refuse a bad name before anything lands.
+    return copy_batch(file, batch_name(file, sources, source=source, day=day), settings)
+
+
+def copy_batch(file: Path, batch: BatchName, settings: Settings) -> Path:
+    """Copy ``file`` into the landing area as ``batch``, unless that batch already waits."""
     stem = Path(batch.name).stem
     waiting = [p for p in pending_batches(settings) if p.stem == stem]
     if waiting:
@@ -290,7 +294,7 @@ def land_files(
                     f"{first} landed as the {batch.source.name} batch of {batch.day} earlier "
                     "in this request: one file per source and day"
                 )
-            target = land_file(file, settings, day=day, source=source, sources=sources)
+            target = copy_batch(file, batch, settings)
         except (ValueError, OSError) as error:  # OSError: also a file that cannot be read
             outcomes.append(LandedFile(file=file, batch=batch, refused=str(error)))
             continue

@@ -234,32 +234,21 @@ def ingest_batches(
         )
 
 
-def _has_data(name: str, sources: Sequence[LandingSource], settings: Settings) -> bool:
-    """Whether landing source ``name`` has a Delta table yet (the platform's orders always
-    count: the snapshots are built from them)."""
-    if name == ORDERS.name:
-        return True
-    table = next((source.table for source in sources if source.name == name), None)
-    if table is None:
-        raise ValueError(f"a feature table reads source {name!r}, which is not declared")
-    return delta_tables.table_version(settings.storage.delta_table_path(table)) is not None
-
-
 def _raw_frame(
     name: str,
     sources: Sequence[LandingSource],
-    cache: dict[str, pd.DataFrame],
+    cache: dict[str, pd.DataFrame | None],
     settings: Settings,
-) -> pd.DataFrame:
-    """The Delta table of landing source ``name``, read once per run."""
+) -> pd.DataFrame | None:
+    """The Delta table of landing source ``name``, read once per run; None while nothing of
+    that source has landed yet."""
     if name not in cache:
         by_name = {source.name: source for source in sources}
         if name not in by_name:
             raise ValueError(f"a feature table reads source {name!r}, which is not declared")
         path = settings.storage.delta_table_path(by_name[name].table)
-        if delta_tables.table_version(path) is None:
-            raise ValueError(f"source {name!r} has no data yet: land a {name}_* batch first")
-        cache[name] = delta_tables.read_table(path)
+        has_data = delta_tables.table_version(path) is not None
+        cache[name] = delta_tables.read_table(path) if has_data else None
     return cache[name]
 
 
@@ -310,10 +299,13 @@ def build_features(
         )
         table_versions: dict[str, int | None] = {}
         skipped_tables: dict[str, str] = {}
-        raw_frames = {ORDERS.name: orders}
+        raw_frames: dict[str, pd.DataFrame | None] = {ORDERS.name: orders}
         for table in tables:
             path = settings.storage.delta_table_path(table.name)
-            missing = [name for name in table.sources if not _has_data(name, sources, settings)]
+            inputs = [_raw_frame(name, sources, raw_frames, settings) for name in table.sources]
+            missing = [
+                name for name, frame in zip(table.sources, inputs, strict=True) if frame is None
+            ]
             if missing:
                 # A model whose own source has not landed yet waits; the others go on.
                 skipped_tables[table.name] = (
@@ -326,7 +318,6 @@ def build_features(
             reach = timedelta(days=table.lookback_days)
             start = max(first - reach, min(raw_days)) if exists else min(raw_days)
             days = [start + timedelta(days=i) for i in range((data_end - start).days + 1)]
-            inputs = [_raw_frame(name, sources, raw_frames, settings) for name in table.sources]
             rows = table.compute(*inputs, days, created_at)
             if rows.empty and not exists:
                 # Nothing to write yet (no label's future has landed in full): a later run.
@@ -392,11 +383,8 @@ def materialize_features(
         )
         applied = apply_feature_definitions(settings)
         store = get_feature_store(settings)
-        waiting = [
-            service
-            for service in feature_services
-            if set(tables_of(store, service)) & set(built.skipped_tables)
-        ]
+        skipped = set(built.skipped_tables)
+        waiting = [s for s in feature_services if skipped and skipped & set(tables_of(store, s))]
         for service in waiting:
             log.info("feature service %s not materialized: a table it reads was skipped", service)
         ready = [service for service in feature_services if service not in waiting]
