@@ -79,7 +79,10 @@ def test_heap_is_frozen_only_while_materializing_and_a_callers_freeze_is_kept():
         caller_frozen = gc.get_freeze_count()
         with heap_frozen_for_gc():
             pass
-        assert gc.get_freeze_count() == caller_frozen
+        # Still frozen: the caller's freeze was not undone. The count itself may fall a
+        # little, as frozen objects another thread drops are freed (never raised).
+        assert 0 < gc.get_freeze_count() <= caller_frozen
+        assert gc.get_freeze_count() > caller_frozen // 2
     finally:
         gc.unfreeze()
 
