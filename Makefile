@@ -38,8 +38,8 @@ lock: ## Re-pin requirements.txt from pyproject.toml with uv pip compile
 demo: $(STAMP) ## Run the whole loop through the real DAGs and print a summary
 	$(BIN)/churn demo
 
-test: $(STAMP) ## Run the whole test suite (slow end-to-end tests included)
-	$(BIN)/python -m pytest
+test: $(STAMP) ## Run the whole test suite (slow end-to-end tests included) on two pytest-xdist workers
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-fast: $(STAMP) ## Run the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow"

@@ -34,6 +34,32 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
+FIRST_GROUP = "closed_loop"  # the longest group starts first, so the others fill around it
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests on the machine's PostgreSQL run on one worker (``--dist loadgroup``), and the
+    closed loop's demos start before everything else.
+
+    Those tests share the server's databases (MLflow's, Airflow's), whose names come from
+    the settings, and registered model versions there count from the first run.
+    """
+    for item in items:
+        if "postgres_url" in item.fixturenames and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group("machine_postgres"))
+
+    def first(item: pytest.Item) -> bool:
+        group = item.get_closest_marker("xdist_group")
+        return bool(group and group.args and group.args[0] == FIRST_GROUP)
+
+    items.sort(key=lambda item: not first(item))
+
+
+def worker_index() -> int:
+    """This pytest-xdist worker's number (0 without xdist)."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+
+
 def _answers(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):
@@ -62,9 +88,10 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import redis
 
     if _answers("127.0.0.1", 6379):
-        # Its own database number per test run, so two runs on one machine (a CI run and a
-        # developer's) never flush each other's rows.
-        url = f"redis://127.0.0.1:6379/{os.environ.get('CHURN_TEST_REDIS_DB', '13')}"
+        # Its own database number per test run and worker, so two runs on one machine (a
+        # CI run and a developer's) and two workers of one run never flush each other's rows.
+        database = (int(os.environ.get("CHURN_TEST_REDIS_DB", "13")) + worker_index()) % 16
+        url = f"redis://127.0.0.1:6379/{database}"
         redis.Redis.from_url(url).flushdb()
         yield url
         return

@@ -27,13 +27,16 @@ from expectations.validation import (
 )
 
 SEGMENTS = ["budget", "regular", "premium"]
-YESTERDAY = (pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=1)).date()
+# The platform's present in these tests (the settings' clock), so no verdict depends on the
+# day or on a run crossing midnight.
+PRESENT = pd.Timestamp("2026-03-15 09:30", tz="UTC")
+YESTERDAY = (PRESENT.floor("D") - pd.Timedelta(days=1)).date()
 
 
 def valid_batch(rows: int = 50, seed: int = 0) -> pd.DataFrame:
     """One day of order events that meets the contract: yesterday (UTC), all in the past."""
     rng = np.random.default_rng(seed)
-    day = pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=1)
+    day = pd.Timestamp(YESTERDAY, tz="UTC")
     return pd.DataFrame(
         {
             "order_id": [f"o-{day:%Y%m%d}-{i:06d}" for i in range(rows)],
@@ -47,7 +50,7 @@ def valid_batch(rows: int = 50, seed: int = 0) -> pd.DataFrame:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(storage={"state_dir": tmp_path})
+    return Settings(storage={"state_dir": tmp_path}, now=PRESENT.to_pydatetime())
 
 
 def test_valid_batch_helper_has_the_contract_dtypes() -> None:
@@ -136,7 +139,7 @@ def _customer_id_beyond_the_api(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _future_timestamps(df: pd.DataFrame) -> pd.DataFrame:
-    df.loc[5, "order_timestamp"] = pd.Timestamp.now(tz="UTC") + pd.Timedelta(hours=1)
+    df.loc[5, "order_timestamp"] = PRESENT + pd.Timedelta(hours=1)
     return df
 
 
@@ -206,7 +209,7 @@ def test_bad_batch_is_refused_with_a_readable_message(
 
 def test_orders_from_other_days_are_refused_with_count_and_example(settings: Settings) -> None:
     bad = valid_batch()
-    old = pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=41)
+    old = PRESENT.floor("D") - pd.Timedelta(days=41)
     bad.loc[[0, 1, 2], "order_timestamp"] = old  # 40-day-old orders in yesterday's batch
     with pytest.raises(BatchRejected) as caught:
         validate_raw_orders(bad, settings, "late-orders", batch_day=YESTERDAY)
