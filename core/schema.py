@@ -35,6 +35,44 @@ CREATED_TIMESTAMP = "created_timestamp"
 CUSTOMER_SEGMENTS = ("budget", "regular", "premium")
 
 Dtype = Literal["int64", "float64", "string"]
+# The types an entity key may have: Feast's INT64 and STRING join keys.
+EntityKeyDtype = Literal["int64", "string"]
+
+
+@dataclass(frozen=True)
+class EntityKey:
+    """An entity models predict for, declared once: its Feast entity's name, its join key,
+    the key's type, what it is and who owns it.
+
+    The Feast entity is derived from it (``feature_repo/feature_views.py``: ``entity_of``),
+    and a spec names it (``ModelSpec.entity``): serving, the prediction log, batch scoring,
+    parity and the API's request model take the key and its type from there. A ``string``
+    key may carry a ``pattern`` (a regular expression every id must match).
+    """
+
+    name: str
+    join_key: str
+    dtype: EntityKeyDtype = "int64"
+    description: str = ""
+    owner: str = OWNER
+    pattern: str | None = None  # string keys only, e.g. r"^\d{4}-[A-Z]{5}$"
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("int64", "string"):
+            raise ValueError(f"entity {self.name}: dtype {self.dtype!r} is not int64 or string")
+        if self.pattern is not None and self.dtype != "string":
+            raise ValueError(f"entity {self.name}: a pattern needs dtype 'string'")
+        if not self.join_key.isidentifier():
+            raise ValueError(f"entity {self.name}: join key {self.join_key!r} is not a name")
+
+
+# The shop's customer, shared by every model that predicts for customers.
+CUSTOMER = EntityKey(
+    name="customer",
+    join_key=ENTITY_KEY,
+    dtype="int64",
+    description="A customer of the shop, keyed by its numeric id.",
+)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from core.schema import ENTITY_KEY, EVENT_TIMESTAMP, Feature
+from core.schema import CUSTOMER, EVENT_TIMESTAMP, EntityKey, EntityKeyDtype, Feature
 from core.sources import LandingSource
 
 if TYPE_CHECKING:
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 Task = Literal["classification", "regression"]
-# The types an entity key may have: Feast's INT64 and STRING join keys.
-EntityKeyDtype = Literal["int64", "string"]
 # One entity's key: an int or a string, as its spec's ``entity_key_dtype`` says.
 EntityId = int | str
 
@@ -137,12 +135,14 @@ class ModelSpec:
       :class:`Range` or :class:`Choice` an opt-in search (``churn tune``) explores.
     - ``segment_by``: a categorical feature whose values split the holdout evaluation
       (``segment.<value>.<metric>`` on the training run); None: no per-segment view.
-    - ``entity_key`` / ``entity_key_dtype``: the join key of the entity the model predicts
-      for (its Feast entity's) and its type, ``int64`` or ``string``. Where its entities
-      are listed is not declared again: they are the keys of the tables behind its feature
-      service's views (``data.entities``), checked against these two. The API's request
-      and answer name the key ``entity_key`` (its batch request ``<entity_key>s``) and type
-      it by ``entity_key_dtype``: an integer within ``core.schema``'s ENTITY_ID bounds, or a
+    - ``entity``: the entity the model predicts for (:class:`core.schema.EntityKey`, default
+      the shop's customer), from which its Feast entity is derived; ``entity_key``,
+      ``entity_key_dtype`` and ``entity_key_pattern`` read its join key, ``int64`` or
+      ``string`` type and pattern. Where its entities are listed is not declared again:
+      they are the keys of the tables behind its feature service's views
+      (``data.entities``), checked against the declaration. The API's request and answer
+      name the key ``entity_key`` (its batch request ``<entity_key>s``) and type it by
+      ``entity_key_dtype``: an integer within ``core.schema``'s ENTITY_ID bounds, or a
       non-empty string of at most ENTITY_STRING_MAX_LENGTH characters that, when
       ``entity_key_pattern`` is set, matches that regular expression.
     - ``sources``: landing sources this model brings (:class:`core.sources.LandingSource`:
@@ -167,9 +167,7 @@ class ModelSpec:
     psi_moderate: float = 0.1
     psi_significant: float = 0.25
     holdout_days: int = 28
-    entity_key: str = ENTITY_KEY
-    entity_key_dtype: EntityKeyDtype = "int64"
-    entity_key_pattern: str | None = None  # string keys only, e.g. r"^\d{4}-[A-Z]{5}$"
+    entity: EntityKey = CUSTOMER
     feature_tables: tuple[FeatureTable, ...] = field(default=())
     label_tables: tuple[FeatureTable, ...] = field(default=())
     sources: tuple[LandingSource, ...] = field(default=())
@@ -206,14 +204,21 @@ class ModelSpec:
             raise ValueError(f"{self.name}: need 0 < psi_moderate < psi_significant")
         if self.alert_periods < 1 or self.min_period_labels < 1:
             raise ValueError(f"{self.name}: alert_periods and min_period_labels must be >= 1")
-        if self.entity_key_dtype not in ("int64", "string"):
-            raise ValueError(
-                f"{self.name}: entity_key_dtype {self.entity_key_dtype!r} is not int64 or string"
-            )
-        if self.entity_key_pattern is not None and self.entity_key_dtype != "string":
-            raise ValueError(f"{self.name}: entity_key_pattern needs entity_key_dtype 'string'")
         if not self.name.isidentifier():
             raise ValueError(f"{self.name!r}: a model name must be a Python identifier")
+
+    @property
+    def entity_key(self) -> str:
+        """The join key of the model's entity: the name of its id everywhere."""
+        return self.entity.join_key
+
+    @property
+    def entity_key_dtype(self) -> EntityKeyDtype:
+        return self.entity.dtype
+
+    @property
+    def entity_key_pattern(self) -> str | None:
+        return self.entity.pattern
 
     @property
     def feature_names(self) -> tuple[str, ...]:

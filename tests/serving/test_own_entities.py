@@ -22,7 +22,7 @@ from feast.types import Float64, Int64, String
 from feast.value_type import ValueType
 from serving_support import free_tcp_port
 
-from core.schema import Feature
+from core.schema import EntityKey, Feature
 from core.settings import get_settings
 from core.spec import ModelSpec
 from core.steps import DeployOutcome, TrainingSet
@@ -51,6 +51,7 @@ SKUS = [f"sku-{i:03d}" for i in range(30)]
 NEW_SKU = "aaa-new"  # lands on the last day only, after the materialization: not online
 SHOP_CUSTOMERS = [1, 2, 3, 4, 5]
 TABLE = "shelf_items"
+PRODUCT = EntityKey("product", "sku", "string", "A product on the shelf, keyed by its SKU.")
 FEATURES = (
     Feature("price", "float64", "Shelf price.", min_value=0),
     Feature("units_7d", "int64", "Units sold in the last 7 days.", min_value=0),
@@ -89,8 +90,7 @@ RESTOCK = ModelSpec(
     min_score=0.0,
     output="sold_out",
     training_suite="restock_training_set",
-    entity_key="sku",
-    entity_key_dtype="string",
+    entity=PRODUCT,
 )
 
 
@@ -113,7 +113,7 @@ def item_rows(skus: list[str], day: date, seed: int) -> pd.DataFrame:
 def register_restock_views(settings) -> None:
     """The model's own Feast objects: a string entity, its table's source, view, service."""
     store = get_feature_store(settings)
-    product = Entity(name="product", join_keys=["sku"], value_type=ValueType.STRING)
+    product = Entity(name=PRODUCT.name, join_keys=[PRODUCT.join_key], value_type=ValueType.STRING)
     source = FileSource(
         name=TABLE, path=str(settings.storage.delta_table_path(TABLE)),
         file_format=DeltaFormat(), timestamp_field="event_timestamp",
@@ -184,7 +184,7 @@ def test_a_string_keyed_model_is_scored_and_smoke_tested_on_its_own_entities(
     assert (listing.join_key, listing.key_dtype) == ("sku", "string")
     assert listing.table_names == [TABLE]
     with pytest.raises(EntitiesDisagree, match="declares entity key"):
-        listing_of(store, replace(RESTOCK, entity_key_dtype="int64"))
+        listing_of(store, replace(RESTOCK, entity=replace(PRODUCT, dtype="int64")))
 
     version = train_champion(settings, tmp_path)
     champion = load_version(settings, RESTOCK, version, CHAMPION)

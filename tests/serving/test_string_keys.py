@@ -19,7 +19,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 from starlette.testclient import TestClient
 
-from core.schema import ENTITY_STRING_MAX_LENGTH
+from core.schema import CUSTOMER, ENTITY_STRING_MAX_LENGTH, EntityKey
 from core.settings import get_settings
 from core.spec import EntityId, ModelSpec
 from models.churn.spec import SPEC as CHURN
@@ -29,9 +29,11 @@ from serving.errors import ErrorBody, validation_details
 from serving.guard import RequestGuard
 from serving.routing import CHALLENGER, choose_variant, customer_bucket
 
-ACCOUNTS = replace(CHURN, name="churn_by_account", entity_key="account_id",
-                   entity_key_dtype="string", serves_default_routes=False)  # fmt: skip
-PATTERNED = replace(ACCOUNTS, name="churn_by_code", entity_key_pattern=r"^\d{4}-[A-Z]{5}$")
+ACCOUNT = EntityKey("account", "account_id", "string", "A customer account, by its code.")
+ACCOUNTS = replace(CHURN, name="churn_by_account", entity=ACCOUNT, serves_default_routes=False)
+PATTERNED = replace(
+    ACCOUNTS, name="churn_by_code", entity=replace(ACCOUNT, pattern=r"^\d{4}-[A-Z]{5}$")
+)
 KNOWN = "1234-ABCDE"  # the one account the stand-in has features for
 ONE, MANY = "/accounts/predict", "/accounts/predict/batch"
 
@@ -63,8 +65,8 @@ def test_a_declared_pattern_is_enforced_and_only_on_string_keys():
     request = service.entity_models(PATTERNED).request
     assert request.model_validate({"account_id": KNOWN}).account_id == KNOWN
     assert refused(request, {"account_id": "abc"}) == [("account_id", "string_pattern_mismatch")]
-    with pytest.raises(ValueError, match="entity_key_pattern needs entity_key_dtype 'string'"):
-        replace(CHURN, entity_key_pattern=r"^\d+$")
+    with pytest.raises(ValueError, match="entity customer: a pattern needs dtype 'string'"):
+        replace(CUSTOMER, pattern=r"^\d+$")
 
 
 def test_the_customer_models_keep_their_integer_key_and_names():
