@@ -39,7 +39,7 @@ demo: $(STAMP) ## Run the whole loop through the real DAGs and print a summary
 	$(BIN)/churn demo
 
 test: $(STAMP) ## Run the whole test suite (slow end-to-end tests included) on two pytest-xdist workers
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 test-fast: $(STAMP) ## Run the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow"

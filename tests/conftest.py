@@ -34,25 +34,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
-FIRST_GROUP = "closed_loop"  # the longest group starts first, so the others fill around it
+# The longest module: it starts first, so the other worker's files fill the time around it
+# (`make test`: pytest-xdist's --dist loadfile --no-loadscope-reorder keeps this order).
+FIRST_MODULE = "test_closed_loop.py"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests on the machine's PostgreSQL run on one worker (``--dist loadgroup``), and the
-    closed loop's demos start before everything else.
-
-    Those tests share the server's databases (MLflow's, Airflow's), whose names come from
-    the settings, and registered model versions there count from the first run.
-    """
-    for item in items:
-        if "postgres_url" in item.fixturenames and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group("machine_postgres"))
-
-    def first(item: pytest.Item) -> bool:
-        group = item.get_closest_marker("xdist_group")
-        return bool(group and group.args and group.args[0] == FIRST_GROUP)
-
-    items.sort(key=lambda item: not first(item))
+    items.sort(key=lambda item: item.path.name != FIRST_MODULE)
 
 
 def worker_index() -> int:

@@ -29,8 +29,7 @@ import pytest
 
 from models.catalog import get_spec, load_specs
 
-# One xdist worker runs every date's demo (--dist loadgroup), the other the rest.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("closed_loop")]
+pytestmark = pytest.mark.slow
 
 REQUESTS = 260
 DATES = {
