@@ -52,6 +52,7 @@ class EntityListing:
     join_key: str
     key_dtype: EntityKeyDtype
     tables: tuple[EntityTable, ...]
+    entities: tuple[str, ...] = ()  # the Feast entities of the views, by name
 
     @property
     def table_names(self) -> list[str]:
@@ -76,9 +77,10 @@ def entity_listing(store: FeatureStore, feature_service: str) -> EntityListing:
 
     Every view must be keyed by the same single join key (one entity per model).
     """
-    tables, keys = [], set()
+    tables, keys, entities = [], set(), set()
     for name in feature_views_of(store, feature_service):
         view = store.get_feature_view(name)
+        entities.update(view.entities)
         for column in view.entity_columns:
             keys.add((column.name, column.dtype.to_value_type()))
         source = view.batch_source
@@ -92,17 +94,25 @@ def entity_listing(store: FeatureStore, feature_service: str) -> EntityListing:
     ((join_key, value_type),) = keys
     if value_type not in KEY_DTYPES:
         raise EntitiesDisagree(f"join key {join_key} of {feature_service} is {value_type.name}")
-    return EntityListing(feature_service, join_key, KEY_DTYPES[value_type], tuple(tables))
+    return EntityListing(
+        feature_service, join_key, KEY_DTYPES[value_type], tuple(tables), tuple(sorted(entities))
+    )
 
 
 def listing_of(store: FeatureStore, spec: ModelSpec) -> EntityListing:
-    """The listing of ``spec``'s feature service, checked against the spec's entity key."""
+    """The listing of ``spec``'s feature service, checked against the spec's entity: its
+    views are of that Feast entity, keyed by its join key of its type."""
     listing = entity_listing(store, spec.feature_service)
     declared = (spec.entity_key, spec.entity_key_dtype)
     if (listing.join_key, listing.key_dtype) != declared:
         raise EntitiesDisagree(
             f"{spec.name} declares entity key {declared}, but its feature service "
             f"{spec.feature_service} is keyed by {(listing.join_key, listing.key_dtype)}"
+        )
+    if listing.entities != (spec.entity.name,):
+        raise EntitiesDisagree(
+            f"{spec.name} declares entity {spec.entity.name!r}, but the views of its feature "
+            f"service {spec.feature_service} are of {list(listing.entities)}"
         )
     return listing
 

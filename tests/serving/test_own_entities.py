@@ -185,6 +185,8 @@ def test_a_string_keyed_model_is_scored_and_smoke_tested_on_its_own_entities(
     assert listing.table_names == [TABLE]
     with pytest.raises(EntitiesDisagree, match="declares entity key"):
         listing_of(store, replace(RESTOCK, entity=replace(PRODUCT, dtype="int64")))
+    with pytest.raises(EntitiesDisagree, match="declares entity 'item', but the views"):
+        listing_of(store, replace(RESTOCK, entity=replace(PRODUCT, name="item")))
 
     version = train_champion(settings, tmp_path)
     champion = load_version(settings, RESTOCK, version, CHAMPION)
