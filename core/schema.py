@@ -44,7 +44,7 @@ class EntityKey:
     """An entity models predict for, declared once: its Feast entity's name, its join key,
     the key's type, what it is and who owns it.
 
-    The Feast entity is derived from it (``feature_repo/feature_views.py``: ``entity_of``),
+    The Feast entity is derived from it (``feature_repo/entities.py``: ``entity_of``),
     and a spec names it (``ModelSpec.entity``): serving, the prediction log, batch scoring,
     parity and the API's request model take the key and its type from there. A ``string``
     key may carry a ``pattern`` (a regular expression every id must match).
