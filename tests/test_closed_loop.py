@@ -40,7 +40,7 @@ DATES = {
     "month_end": "2027-04-30",
 }
 # MLflow's holdout evaluation (plots, permutation importance) is logged as `make demo` does
-# at this date only: it adds nothing the story asserts and a tenth of a demo's time.
+# at this date only: it adds nothing the story asserts, and about 7% of a demo's main process.
 EVALUATED = "fixed"
 AT_ONCE = 2  # demos running side by side (2 cores: each is mostly one process at a time)
 DEMO_SECONDS = 1500
