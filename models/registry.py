@@ -34,14 +34,12 @@ from core.logs import stderr_to_log
 from core.settings import Settings
 from core.spec import ModelSpec
 from core.steps import RegisteredVersion, Rollback, TrainedModel
+from models.aliases import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 from models.onnx_model import export_verified
 from models.tracking import configure_mlflow
 
 log = logging.getLogger(__name__)
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-PREVIOUS_CHAMPION = "previous_champion"
 # Written on a version each time it becomes champion: the start of its "time to production".
 CHAMPION_SINCE = "champion.since"
 # "true" on a version champion was rolled back from, until it is champion again.

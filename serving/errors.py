@@ -16,6 +16,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
+
+# Raised by serving/features.py; defined here so that the API's definition names them
+# without importing Feast (see serving/service.py).
+class OnlineStoreUnavailable(RuntimeError):
+    """The online store did not answer (Redis stopped, unreachable or timing out)."""
+
+
+class FeatureServiceNotReady(RuntimeError):
+    """The model's feature service is not in the Feast registry yet, or does not serve the
+    spec's features (no feature pipeline has applied the definitions since it was added)."""
+
+
 ErrorType = Literal[
     "invalid_request",
     "unauthorized",

@@ -31,6 +31,7 @@ from core.settings import Settings
 from core.spec import ModelSpec
 from data.store import feature_store_config, get_feature_store
 from serving.breaker import CircuitBreaker, StoreDown
+from serving.errors import FeatureServiceNotReady, OnlineStoreUnavailable
 
 log = logging.getLogger(__name__)
 FeatureRow = dict[str, object]
@@ -38,15 +39,6 @@ FeatureRow = dict[str, object]
 STORE_ERRORS = (redis.RedisError, sqlite3.OperationalError, OSError)
 STORE_DOWN_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 UNAVAILABLE = "online feature store unavailable"
-
-
-class OnlineStoreUnavailable(RuntimeError):
-    """The online store did not answer (Redis stopped, unreachable or timing out)."""
-
-
-class FeatureServiceNotReady(RuntimeError):
-    """The model's feature service is not in the Feast registry yet, or does not serve the
-    spec's features (no feature pipeline has applied the definitions since it was added)."""
 
 
 def serving_store_config(settings: Settings) -> dict:

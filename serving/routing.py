@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 
 from core.spec import EntityId
-from models.registry import CHALLENGER, CHAMPION
+from models.aliases import CHALLENGER, CHAMPION
 
 
 def model_routes(name: str) -> tuple[str, str]:

@@ -27,7 +27,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import bentoml
 import prometheus_client
@@ -38,22 +38,17 @@ from core import clock
 from core.schema import ENTITY_ID_MAX, ENTITY_ID_MIN, ENTITY_KEY, ENTITY_STRING_MAX_LENGTH
 from core.settings import get_settings
 from core.spec import EntityId, EntityKeyDtype, ModelSpec
+from models.aliases import CHALLENGER, CHAMPION
 from models.catalog import load_specs
-from models.registry import CHALLENGER, CHAMPION
 from serving.breaker import CircuitBreaker, StoreDown
-from serving.errors import ErrorDetail, error_payload
-from serving.features import (
-    FeatureRow,
+from serving.errors import (
+    ErrorDetail,
     FeatureServiceNotReady,
-    OnlineFeatures,
     OnlineStoreUnavailable,
-    build_serving_store,
-    online_store_breaker,
+    error_payload,
 )
 from serving.guard import RequestGuard
 from serving.lifeline import exit_with_parent
-from serving.live_models import AliasState, LiveModels
-from serving.model import LoadedModel
 from serving.prediction_log import (
     PredictionLogUnavailable,
     PredictionRecord,
@@ -62,6 +57,11 @@ from serving.prediction_log import (
 )
 from serving.readiness import Readiness, ReadinessRoute
 from serving.routing import choose_variant, model_routes
+
+if TYPE_CHECKING:  # Feast, MLflow and ONNX Runtime: imported by Predictor.__init__
+    from serving.features import FeatureRow, OnlineFeatures
+    from serving.live_models import AliasState, LiveModels
+    from serving.model import LoadedModel
 
 log = logging.getLogger(__name__)
 CHECKPOINT_SECONDS = 5.0
@@ -311,6 +311,12 @@ class Predictor:
         # A dead MLflow server must fail fast, not after minutes of HTTP retries.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+        # Here, in the worker, not at the top: `bentoml serve`'s parent process imports this
+        # module only to read the service's definition, and Feast, MLflow and ONNX Runtime
+        # would cost it seconds of CPU at every server start.
+        from serving.features import OnlineFeatures, build_serving_store, online_store_breaker
+        from serving.live_models import LiveModels
+
         store = build_serving_store(self.settings)  # one registry cache for every model
         online = online_store_breaker(self.settings)  # one online store for every model
         retry = self.settings.serving.retry_after_seconds
@@ -492,7 +498,7 @@ class Predictor:
         if not positions:
             return answers
         ids = [entity_ids[i] for i in positions]
-        known = cast(list[FeatureRow], [all_rows[i] for i in positions])
+        known = cast("list[FeatureRow]", [all_rows[i] for i in positions])
         groups = self._route(served, ids, champion)
         scores: list[float] = [0.0] * len(ids)
         decisions: list[int] = [0] * len(ids)
