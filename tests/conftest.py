@@ -30,9 +30,10 @@ os.environ.update(
 )
 # Two pytest-xdist workers and the demos they start share two cores: the libraries' own
 # thread pools (OpenMP in scikit-learn's trees, OpenBLAS, MKL) would oversubscribe them, and
-# their spinning threads burn several times the CPU of one thread. Measured: a threshold-tuned
-# tree fit takes 4x the CPU with 2 OpenMP threads beside a busy process, and a whole demo
-# 19% more (672 against 543 CPU-seconds, the same metrics). Set before any worker starts.
+# their spinning threads burn several times the CPU of one thread. Measured beside a busy
+# process: a threshold-tuned tree fit takes 4x the CPU with 2 OpenMP threads, and a whole
+# demo 19% more (672 against 543 CPU-seconds, the same metrics); the suite's total barely
+# moves (its demos rarely run beside two busy processes). Set before any worker starts.
 for _pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_pool, "1")
 
