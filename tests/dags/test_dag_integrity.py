@@ -7,6 +7,7 @@ scoring DAG per spec (made by the factories in dags/), plus the shared feature p
 import itertools
 
 import pytest
+from platform_support import tools_imported_by
 
 from cli.airflow_runner import use_project_airflow
 from core.settings import get_settings
@@ -148,17 +149,5 @@ def test_validate_is_not_retried(dagbag):
 )
 def test_dag_files_do_no_work_at_import(dag_file):
     """Parsing a DAG file must not touch the tools (Airflow parses them constantly)."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, runpy\n"
-        f"runpy.run_path('dags/{dag_file}')\n"
-        "tools = ('feast', 'mlflow', 'great_expectations', 'evidently', 'bentoml', 'sklearn')\n"
-        "heavy = [m for m in tools if m in sys.modules]\n"
-        "print(heavy)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
-    )
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    tools = ("feast", "mlflow", "great_expectations", "evidently", "bentoml", "sklearn")
+    assert tools_imported_by(f"import runpy; runpy.run_path('dags/{dag_file}')", tools) == []
